@@ -1,0 +1,50 @@
+"""The CLI's edge: where every error type becomes one stderr line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ledger import LedgerError
+
+from .errors import InvalidInput, Rejected
+from .text_rules import printable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_REJECTED = 3
+EXIT_LEDGER = 4
+EXIT_CANCELLED = 5
+
+_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidInput, EXIT_INVALID),
+    (Rejected, EXIT_REJECTED),
+    (LedgerError, EXIT_LEDGER),
+)
+
+
+def fail(message: str, code: int) -> None:
+    """Print one line to stderr, then leave with `code`."""
+    click.echo(f"l4d2ctl: {printable(message)}", err=True)
+    sys.exit(code)
+
+
+class L4d2ctlGroup(click.Group):
+    """A click group that reports usage errors and l4d2ctl's own errors in one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Run the CLI; every known error ends as one line and its documented exit code."""
+        try:
+            code = super().main(args, prog_name or "l4d2ctl", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            fail(f"{error.format_message()}{hint}", EXIT_INVALID)
+        except click.ClickException as error:
+            fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            fail("interrupted", 130)
+        except tuple(kind for kind, _ in _EXIT_CODES) as error:
+            fail(str(error), next(code for kind, code in _EXIT_CODES if isinstance(error, kind)))
+        sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,17 @@
+"""Errors of the command layer; the CLI turns each into one line and its exit code."""
+
+
+class InvalidInput(Exception):
+    """The request is malformed (bad name, bad spec, bad option): nothing was written."""
+
+
+class InvalidName(InvalidInput):
+    """An instance name or overlay alias breaks the naming rule."""
+
+
+class InvalidSpec(InvalidInput):
+    """A spec file cannot be read or breaks a rule; the message names the field."""
+
+
+class Rejected(Exception):
+    """The recorded state does not allow the command."""

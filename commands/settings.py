@@ -1,0 +1,35 @@
+"""Where l4d2ctl works and on whose behalf: resolved once from options and environment."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = "/var/lib/left4me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The global options of one l4d2ctl invocation."""
+
+    root: Path
+    db: Path
+    actor: str | None
+    host: str
+
+    @classmethod
+    def from_options(cls, root: str, db: str | None, actor: str | None, host: str) -> "Settings":
+        """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
+        root_path = Path(root)
+        return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host)
+
+
+def os_user() -> str:
+    """The effective user of this process, by name (its uid where it has none)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -1,0 +1,46 @@
+"""Rules for text that ends up in host files: names, env values, cfg lines.
+
+Anything l4d2ctl writes into instance.env or server.cfg must stay one line and
+survive systemd's EnvironmentFile and ExecStart parsing unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+NAME_RULE = "must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+
+# Categories that break a line or cannot be encoded: controls (NUL, CR, LF, NEL...),
+# surrogates, and the Unicode line and paragraph separators.
+_LINE_BREAKING_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+
+
+def shown(value: str) -> str:
+    """A user-supplied string quoted for a one-line message (repr escapes every unprintable)."""
+    return repr(value)
+
+
+def printable(text: str) -> str:
+    """`text` with every unprintable character escaped, so it stays on one line."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` is not a valid instance name or alias, or None when it is."""
+    return None if NAME_PATTERN.fullmatch(value) else NAME_RULE
+
+
+def unsafe_character(value: str) -> str | None:
+    """The first character that would break a line or an encoding, as U+XXXX; else None."""
+    for char in value:
+        code = ord(char)
+        if (
+            unicodedata.category(char) in _LINE_BREAKING_CATEGORIES
+            or char == "\ufeff"
+            or 0xFDD0 <= code <= 0xFDEF
+            or (code & 0xFFFE) == 0xFFFE
+        ):
+            return f"U+{code:04X}"
+    return None

@@ -1,0 +1,142 @@
+"""The event types of the ledger, as small immutable pydantic models.
+
+An event is an envelope (who, which instance, which command) around a typed
+payload. `NewEvent` is what callers hand to the ledger; `RecordedEvent` is
+what the ledger hands back, with the fields it assigned (seq, id, time, hashes).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+CommandName = Literal["init", "start", "stop", "delete", "reset"]
+Outcome = Literal["succeeded", "failed", "rejected", "cancelled", "interrupted"]
+
+
+class EventPayload(BaseModel):
+    """Base of every payload: frozen, and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CommandRequested(EventPayload):
+    """Someone asked for a lifecycle command; for init, `args` holds the whole spec."""
+
+    command: CommandName
+    args: dict[str, Any] = {}
+    retry_of: str | None = None
+    replay_of: str | None = None
+
+
+class CommandStarted(EventPayload):
+    """An executor took the command up."""
+
+    pid: int
+    host: str
+
+
+class StepCompleted(EventPayload):
+    """One host step of a command finished, with what it printed."""
+
+    step: str
+    output: list[str] = []
+
+
+class CommandSucceeded(EventPayload):
+    """Every step of the command finished."""
+
+
+class CommandFailed(EventPayload):
+    """A host step failed; the command stopped there."""
+
+    step: str | None = None
+    error: str
+    stderr_tail: list[str] = []
+
+
+class CommandRejected(EventPayload):
+    """The recorded state did not allow the command; nothing touched the host."""
+
+    reason: str
+
+
+class CommandCancelled(EventPayload):
+    """The command stopped between steps because a cancel was requested."""
+
+    step: str | None = None
+
+
+class CommandInterrupted(EventPayload):
+    """An executor found the command unfinished after a crash."""
+
+    last_step: str | None = None
+
+
+class CancelRequested(EventPayload):
+    """Someone asked to cancel a command that has not ended yet."""
+
+
+Payload = Union[
+    CommandRequested,
+    CommandStarted,
+    StepCompleted,
+    CommandSucceeded,
+    CommandFailed,
+    CommandRejected,
+    CommandCancelled,
+    CommandInterrupted,
+    CancelRequested,
+]
+
+EVENT_TYPES: dict[str, type[EventPayload]] = {
+    cls.__name__: cls
+    for cls in (
+        CommandRequested,
+        CommandStarted,
+        StepCompleted,
+        CommandSucceeded,
+        CommandFailed,
+        CommandRejected,
+        CommandCancelled,
+        CommandInterrupted,
+        CancelRequested,
+    )
+}
+
+TERMINAL_TYPES: dict[str, Outcome] = {
+    "CommandSucceeded": "succeeded",
+    "CommandFailed": "failed",
+    "CommandRejected": "rejected",
+    "CommandCancelled": "cancelled",
+    "CommandInterrupted": "interrupted",
+}
+
+
+class NewEvent(BaseModel):
+    """An event to append: the envelope a caller fills in, around its payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance: str
+    command_id: str
+    actor: str
+    os_user: str
+    payload: Payload
+    request_key: str | None = None
+
+    @property
+    def type(self) -> str:
+        """The event type's name, as stored in the `type` column."""
+        return type(self.payload).__name__
+
+
+class RecordedEvent(NewEvent):
+    """An event as the ledger holds it, with the fields the ledger assigned."""
+
+    seq: int
+    id: str
+    recorded_at: str
+    prev_hash: str
+    hash: str

@@ -1,0 +1,254 @@
+"""The event store: one SQLite file, appended to under `BEGIN IMMEDIATE`, read by index.
+
+Every append takes SQLite's write lock, reads the head of the chain, and links
+the new events to it, so concurrent writers (threads or processes) serialise
+into one strictly increasing `seq` with an unbroken hash chain.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from .chain import GENESIS_HASH, canonical_json, event_hash
+from .errors import LedgerError, LedgerLocked
+from .events import EVENT_TYPES, NewEvent, RecordedEvent
+from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
+
+DEFAULT_BUSY_TIMEOUT = 10.0
+LEDGER_FILE_MODE = 0o640
+LEDGER_DIR_MODE = 0o750
+
+_COLUMNS = tuple(EVENT_COLUMNS)
+_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM events"
+
+
+def format_time(moment: datetime) -> str:
+    """A moment as the ledger stores it: UTC, fixed width, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("ledger times must carry a timezone")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> str:
+    """The current moment in the ledger's time format."""
+    return format_time(datetime.now(timezone.utc))
+
+
+class Ledger:
+    """An open ledger file: append events, read them back, walk the chain."""
+
+    def __init__(self, db: sqlite_utils.Database, path: str, busy_timeout: float):
+        self.db = db
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        create: bool = True,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> "Ledger":
+        """Open the ledger at `path`, creating it (mode 0640) when `create` is set.
+
+        A file that does not exist and is not to be created opens as an empty
+        in-memory ledger, so reading a ledger nobody has written yet succeeds.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            if not create:
+                return cls._connect(":memory:", busy_timeout, shown_as=path)
+            _create_file(path)
+        return cls._connect(path, busy_timeout, shown_as=path)
+
+    @classmethod
+    def _connect(cls, target: str, busy_timeout: float, shown_as: str) -> "Ledger":
+        try:
+            conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise LedgerError(f"ledger {shown_as}: {error}") from error
+        ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout)
+        with ledger._translated_errors():
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if target != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        with ledger._translated_errors():
+            current = schema_version(ledger.db) == SCHEMA_VERSION
+        if not current:
+            with ledger._write_transaction():
+                ensure_schema(ledger.db, shown_as)
+        return ledger
+
+    def close(self) -> None:
+        """Close the connection to the file."""
+        self.db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        """Append events atomically, in order, at the head of the chain."""
+        with self._write_transaction():
+            return self._append_locked(events)
+
+    def append_requested(self, event: NewEvent) -> tuple[RecordedEvent, bool]:
+        """Append an event keyed by its `request_key`, once: a known key appends nothing.
+
+        Returns the recorded event carrying that key and whether this call wrote it.
+        """
+        if event.request_key is None:
+            raise ValueError("append_requested needs an event with a request_key")
+        with self._write_transaction():
+            row = self.db.execute(f"{_SELECT} WHERE request_key = ?", [event.request_key]).fetchone()
+            if row is not None:
+                return _recorded(row), False
+            return self._append_locked([event])[0], True
+
+    def read(
+        self,
+        *,
+        instance: str | None = None,
+        command_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Events matching every given filter, oldest first.
+
+        `since` is inclusive and `until` exclusive; `after_seq` is exclusive
+        and `upto_seq` inclusive. Each filter is served by an index.
+        """
+        clauses, params = [], []
+        if after_seq:
+            clauses.append("seq > ?")
+            params.append(after_seq)
+        for column, value in (("instance", instance), ("command_id", command_id), ("actor", actor)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("recorded_at >= ?")
+            params.append(format_time(since))
+        if until is not None:
+            clauses.append("recorded_at < ?")
+            params.append(format_time(until))
+        if upto_seq is not None:
+            clauses.append("seq <= ?")
+            params.append(upto_seq)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT}{where} ORDER BY seq"
+        with self._translated_errors():
+            rows = self.db.execute(sql, params).fetchall()
+        return map(_recorded, rows)
+
+    def rows(self, *, after_seq: int = 0) -> Iterator[dict]:
+        """Every stored row after `after_seq` as plain column values, oldest first.
+
+        For whole-ledger walks (verification, projection rebuilds) that need the
+        stored bytes and speed rather than parsed models.
+        """
+        with self._translated_errors():
+            for values in self.db.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq", [after_seq]):
+                yield dict(zip(_COLUMNS, values))
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's integrity check reports; empty when the file is sound."""
+        with self._translated_errors():
+            found = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall()]
+        return [] if found == ["ok"] else found
+
+    def head(self) -> tuple[int, str]:
+        """The last seq and its hash; (0, the genesis hash) for an empty ledger."""
+        with self._translated_errors():
+            row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return row if row is not None else (0, GENESIS_HASH)
+
+    def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        seq, prev_hash = self.head()
+        recorded_at = utc_now()
+        recorded = []
+        for event in events:
+            seq += 1
+            row = {
+                "seq": seq,
+                "id": uuid.uuid4().hex,
+                "type": event.type,
+                "instance": event.instance,
+                "command_id": event.command_id,
+                "actor": event.actor,
+                "os_user": event.os_user,
+                "recorded_at": recorded_at,
+                "request_key": event.request_key,
+                "payload": canonical_json(event.payload.model_dump(mode="json")),
+                "prev_hash": prev_hash,
+            }
+            row["hash"] = prev_hash = event_hash(prev_hash, row)
+            self.db.conn.execute(_INSERT, [row[column] for column in _COLUMNS])
+            # Every field was validated on the way in (the event) or assigned here.
+            recorded.append(RecordedEvent.model_construct(**{**row, "payload": event.payload}))
+        return recorded
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        with self._translated_errors():
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.rollback()
+                raise
+            self.db.conn.execute("COMMIT")
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                raise LedgerLocked(
+                    f"ledger {self.path} is locked by another process "
+                    f"(waited {self.busy_timeout:g}s)"
+                ) from error
+            raise LedgerError(f"ledger {self.path}: {error}") from error
+        except sqlite3.Error as error:
+            raise LedgerError(f"ledger {self.path}: {error}") from error
+
+
+def _create_file(path: str) -> None:
+    directory = Path(path).parent
+    try:
+        directory.mkdir(mode=LEDGER_DIR_MODE, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, LEDGER_FILE_MODE))
+    except OSError as error:
+        raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
+
+
+def _recorded(row: tuple) -> RecordedEvent:
+    fields = dict(zip(_COLUMNS, row))
+    payload_type = EVENT_TYPES.get(fields.pop("type"))
+    try:
+        if payload_type is None:
+            raise ValueError("unknown event type")
+        payload = payload_type.model_validate_json(fields.pop("payload"))
+        return RecordedEvent(**fields, payload=payload)
+    except ValueError as error:
+        raise LedgerError(
+            f"event seq {fields['seq']} cannot be read ({error.__class__.__name__}); "
+            "run `l4d2ctl verify`"
+        ) from error

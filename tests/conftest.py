@@ -1,0 +1,34 @@
+"""Shared fixtures: a fresh ledger file per test and a maker of plain events."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import CommandRequested, Ledger, NewEvent
+
+
+def an_event(instance: str = "alpha", command_id: str = "cmd-1", actor: str = "alice", **payload_args) -> NewEvent:
+    """A CommandRequested event with sensible defaults, overridable per test."""
+    payload_args.setdefault("command", "start")
+    request_key = payload_args.pop("request_key", None)
+    return NewEvent(
+        instance=instance,
+        command_id=command_id,
+        actor=actor,
+        os_user="root",
+        request_key=request_key,
+        payload=CommandRequested(**payload_args),
+    )
+
+
+@pytest.fixture
+def ledger_path(tmp_path):
+    """Where a test's ledger file lives (not created until opened)."""
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger(ledger_path):
+    """An open, empty ledger file."""
+    with Ledger.open(ledger_path) as opened:
+        yield opened

@@ -1,0 +1,126 @@
+"""`verify` re-walks the chain and names the first seq where it no longer holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from commands.cli import cli
+from ledger import Ledger, verify_ledger
+from ledger.chain import event_hash
+
+from .conftest import an_event
+
+EVENTS = 10
+
+
+@pytest.fixture
+def tamperable(ledger_path):
+    """A ledger of ten events, and a raw connection to it with the triggers dropped."""
+    with Ledger.open(ledger_path) as ledger:
+        ledger.append([an_event(command_id=f"c{n}", actor=f"actor{n}") for n in range(EVENTS)])
+    conn = sqlite3.connect(ledger_path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("DROP TRIGGER events_no_delete")
+    yield conn
+    conn.close()
+
+
+def _report(path):
+    with Ledger.open(path) as ledger:
+        return verify_ledger(ledger)
+
+
+def _shift_up_from(conn, seq):
+    """Make room at `seq` by moving every later row one seq up, as a forger must."""
+    conn.execute("UPDATE events SET seq = -seq - 1 WHERE seq >= ?", [seq])
+    conn.execute("UPDATE events SET seq = -seq WHERE seq < 0")
+
+
+def _row(conn, seq):
+    return dict(conn.execute("SELECT * FROM events WHERE seq = ?", [seq]).fetchone())
+
+
+def test_an_untouched_ledger_verifies(ledger_path, tamperable):
+    assert _report(ledger_path).ok
+    assert _report(ledger_path).events == EVENTS
+
+
+def test_an_edited_payload_is_caught_at_its_seq(ledger_path, tamperable):
+    tamperable.execute("""UPDATE events SET payload = '{"command":"delete"}' WHERE seq = 4""")
+    report = _report(ledger_path)
+    assert (report.ok, report.first_bad_seq) == (False, 4)
+
+
+def test_an_edited_actor_is_caught_at_its_seq(ledger_path, tamperable):
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 6")
+    assert _report(ledger_path).first_bad_seq == 6
+
+
+def test_an_edit_with_a_recomputed_hash_is_caught_at_the_next_seq(ledger_path, tamperable):
+    row = _row(tamperable, 6) | {"actor": "mallory"}
+    tamperable.execute("UPDATE events SET actor = ?, hash = ? WHERE seq = 6",
+                       [row["actor"], event_hash(row["prev_hash"], row)])
+    assert _report(ledger_path).first_bad_seq == 7
+
+
+def test_a_deleted_row_is_caught_as_its_missing_seq(ledger_path, tamperable):
+    tamperable.execute("DELETE FROM events WHERE seq = 5")
+    report = _report(ledger_path)
+    assert (report.first_bad_seq, report.reason) == (5, "seq 5 is missing")
+
+
+def test_a_forged_row_inserted_in_the_middle_is_caught_at_its_seq(ledger_path, tamperable):
+    forged = _row(tamperable, 3) | {"id": "forged", "actor": "mallory"}
+    _shift_up_from(tamperable, 3)
+    tamperable.execute(f"INSERT INTO events ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})",
+                       list(forged.values()))
+    assert _report(ledger_path).first_bad_seq == 3
+
+
+def test_a_forged_row_chained_in_perfectly_is_caught_at_the_row_after_it(ledger_path, tamperable):
+    forged = _row(tamperable, 3) | {"id": "forged", "actor": "mallory"}
+    forged["hash"] = event_hash(forged["prev_hash"], forged)
+    _shift_up_from(tamperable, 3)
+    tamperable.execute(f"INSERT INTO events ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})",
+                       list(forged.values()))
+    report = _report(ledger_path)
+    assert (report.first_bad_seq, report.events) == (4, 3)
+
+
+def test_verify_cli_prints_json_and_exits_zero_on_an_intact_ledger(ledger_path, tamperable):
+    result = CliRunner().invoke(cli, ["--db", str(ledger_path), "verify", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {"ok": True, "events": EVENTS, "first_bad_seq": None, "reason": None}
+
+
+def test_verify_cli_exits_four_naming_the_broken_seq(ledger_path, tamperable):
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
+    result = CliRunner().invoke(cli, ["--db", str(ledger_path), "verify", "--json"])
+    assert result.exit_code == 4
+    assert json.loads(result.output)["first_bad_seq"] == 2
+
+
+def test_verify_cli_names_the_break_for_people(ledger_path, tamperable):
+    tamperable.execute("DELETE FROM events WHERE seq = 9")
+    result = CliRunner().invoke(cli, ["--db", str(ledger_path), "verify"])
+    assert result.exit_code == 4
+    assert "seq 9 is missing" in result.output
+
+
+def test_verify_cli_on_a_missing_ledger_reports_an_empty_one(tmp_path):
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "verify", "--json"])
+    assert (result.exit_code, json.loads(result.output)["events"]) == (0, 0)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_verify_cli_on_a_file_that_is_not_a_ledger_exits_four_in_one_line(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 200)
+    result = CliRunner().invoke(cli, ["--db", str(junk), "verify"])
+    assert result.exit_code == 4
+    assert result.output.count("\n") == 1 and "not a database" in result.output
