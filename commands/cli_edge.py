@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from host_adapters import HostError
 from ledger import LedgerError
 
 from .errors import InvalidInput, Rejected
@@ -18,11 +19,27 @@ EXIT_REJECTED = 3
 EXIT_LEDGER = 4
 EXIT_CANCELLED = 5
 
+OUTCOME_EXIT_CODES = {
+    "pending": EXIT_OK,
+    "running": EXIT_OK,
+    "succeeded": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "interrupted": EXIT_FAILED,
+    "rejected": EXIT_REJECTED,
+    "cancelled": EXIT_CANCELLED,
+}
+
 _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (InvalidInput, EXIT_INVALID),
     (Rejected, EXIT_REJECTED),
     (LedgerError, EXIT_LEDGER),
+    (HostError, EXIT_FAILED),
 )
+
+
+def exit_code_of(outcome: str) -> int:
+    """The exit code a command's outcome maps to (CLI.md)."""
+    return OUTCOME_EXIT_CODES[outcome]
 
 
 def fail(message: str, code: int) -> None:

@@ -31,10 +31,11 @@ class CommandRequested(EventPayload):
 
 
 class CommandStarted(EventPayload):
-    """An executor took the command up."""
+    """An executor took the command up (on a simulated host, if `simulated`)."""
 
     pid: int
     host: str
+    simulated: bool = False
 
 
 class StepCompleted(EventPayload):

@@ -74,7 +74,8 @@ class Ledger:
     @classmethod
     def _connect(cls, target: str, busy_timeout: float, shown_as: str) -> "Ledger":
         try:
-            conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
+            # One connection may be handed to another thread (never used by two at once).
+            conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as error:
             raise LedgerError(f"ledger {shown_as}: {error}") from error
         ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout)

@@ -1,0 +1,74 @@
+"""What a person sees while a lifecycle command runs: its steps as they complete, and its outcome."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from projections import CommandView
+
+from .text_rules import printable
+
+OUTCOME_STYLE = {
+    "succeeded": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "rejected": ("✗", "yellow"),
+    "cancelled": ("■", "yellow"),
+    "interrupted": ("✗", "red"),
+    "pending": ("…", "cyan"),
+    "running": ("…", "cyan"),
+}
+
+
+class CommandPrinter:
+    """Prints one command's progress for people; in JSON mode stays silent until the end."""
+
+    def __init__(self, console: Console, *, simulated: bool, as_json: bool):
+        self.console = console
+        self.prefix = "[dim]\\[simulated][/dim] " if simulated else ""
+        self.as_json = as_json
+        self.command_id: str | None = None
+        self._streamed: set[str] = set()
+
+    def line(self, markup: str) -> None:
+        """One line of output, marked as simulated when the host is."""
+        if not self.as_json:
+            self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False)
+
+    def requested(self, command: CommandView, created: bool) -> None:
+        """Announce the command this invocation is about."""
+        self.command_id = command.command_id
+        again = "" if created else " [dim](already requested with this request id)[/dim]"
+        self.line(f"[bold]{command.command} {escape(command.instance)}[/bold]  command {command.command_id}, "
+                  f"by {escape(printable(command.actor))}{again}")
+
+    def on_line(self, command: CommandView, step: str, line: str) -> None:
+        """A line a step printed while it ran."""
+        if command.command_id == self.command_id:
+            self._streamed.add(step)
+            self.line(f"    [dim]{escape(printable(line))}[/dim]")
+
+    def observe(self, row: dict) -> None:
+        """An event just recorded: show it if it belongs to this command."""
+        if row["command_id"] != self.command_id:
+            return
+        payload = json.loads(row["payload"])
+        if row["type"] == "StepCompleted":
+            self.line(f"  [green]✓[/green] {escape(payload['step'])}")
+            if payload["step"] not in self._streamed:
+                for output in payload["output"]:
+                    self.line(f"    [dim]{escape(printable(output))}[/dim]")
+        elif row["type"] == "CancelRequested":
+            self.line(f"  [yellow]cancel requested by {escape(printable(row['actor']))}[/yellow]")
+
+    def finished(self, command: CommandView) -> None:
+        """The outcome, as a line for people or the history object as JSON."""
+        if self.as_json:
+            click.echo(json.dumps(command.summary()))
+            return
+        mark, colour = OUTCOME_STYLE[command.outcome]
+        detail = f": {escape(printable(command.error))}" if command.error else ""
+        self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]{detail}")

@@ -1,0 +1,127 @@
+"""The executor: takes requested commands in seq order, decides each, runs its steps, records what happened.
+
+Exactly one runs per ledger (the caller holds `ExecutorLock`). Everything it
+does to the host goes through the adapters it is given; everything it learns
+goes into the ledger before it moves on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from host_adapters import Cancelled, Host, HostError, StepIO
+from ledger import (
+    CommandCancelled,
+    CommandFailed,
+    CommandInterrupted,
+    CommandRejected,
+    CommandStarted,
+    CommandSucceeded,
+    Ledger,
+    NewEvent,
+    StepCompleted,
+)
+from ledger.events import EventPayload
+from projections import CommandView, LedgerView
+
+from .decide import decide
+from .errors import Rejected
+from .settings import os_user
+
+Observer = Callable[[dict], None]
+LineSink = Callable[[CommandView, str, str], None]
+
+
+class Executor:
+    """Applies requested commands to the host, one at a time, in ledger order."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        host: Host,
+        view: LedgerView | None = None,
+        *,
+        observer: Observer = lambda row: None,
+        on_line: LineSink = lambda command, step, line: None,
+    ):
+        self.ledger = ledger
+        self.host = host
+        self.view = view or LedgerView()
+        self.observer = observer
+        self.on_line = on_line
+        self.os_user = os_user()
+
+    def recover(self) -> list[str]:
+        """Mark every command found started but unfinished as interrupted; return their ids.
+
+        Only an executor holding the lock may call this: a started command with
+        no outcome then belongs to an executor that died.
+        """
+        self.view.catch_up(self.ledger)
+        interrupted = list(self.view.running)
+        for command_id in interrupted:
+            command = self.view.commands[command_id]
+            last_step = command.steps[-1]["step"] if command.steps else None
+            self._record(command, CommandInterrupted(last_step=last_step))
+        return interrupted
+
+    def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:
+        """Run requested commands in seq order until none is left or `until()` holds; return how many ran."""
+        ran = 0
+        while True:
+            self.view.catch_up(self.ledger)
+            if until() or not self.view.pending:
+                return ran
+            self.execute(self.view.commands[next(iter(self.view.pending))])
+            ran += 1
+
+    def execute(self, command: CommandView) -> None:
+        """Decide one command, run its steps, and record each step and the outcome."""
+        if self._cancel_requested(command):
+            self._record(command, CommandCancelled(step=None))
+            return
+        try:
+            steps = decide(command, self.view)
+        except Rejected as rejection:
+            self._record(command, CommandRejected(reason=str(rejection)))
+            return
+        self._record(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(), simulated=self.host.simulated))
+        for step in steps:
+            if self._cancel_requested(command):
+                self._record(command, CommandCancelled(step=step.name))
+                return
+            io = StepIO(
+                emit=lambda line, step_name=step.name: self.on_line(command, step_name, line),
+                should_cancel=lambda: self._cancel_requested(command),
+            )
+            try:
+                step.action(self.host, io)
+            except Cancelled:
+                self._record(command, CommandCancelled(step=step.name))
+                return
+            except HostError as error:
+                self._record(command, CommandFailed(step=step.name, error=str(error), stderr_tail=error.stderr_tail))
+                return
+            except OSError as error:
+                self._record(command, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}"))
+                return
+            self._record(command, StepCompleted(step=step.name, output=io.lines))
+        self._record(command, CommandSucceeded())
+
+    def _cancel_requested(self, command: CommandView) -> bool:
+        return any(event.type == "CancelRequested" for event in self.ledger.read(command_id=command.command_id))
+
+    def _record(self, command: CommandView, payload: EventPayload) -> None:
+        self.ledger.append([
+            NewEvent(
+                instance=command.instance,
+                command_id=command.command_id,
+                actor=command.actor,
+                os_user=self.os_user,
+                payload=payload,
+            )
+        ])
+        for row in self.view.catch_up(self.ledger):
+            self.observer(row)

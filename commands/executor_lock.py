@@ -1,0 +1,43 @@
+"""The one-executor-per-ledger lock: an fcntl lock on a file beside the ledger, gone with its process."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+
+class ExecutorLock:
+    """An exclusive, non-blocking flock on `<ledger>.executor.lock`, recording the holder's pid."""
+
+    def __init__(self, ledger_path: str | os.PathLike):
+        self.path = f"{os.fspath(ledger_path)}.executor.lock"
+        self._descriptor: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; True when this process now holds it."""
+        if self._descriptor is not None:
+            return True
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        self._descriptor = descriptor
+        return True
+
+    def release(self) -> None:
+        """Let the lock go (closing the file releases the flock)."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def holder(self) -> str | None:
+        """The pid recorded by the last holder, if the file says one."""
+        try:
+            with open(self.path) as file:
+                return file.read().strip() or None
+        except OSError:
+            return None

@@ -1,0 +1,124 @@
+"""Appending a command to the ledger, and seeing it through to its outcome."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from host_adapters import Host
+from ledger import CancelRequested, CommandRequested, Ledger, NewEvent
+from projections import CommandView, LedgerView
+
+from .errors import InvalidInput
+from .executor import Executor, LineSink, Observer
+from .executor_lock import ExecutorLock
+from .text_rules import printable
+
+FOLLOW_POLL = 0.05
+ACTOR_MAX = 64
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who is asking: the actor they claim (or are) and the OS user actually running l4d2ctl."""
+
+    actor: str
+    os_user: str
+
+
+def resolve_actor(explicit: str | None, environ: dict[str, str], os_user: str) -> str:
+    """The actor to record: `--actor`/L4D2CTL_ACTOR if given, else SUDO_USER, else the OS user."""
+    actor = explicit if explicit is not None else environ.get("SUDO_USER") or os_user
+    if not actor or len(actor) > ACTOR_MAX or not actor.isprintable() or actor != actor.strip():
+        raise InvalidInput(f"--actor {printable(actor)!r}: must be 1-{ACTOR_MAX} printable characters")
+    return actor
+
+
+def new_command_id() -> str:
+    """A fresh command id: 12 hex digits, short enough to type."""
+    return uuid.uuid4().hex[:12]
+
+
+def append_command(
+    ledger: Ledger,
+    requester: Requester,
+    instance: str,
+    command: str,
+    args: dict[str, Any] | None = None,
+    *,
+    retry_of: str | None = None,
+    replay_of: str | None = None,
+    request_key: str | None = None,
+) -> tuple[str, bool]:
+    """Record a CommandRequested; with a request key, only once. Returns the command id and whether it is new."""
+    event = NewEvent(
+        instance=instance,
+        command_id=new_command_id(),
+        actor=requester.actor,
+        os_user=requester.os_user,
+        request_key=request_key,
+        payload=CommandRequested(command=command, args=args or {}, retry_of=retry_of, replay_of=replay_of),
+    )
+    if request_key is None:
+        return ledger.append([event])[0].command_id, True
+    recorded, created = ledger.append_requested(event)
+    return recorded.command_id, created
+
+
+def append_cancel(ledger: Ledger, requester: Requester, command: CommandView) -> None:
+    """Record that `requester` asked to cancel `command`."""
+    ledger.append([
+        NewEvent(instance=command.instance, command_id=command.command_id, actor=requester.actor,
+                 os_user=requester.os_user, payload=CancelRequested())
+    ])
+
+
+def see_through(
+    ledger: Ledger,
+    lock: ExecutorLock,
+    host: Callable[[], Host],
+    command_id: str,
+    *,
+    observer: Observer = lambda row: None,
+    on_line: LineSink = lambda command, step, line: None,
+) -> CommandView:
+    """Wait until `command_id` ends, driving the queue whenever no executor is running.
+
+    When the executor lock is free this process becomes the executor: it
+    marks crashed commands interrupted, then runs every requested command in
+    seq order up to and including this one. Otherwise it follows the ledger.
+    """
+    view = LedgerView()
+    view.catch_up(ledger)
+    while not view.commands[command_id].finished:
+        if lock.try_acquire():
+            try:
+                executor = Executor(ledger, host(), view, observer=observer, on_line=on_line)
+                executor.recover()
+                executor.run_pending(until=lambda: view.commands[command_id].finished)
+            finally:
+                lock.release()
+            continue
+        time.sleep(FOLLOW_POLL)
+        for row in view.catch_up(ledger):
+            observer(row)
+    return view.commands[command_id]
+
+
+def current_view(ledger: Ledger) -> LedgerView:
+    """The view of the whole ledger as it stands."""
+    view = LedgerView()
+    view.catch_up(ledger)
+    return view
+
+
+def executor_loop(executor: Executor, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:
+    """Drain the queue; unless `once`, keep draining as commands arrive until `stopping()`."""
+    ran = executor.run_pending(until=stopping)
+    while not once and not stopping():
+        time.sleep(idle)
+        ran += executor.run_pending(until=stopping)
+    return ran

@@ -1,0 +1,163 @@
+"""The real filesystem under the host root, walked one directory at a time without following symlinks.
+
+Every path is opened relative to the root's directory descriptor with
+O_NOFOLLOW at each step, so a symlink planted anywhere under the root (an
+instance directory pointing at /etc, say) is refused, never followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from .errors import HostError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class LocalFilesystem:
+    """Files under `root`, with atomic writes and no way out of the root."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(os.path.realpath(root))
+
+    def make_dirs(self, path: str) -> None:
+        """Create a directory and its missing parents (mode 0755)."""
+        with self._directory(_parts(path), create=True):
+            pass
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace a file atomically: write a temp file, fsync it, rename it over, fsync the directory."""
+        *parents, name = _parts(path)
+        with self._directory(parents, create=True) as directory:
+            temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+            with self._errors(path):
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=directory)
+                try:
+                    with os.fdopen(descriptor, "wb") as file:
+                        file.write(data)
+                        file.flush()
+                        os.fsync(file.fileno())
+                    os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+                except BaseException:
+                    _unlink_quietly(temporary, directory)
+                    raise
+                os.fsync(directory)
+
+    def read_bytes(self, path: str) -> bytes:
+        """A regular file's content; a symlink at `path` is refused."""
+        *parents, name = _parts(path)
+        try:
+            with self._directory(parents) as directory, self._errors(path):
+                descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+                with os.fdopen(descriptor, "rb") as file:
+                    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                        raise HostError(f"{path}: not a regular file")
+                    return file.read()
+        except FileNotFoundError as error:
+            raise HostError(f"{path}: no such file") from error
+
+    def exists(self, path: str) -> bool:
+        """Whether anything is at `path` (a symlink counts, and is not followed)."""
+        *parents, name = _parts(path)
+        try:
+            with self._directory(parents) as directory:
+                os.stat(name, dir_fd=directory, follow_symlinks=False)
+                return True
+        except FileNotFoundError:
+            return False
+
+    def list_names(self, path: str) -> list[str]:
+        """Sorted names in a directory; empty when it does not exist."""
+        try:
+            with self._directory(_parts(path)) as directory, self._errors(path):
+                return sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return []
+
+    def remove_file(self, path: str) -> None:
+        """Remove a file (or a symlink, not its target) if it exists."""
+        *parents, name = _parts(path)
+        try:
+            with self._directory(parents) as directory, self._errors(path):
+                os.unlink(name, dir_fd=directory)
+        except FileNotFoundError:
+            pass
+
+    def remove_tree(self, path: str) -> None:
+        """Remove a directory tree if it exists; a symlink there is unlinked, never followed."""
+        *parents, name = _parts(path)
+        try:
+            with self._directory(parents) as directory, self._errors(path):
+                entry = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                if stat.S_ISDIR(entry.st_mode):
+                    shutil.rmtree(name, dir_fd=directory)
+                else:
+                    os.unlink(name, dir_fd=directory)
+        except FileNotFoundError:
+            pass
+
+    @contextmanager
+    def _directory(self, parts: list[str], create: bool = False) -> Iterator[int]:
+        """A descriptor of root/parts..., opened component by component without following symlinks."""
+        try:
+            current = os.open(self.root, _DIR_FLAGS)
+        except OSError as error:
+            raise HostError(f"host root {self.root}: {error.strerror}") from error
+        try:
+            for depth, part in enumerate(parts):
+                shown = "/".join(parts[: depth + 1])
+                try:
+                    following = os.open(part, _DIR_FLAGS, dir_fd=current)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with self._errors(shown):
+                        try:
+                            os.mkdir(part, 0o755, dir_fd=current)
+                        except FileExistsError:
+                            pass
+                        following = os.open(part, _DIR_FLAGS, dir_fd=current)
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise HostError(
+                            f"{shown}: is a symlink or not a directory; refusing to follow it"
+                        ) from error
+                    raise HostError(f"{shown}: {error.strerror}") from error
+                os.close(current)
+                current = following
+            yield current
+        finally:
+            os.close(current)
+
+    @contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise HostError(f"{path}: is a symlink; refusing to follow it") from error
+            raise HostError(f"{path}: {error.strerror}") from error
+
+
+def _parts(path: str) -> list[str]:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(part in ("..", ".") for part in pure.parts) or not pure.parts:
+        raise HostError(f"{path!r}: not a path inside the root")
+    return list(pure.parts)
+
+
+def _unlink_quietly(name: str, directory: int) -> None:
+    try:
+        os.unlink(name, dir_fd=directory)
+    except OSError:
+        pass

@@ -1,0 +1,86 @@
+"""Run a host command, streaming its lines, honouring cancellation and a timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import Cancelled, HostError
+from .protocols import StepIO
+
+STDERR_TAIL = 20
+TERMINATE_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a command ended and every line it printed."""
+
+    returncode: int
+    stdout: list[str]
+    stderr: list[str]
+
+
+def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: float = 0.1) -> RunResult:
+    """Run `argv`; each output line goes to `io`; a cancel or timeout ends the child.
+
+    Raises `Cancelled` when `io.should_cancel()` turns true while it runs, and
+    `HostError` when the program is missing or runs past `timeout` seconds.
+    """
+    try:
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, errors="replace",
+        )
+    except OSError as error:
+        raise HostError(f"{argv[0]}: {error.strerror}") from error
+    stdout: list[str] = []
+    stderr: list[str] = []
+    readers = [
+        threading.Thread(target=_pump, args=(child.stdout, stdout, io), daemon=True),
+        threading.Thread(target=_pump, args=(child.stderr, stderr, io), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            child.wait(timeout=poll)
+            break
+        except subprocess.TimeoutExpired:
+            if io.should_cancel():
+                _end(child)
+                raise Cancelled(f"{' '.join(argv)} cancelled") from None
+            if deadline is not None and time.monotonic() > deadline:
+                _end(child)
+                raise HostError(f"{' '.join(argv)} timed out after {timeout:g}s", stderr[-STDERR_TAIL:]) from None
+    for reader in readers:
+        reader.join()
+    return RunResult(child.returncode, stdout, stderr)
+
+
+def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None) -> RunResult:
+    """Like `run`, but a non-zero exit raises `HostError` carrying the stderr tail."""
+    result = run(argv, io, timeout=timeout)
+    if result.returncode != 0:
+        raise HostError(f"{' '.join(argv)} exited with status {result.returncode}", result.stderr[-STDERR_TAIL:])
+    return result
+
+
+def _pump(stream, sink: list[str], io: StepIO) -> None:
+    for line in stream:
+        line = line.rstrip("\n")
+        sink.append(line)
+        io.say(line)
+    stream.close()
+
+
+def _end(child: subprocess.Popen) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=TERMINATE_GRACE)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

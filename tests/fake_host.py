@@ -1,0 +1,53 @@
+"""A whole host in memory, and helpers to drive commands through the real executor against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from commands.executor import Executor
+from commands.requests import Requester, append_command
+from host_adapters import Host
+from host_adapters.fakes import FakeMounter, FakeServiceControl, Faults, MemoryFilesystem, MemoryState
+from ledger import Ledger
+from projections import CommandView
+
+SPEC = {
+    "port": 27015,
+    "arguments": ["+map c1m1_hotel", "-maxplayers 8"],
+    "config": ['hostname "Friday Versus"', "sv_gametypes versus"],
+    "overlays": [{"path": "competitive/zonemod", "alias": "zonemod"}, {"path": "maps/custom"}],
+}
+ALICE = Requester(actor="alice", os_user="root")
+
+
+@dataclass
+class FakeHost:
+    """Fakes of every adapter sharing one fault plan, and the executor over them."""
+
+    ledger: Ledger
+    faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self):
+        self.state = MemoryState()
+        self.fs = MemoryFilesystem(faults=self.faults)
+        self.fs.write_bytes("overlays/competitive/zonemod/left4dead2/cfg/server.cfg", b"sv_zonemod 1\n")
+        self.faults.calls.clear()
+        self.host = Host(self.fs, FakeMounter(self.state, self.faults),
+                         FakeServiceControl(self.state, self.fs.root, self.faults))
+        self.executor = Executor(self.ledger, self.host)
+
+    def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:
+        """Request a command (init: the design example spec by default), run everything pending, return it."""
+        if command == "init" and args is None:
+            args = {"spec": SPEC}
+        command_id, _ = append_command(self.ledger, ALICE, instance, command, args, **links)
+        self.executor.run_pending()
+        return self.executor.view.commands[command_id]
+
+    def init(self, instance: str = "alpha", spec: dict | None = None) -> CommandView:
+        """Init an instance from `spec` (the design example by default)."""
+        return self.run(instance, "init", {"spec": spec} if spec else None)
+
+    def step_names(self, command: CommandView) -> list[str]:
+        """The steps a command completed, in order."""
+        return [step["step"] for step in command.steps]
