@@ -1,0 +1,193 @@
+"""The lifecycle CLI: exit codes, one-line errors, idempotent requests, and concurrent callers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from commands.cli import cli
+from host_adapters.systemd import systemd_is_running
+from ledger import Ledger, verify_ledger
+
+from .fake_host import SPEC
+from .real_host import make_root, write_spec
+
+L4D2CTL = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
+
+
+@pytest.fixture
+def root(tmp_path):
+    return make_root(tmp_path / "root")
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    return write_spec(tmp_path / "friday.yaml")
+
+
+@pytest.fixture
+def l4d2ctl(root):
+    """Invoke the CLI in-process against the throwaway root on a simulated host."""
+
+    def invoke(*args: str, env: dict | None = None):
+        return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
+                                  env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})
+
+    return invoke
+
+
+def _json(result) -> dict:
+    return json.loads(result.stdout)
+
+
+def test_init_then_start_succeed_with_exit_zero_and_report_each_step(l4d2ctl, spec_file):
+    assert l4d2ctl("init", "alpha", "--spec", str(spec_file)).exit_code == 0
+    started = l4d2ctl("start", "alpha")
+    assert started.exit_code == 0
+    assert "✓ enable and start unit" in started.stdout
+    assert all("[simulated]" in line for line in started.stdout.splitlines())
+
+
+def test_a_lifecycle_command_with_json_prints_its_history_object(l4d2ctl, spec_file):
+    result = l4d2ctl("init", "alpha", "--spec", str(spec_file), "--json")
+    command = _json(result)
+    assert set(command) == {"command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
+                            "finished_at", "outcome", "error", "retry_of", "replay_of"}
+    assert (command["command"], command["instance"], command["outcome"]) == ("init", "alpha", "succeeded")
+
+
+def test_a_rejected_command_exits_three(l4d2ctl):
+    result = l4d2ctl("start", "ghost", "--json")
+    assert (result.exit_code, _json(result)["outcome"]) == (3, "rejected")
+
+
+def test_a_failed_command_exits_one(l4d2ctl, spec_file, root):
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    (root / "instances/alpha/server.cfg").unlink()
+    result = l4d2ctl("start", "alpha", "--json")
+    assert result.exit_code == 1
+    assert _json(result)["error"] == "stage server.cfg: instances/alpha/server.cfg: no such file"
+
+
+@pytest.mark.parametrize("name", ["../x", "Alpha", "-rf", "x" * 64])
+def test_a_bad_name_exits_two_in_one_line_and_writes_nothing(l4d2ctl, root, name):
+    result = l4d2ctl("start", "--", name)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("l4d2ctl: instance name")
+    assert not (root / "ledger.db").exists()
+
+
+def test_a_bad_spec_exits_two_naming_file_and_field_and_writes_nothing(l4d2ctl, root, tmp_path):
+    bad = write_spec(tmp_path / "bad.yaml", SPEC | {"port": 70000})
+    result = l4d2ctl("init", "alpha", "--spec", str(bad))
+    assert result.exit_code == 2
+    assert result.stderr == f"l4d2ctl: {bad}: spec.port: must be between 1 and 65535 (got 70000)\n"
+    assert not (root / "ledger.db").exists()
+
+
+def test_no_wait_prints_the_queued_command_and_the_executor_runs_it(l4d2ctl, spec_file):
+    queued = l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json")
+    assert (queued.exit_code, _json(queued)["outcome"]) == (0, "pending")
+    assert l4d2ctl("executor", "--once").exit_code == 0
+    assert _json(l4d2ctl("retry", _json(queued)["command_id"], "--json"))["outcome"] == "rejected"
+
+
+def test_the_same_request_id_never_makes_a_second_command(l4d2ctl, spec_file, root):
+    first = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--request-id", "deploy-42", "--json"))
+    again = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--request-id", "deploy-42", "--json"))
+    assert again == first
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert sum(e.type == "CommandRequested" for e in ledger.read()) == 1
+
+
+def test_retry_and_replay_link_the_new_command_and_record_who_asked(l4d2ctl, spec_file, root):
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    (root / "instances/alpha/server.cfg").unlink()
+    failed = _json(l4d2ctl("start", "alpha", "--json"))
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    retried = _json(l4d2ctl("retry", failed["command_id"], "--json", env={"L4D2CTL_ACTOR": "bob"}))
+    assert (retried["outcome"], retried["retry_of"], retried["actor"]) == ("succeeded", failed["command_id"], "bob")
+    replayed = _json(l4d2ctl("replay", retried["command_id"], "--json"))
+    assert (replayed["outcome"], replayed["replay_of"]) == ("succeeded", retried["command_id"])
+
+
+@pytest.mark.parametrize("verb", ["retry", "replay", "cancel"])
+def test_an_unknown_command_id_exits_three_and_a_malformed_one_exits_two(l4d2ctl, verb):
+    assert l4d2ctl(verb, "0123456789ab").exit_code == 3
+    assert l4d2ctl(verb, "not-an-id").exit_code == 2
+
+
+def test_cancel_of_a_finished_command_exits_three(l4d2ctl, spec_file):
+    done = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--json"))
+    result = l4d2ctl("cancel", done["command_id"])
+    assert result.exit_code == 3
+    assert "already ended (succeeded)" in result.stderr
+
+
+def test_cancel_of_a_queued_command_exits_five(l4d2ctl, spec_file):
+    queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
+    result = l4d2ctl("cancel", queued["command_id"], "--json")
+    assert (result.exit_code, _json(result)["outcome"]) == (5, "cancelled")
+
+
+def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
+    from commands.executor_lock import ExecutorLock
+
+    Ledger.open(root / "ledger.db").close()
+    holder = ExecutorLock(root / "ledger.db")
+    assert holder.try_acquire()
+    try:
+        result = l4d2ctl("executor", "--once")
+        assert result.exit_code == 4
+        assert f"another executor (pid {os.getpid()}) holds" in result.stderr
+    finally:
+        holder.release()
+
+
+def test_an_option_like_name_is_a_usage_error_in_one_line(l4d2ctl, root):
+    result = l4d2ctl("start", "-rf")
+    assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
+    assert not (root / "ledger.db").exists()
+
+
+@pytest.mark.skipif(systemd_is_running(), reason="systemd is running here, so --host systemd is allowed")
+def test_host_systemd_without_systemd_refuses_with_a_hint(root):
+    result = CliRunner().invoke(cli, ["--root", str(root), "--host", "systemd", "start", "alpha"])
+    assert result.exit_code == 2
+    assert "systemd is not running" in result.stderr and "--host simulated" in result.stderr
+    assert not (root / "ledger.db").exists()
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_two_cli_processes_at_once_complete_in_ledger_order_with_one_executor_at_a_time(root, tmp_path):
+    env = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated"}
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        write_spec(tmp_path / f"{name}.yaml", SPEC | {"port": 27000 + len(name) * 7 + ord(name[0])})
+    for first, second in (("alpha", "bravo"), ("charlie", "delta")):
+        callers = [subprocess.Popen([L4D2CTL, "init", name, "--spec", str(tmp_path / f"{name}.yaml")], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for name in (first, second)]
+        outputs = [caller.communicate(timeout=60) for caller in callers]
+        assert [caller.returncode for caller in callers] == [0, 0], outputs
+
+    with Ledger.open(root / "ledger.db") as ledger:
+        events = list(ledger.read())
+        assert verify_ledger(ledger).ok
+    requested = [e.command_id for e in events if e.type == "CommandRequested"]
+    started = [e.command_id for e in events if e.type == "CommandStarted"]
+    assert started == requested, "commands run in ledger order"
+    running = None
+    for event in events:
+        if event.type == "CommandStarted":
+            assert running is None, "one executor at a time"
+            running = event.command_id
+        elif event.type == "CommandSucceeded":
+            assert running == event.command_id
+            running = None
