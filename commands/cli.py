@@ -1,42 +1,25 @@
-"""The `l4d2ctl` command line, built with click; the contract is shared/CLI.md."""
+"""The `l4d2ctl` command line, built with click; the contract is shared/CLI.md.
+
+Reading commands import only what reading needs; the lifecycle machinery
+(spec models, executor, host adapters) loads inside the commands that use it.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import re
-import signal
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from host_adapters import Host, HostError, HostUnavailable
-from host_adapters.factory import build_host
-from ledger import Ledger, LedgerError, verify_ledger
-from projections import CommandView
+from ledger import COMMAND_NAMES, Ledger, LedgerError
 
-from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, exit_code_of
-from .cli_output import CommandPrinter
+from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
-from .executor import Executor
-from .executor_lock import ExecutorLock
 from .names import validate_name
-from .requests import (
-    Requester,
-    append_cancel,
-    append_command,
-    current_view,
-    executor_loop,
-    resolve_actor,
-    see_through,
-)
-from .settings import DEFAULT_ROOT, Settings, os_user
-from .spec import load_spec
+from .settings import DEFAULT_ROOT, Settings
 from .text_rules import printable
 
-COMMAND_ID = re.compile(r"[0-9a-f]{12}")
 REQUEST_ID_MAX = 200
 
 
@@ -49,8 +32,22 @@ REQUEST_ID_MAX = 200
               default="systemd", show_default=True, help="Drive real systemd, or simulate mounts and units.")
 @click.pass_context
 def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: str) -> None:
-    """Event-sourced lifecycle control for Left 4 Dead 2 dedicated servers."""
+    """Event-sourced lifecycle control for Left 4 Dead 2 dedicated servers.
+
+    Every command is appended to a hash-chained SQLite ledger first, then
+    applied to the host by one executor; status, history and audit are
+    derived from the ledger.
+    """
     ctx.obj = Settings.from_options(root, db, actor, host)
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+
+def _session(settings: Settings, as_json: bool):
+    from .session import Session
+
+    return Session(settings, as_json)
 
 
 def lifecycle(function):
@@ -59,86 +56,53 @@ def lifecycle(function):
     @click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting.")
     @click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object.")
     @click.option("--request-id", help="Idempotency key: the same key never makes a second command.")
-    @functools.wraps(function)
     def wrapper(*args, request_id: str | None, **kwargs):
         if request_id is not None and (not request_id or len(request_id) > REQUEST_ID_MAX or not request_id.isprintable()):
             raise InvalidInput(f"--request-id: must be 1-{REQUEST_ID_MAX} printable characters")
         return function(*args, request_id=request_id, **kwargs)
 
+    wrapper.__name__, wrapper.__doc__ = function.__name__, function.__doc__
     return wrapper
 
 
-class Session:
-    """One lifecycle invocation: who asks, the ledger, the host, and how progress is shown."""
+def _complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from projections import Projections
 
-    def __init__(self, settings: Settings, as_json: bool):
-        self.settings = settings
-        self.requester = Requester(resolve_actor(settings.actor, dict(os.environ), os_user()), os_user())
-        self.host = _host(settings)
-        self.printer = CommandPrinter(Console(), simulated=self.host.simulated, as_json=as_json)
-        self.ledger = Ledger.open(settings.db)
-
-    def follow(self, command_id: str, created: bool, no_wait: bool) -> int:
-        """Show the command, see it through unless `no_wait`, and return its exit code."""
-        view = current_view(self.ledger)
-        self.printer.requested(view.commands[command_id], created)
-        if no_wait:
-            command = view.commands[command_id]
-        else:
-            command = see_through(self.ledger, ExecutorLock(self.settings.db), lambda: self.host, command_id,
-                                  observer=self.printer.observe, on_line=self.printer.on_line)
-        self.printer.finished(command)
-        return exit_code_of(command.outcome)
-
-    def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,
-                no_wait: bool, **links: str) -> int:
-        """Append a command (once per request id) and follow it."""
-        command_id, created = append_command(self.ledger, self.requester, instance, command, args,
-                                             request_key=request_id, **links)
-        return self.follow(command_id, created, no_wait)
-
-    def known_command(self, command_id: str) -> CommandView:
-        """The recorded command with this id; `Rejected` when the ledger has none."""
-        if not COMMAND_ID.fullmatch(command_id):
-            raise InvalidInput(f"command id {printable(command_id)!r}: must be 12 hex digits")
-        command = current_view(self.ledger).commands.get(command_id)
-        if command is None:
-            raise Rejected(f"no command {command_id} in ledger {self.settings.db}")
-        return command
-
-
-def _host(settings: Settings) -> Host:
-    root = str(settings.root)
-    if any(char in root for char in ":,\\") or not root.isprintable():
-        raise InvalidInput(f"--root {printable(root)!r}: must not contain ':', ',', '\\' or control characters")
+    settings = ctx.find_root().obj or Settings.from_options(DEFAULT_ROOT, None, None, "systemd")
     try:
-        return build_host(settings.host, settings.root)
-    except HostUnavailable as error:
-        raise InvalidInput(str(error)) from None
+        with Ledger.open(settings.db, create=False) as ledger:
+            return [i.name for i in Projections(ledger).instances() if i.name.startswith(incomplete)]
+    except LedgerError:
+        return []
+
+
+NAME = click.argument("name", shell_complete=_complete_names)
 
 
 @cli.command()
-@click.argument("name")
+@NAME
 @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The instance's YAML spec.")
 @lifecycle
 @click.pass_obj
 def init(settings: Settings, name: str, spec_path: Path, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Create an instance from a spec (or update its blueprint)."""
+    from .spec import load_spec
+
     validate_name(name)
     spec = load_spec(spec_path)
-    return Session(settings, as_json).request(name, "init", {"spec": spec.to_document()},
-                                              request_id=request_id, no_wait=no_wait)
+    return _session(settings, as_json).request(name, "init", {"spec": spec.to_document()},
+                                               request_id=request_id, no_wait=no_wait)
 
 
 def _simple_lifecycle(command: str, summary: str) -> None:
     @cli.command(name=command, help=summary)
-    @click.argument("name")
+    @NAME
     @lifecycle
     @click.pass_obj
     def run(settings: Settings, name: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
         validate_name(name)
-        return Session(settings, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
+        return _session(settings, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
 
 
 _simple_lifecycle("start", "Stage the instance's cfg files and start its unit (re-initializing after a reset).")
@@ -153,7 +117,7 @@ def _rerun(command: str, link: str, summary: str) -> None:
     @lifecycle
     @click.pass_obj
     def run(settings: Settings, command_id: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
-        session = Session(settings, as_json)
+        session = _session(settings, as_json)
         original = session.known_command(command_id)
         return session.request(original.instance, original.command, original.args, request_id=request_id,
                                no_wait=no_wait, **{link: original.command_id})
@@ -169,42 +133,123 @@ _rerun("replay", "replay_of", "Re-run any finished command with the same argumen
 @click.option("--json", "as_json", is_flag=True, help="Print the cancelled command as a JSON object.")
 @click.pass_obj
 def cancel(settings: Settings, command_id: str, no_wait: bool, as_json: bool) -> int:
-    """Ask a pending or running command to stop between steps; exits with its outcome."""
-    session = Session(settings, as_json)
-    target = session.known_command(command_id)
-    if target.finished:
-        raise Rejected(f"command {command_id} already ended ({target.outcome})")
-    append_cancel(session.ledger, session.requester, target)
-    return session.follow(command_id, True, no_wait)
+    """Ask a pending or running command to stop between steps; exits with its outcome (5: cancelled)."""
+    return _session(settings, as_json).cancel(command_id, no_wait)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _read(settings: Settings):
+    """The projections over the ledger, brought up to date (a missing ledger reads as empty)."""
+    from projections import Projections
+
+    projections = Projections(Ledger.open(settings.db, create=False))
+    projections.sync()
+    return projections
+
+
+def _emit_json(value) -> None:
+    click.echo(json.dumps(value))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Drain the queue, then exit.")
+@click.argument("name", required=False, shell_complete=_complete_names)
+@click.option("--json", "as_json", is_flag=True, help="Print a list of instance objects (one object with NAME).")
 @click.pass_obj
-def executor(settings: Settings, once: bool) -> int:
-    """Run the executor: take requested commands in ledger order and apply them to the host."""
-    host = _host(settings)
-    lock = ExecutorLock(settings.db)
-    with Ledger.open(settings.db) as ledger:
-        if not lock.try_acquire():
-            raise LedgerError(f"another executor (pid {lock.holder() or 'unknown'}) holds {lock.path}")
-        stopping = []
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-        console = Console(stderr=True)
-        prefix = "\\[simulated] " if host.simulated else ""
+def status(settings: Settings, name: str | None, as_json: bool) -> int:
+    """Instances and their recorded state."""
+    if name is not None:
+        validate_name(name)
+    instances = _read(settings).instances(name)
+    if name is not None and not instances:
+        raise Rejected(f"instance {name!r} is not known")
+    if as_json:
+        _emit_json(instances[0].summary() if name else [instance.summary() for instance in instances])
+    else:
+        from .tables import status_table
 
-        def report(row: dict) -> None:
-            if row["type"] in ("CommandStarted", "CommandSucceeded", "CommandFailed", "CommandRejected",
-                               "CommandCancelled", "CommandInterrupted"):
-                console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {row['type']}",
-                              soft_wrap=True, highlight=False)
+        _console().print(status_table(instances))
+    return EXIT_OK
 
+
+@cli.command()
+@NAME
+@click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
+@click.pass_obj
+def history(settings: Settings, name: str, as_json: bool) -> int:
+    """Every command of one instance, oldest first."""
+    validate_name(name)
+    commands = _read(settings).history(name)
+    if as_json:
+        _emit_json([command.summary() for command in commands])
+    else:
+        from .tables import commands_table
+
+        _console().print(commands_table(f"History of {name}", commands, with_instance=False))
+    return EXIT_OK
+
+
+def _moment(option: str):
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+        if value is None:
+            return None
         try:
-            worker = Executor(ledger, host, observer=report)
-            worker.recover()
-            executor_loop(worker, once, stopping=lambda: bool(stopping))
-        finally:
-            lock.release()
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{option} {printable(value)!r}: not an ISO 8601 date or time") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    return parse
+
+
+@cli.command()
+@click.option("--actor", "actor_filter", help="Only commands requested by this actor.")
+@click.option("--instance", help="Only commands of this instance.")
+@click.option("--command", "command_filter", type=click.Choice(COMMAND_NAMES), help="Only this kind of command.")
+@click.option("--since", callback=_moment("--since"), help="From this ISO 8601 time (inclusive; UTC unless given).")
+@click.option("--until", callback=_moment("--until"), help="Before this ISO 8601 time (exclusive; UTC unless given).")
+@click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
+@click.pass_obj
+def audit(settings: Settings, actor_filter: str | None, instance: str | None, command_filter: str | None,
+          since: datetime | None, until: datetime | None, as_json: bool) -> int:
+    """Who did what: every command across all instances, oldest first."""
+    if instance is not None:
+        validate_name(instance)
+    commands = _read(settings).audit(actor=actor_filter, instance=instance, command=command_filter,
+                                     since=since, until=until)
+    if as_json:
+        _emit_json([command.summary() for command in commands])
+    else:
+        from .tables import commands_table
+
+        _console().print(commands_table("Audit", commands, with_instance=True))
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("command_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the command with its steps as JSON.")
+@click.pass_obj
+def show(settings: Settings, command_id: str, as_json: bool) -> int:
+    """One command: who asked, its steps and their output, its outcome."""
+    from .command_ids import known_command
+
+    projections = _read(settings)
+    command = known_command(projections, command_id)
+    steps = projections.steps(command_id)
+    if as_json:
+        _emit_json(command.summary() | {"steps": steps})
+    else:
+        from .tables import print_command
+
+        print_command(_console(), command, steps)
     return EXIT_OK
 
 
@@ -213,18 +258,62 @@ def executor(settings: Settings, once: bool) -> int:
 @click.pass_obj
 def verify(settings: Settings, as_json: bool) -> int:
     """Re-walk the hash chain and run SQLite's integrity check (exit 4 on a break)."""
+    from ledger import verify_ledger
+
     with Ledger.open(settings.db, create=False) as ledger:
         report = verify_ledger(ledger)
     if as_json:
-        click.echo(json.dumps({"ok": report.ok, "events": report.events,
-                               "first_bad_seq": report.first_bad_seq, "reason": report.reason}))
+        _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
+                    "reason": report.reason})
     elif report.ok:
-        Console(soft_wrap=True).print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact")
+        _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact",
+                         soft_wrap=True, highlight=False)
     else:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[red]✗[/red] ledger {settings.db}: broken — {report.reason}", markup=True, highlight=False
-        )
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[red]✗[/red] ledger {settings.db}: broken — {report.reason}",
+                                   soft_wrap=True, highlight=False)
     return EXIT_OK if report.ok else EXIT_LEDGER
+
+
+# --- operating -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Drain the queue, then exit.")
+@click.pass_obj
+def executor(settings: Settings, once: bool) -> int:
+    """Run the executor: take requested commands in ledger order and apply them to the host."""
+    from .executor_service import serve
+
+    serve(settings, once)
+    return EXIT_OK
+
+
+@cli.group()
+def projections() -> None:
+    """Maintain the projections (instances, commands) kept in the ledger file."""
+
+
+@projections.command()
+@click.option("--json", "as_json", is_flag=True, help="Print {events, seconds} as JSON.")
+@click.pass_obj
+def rebuild(settings: Settings, as_json: bool) -> int:
+    """Drop every projection and rebuild it from the ledger."""
+    import time
+
+    from projections import Projections
+
+    started = time.perf_counter()
+    with Ledger.open(settings.db, create=False) as ledger:
+        events = Projections(ledger).rebuild()
+    seconds = time.perf_counter() - started
+    if as_json:
+        _emit_json({"events": events, "seconds": round(seconds, 3)})
+    else:
+        _console().print(f"[green]✓[/green] rebuilt projections from {events} events in {seconds:.2f}s",
+                         highlight=False)
+    return EXIT_OK
 
 
 def main() -> None:

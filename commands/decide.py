@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections import CommandView, LedgerView
+from projections import CommandView, Projections
 
 from .errors import InvalidInput, Rejected
 from .names import validate_name
@@ -12,17 +12,17 @@ from .steps import Step, init_steps, purge_steps, start_steps, stop_steps
 RETRYABLE = ("failed", "interrupted", "cancelled")
 
 
-def decide(command: CommandView, view: LedgerView) -> list[Step]:
-    """The steps `command` takes on the host, given the state `view` records; `Rejected` if none are allowed."""
-    _check_links(command, view)
+def decide(command: CommandView, state: Projections) -> list[Step]:
+    """The steps `command` takes on the host, given the state the projections record; `Rejected` if none are allowed."""
+    _check_links(command, state)
     try:
         name = validate_name(command.instance)
     except InvalidInput as error:
         raise Rejected(str(error)) from None
-    instance = view.instance(name)
+    instance = state.instance(name)
     if command.command == "init":
         spec = _stored_spec(command.args.get("spec"), "the requested spec")
-        _check_port_free(name, spec.port, view)
+        _check_port_free(name, spec.port, state)
         return init_steps(name, spec)
     if not instance.known:
         raise Rejected(f"instance {name!r} is not known: init it first")
@@ -36,14 +36,14 @@ def decide(command: CommandView, view: LedgerView) -> list[Step]:
     return purge_steps(name)
 
 
-def _check_links(command: CommandView, view: LedgerView) -> None:
+def _check_links(command: CommandView, view: Projections) -> None:
     if command.retry_of is not None:
-        original = view.commands.get(command.retry_of)
+        original = view.command(command.retry_of)
         if original is None or original.outcome not in RETRYABLE:
             outcome = original.outcome if original else "unknown"
             raise Rejected(f"command {command.retry_of} is {outcome}; only {', '.join(RETRYABLE)} commands can be retried")
     if command.replay_of is not None:
-        original = view.commands.get(command.replay_of)
+        original = view.command(command.replay_of)
         if original is None or not original.finished:
             outcome = original.outcome if original else "unknown"
             raise Rejected(f"command {command.replay_of} is {outcome}; only finished commands can be replayed")
@@ -56,7 +56,7 @@ def _stored_spec(document: object, what: str) -> Spec:
         raise Rejected(f"{what} is not valid: {error}") from None
 
 
-def _check_port_free(name: str, port: int, view: LedgerView) -> None:
-    for other in view.instances.values():
-        if other.name != name and other.port == port and other.state not in (None, "deleted"):
-            raise Rejected(f"port {port} is already used by instance {other.name!r} ({other.state})")
+def _check_port_free(name: str, port: int, view: Projections) -> None:
+    other = view.port_holder(port, other_than=name)
+    if other is not None:
+        raise Rejected(f"port {port} is already used by instance {other.name!r} ({other.state})")

@@ -24,7 +24,7 @@ from ledger import (
     StepCompleted,
 )
 from ledger.events import EventPayload
-from projections import CommandView, LedgerView
+from projections import CommandView, Projections
 
 from .decide import decide
 from .errors import Rejected
@@ -41,14 +41,13 @@ class Executor:
         self,
         ledger: Ledger,
         host: Host,
-        view: LedgerView | None = None,
         *,
         observer: Observer = lambda row: None,
         on_line: LineSink = lambda command, step, line: None,
     ):
         self.ledger = ledger
         self.host = host
-        self.view = view or LedgerView()
+        self.projections = Projections(ledger)
         self.observer = observer
         self.on_line = on_line
         self.os_user = os_user()
@@ -59,22 +58,21 @@ class Executor:
         Only an executor holding the lock may call this: a started command with
         no outcome then belongs to an executor that died.
         """
-        self.view.catch_up(self.ledger)
-        interrupted = list(self.view.running)
-        for command_id in interrupted:
-            command = self.view.commands[command_id]
-            last_step = command.steps[-1]["step"] if command.steps else None
-            self._record(command, CommandInterrupted(last_step=last_step))
-        return interrupted
+        self.projections.sync()
+        interrupted = self.projections.running()
+        for command in interrupted:
+            self._record(command, CommandInterrupted(last_step=command.last_step))
+        return [command.command_id for command in interrupted]
 
     def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:
         """Run requested commands in seq order until none is left or `until()` holds; return how many ran."""
         ran = 0
         while True:
-            self.view.catch_up(self.ledger)
-            if until() or not self.view.pending:
+            self.projections.sync()
+            command = None if until() else self.projections.next_pending()
+            if command is None:
                 return ran
-            self.execute(self.view.commands[next(iter(self.view.pending))])
+            self.execute(command)
             ran += 1
 
     def execute(self, command: CommandView) -> None:
@@ -83,7 +81,7 @@ class Executor:
             self._record(command, CommandCancelled(step=None))
             return
         try:
-            steps = decide(command, self.view)
+            steps = decide(command, self.projections)
         except Rejected as rejection:
             self._record(command, CommandRejected(reason=str(rejection)))
             return
@@ -123,5 +121,5 @@ class Executor:
                 payload=payload,
             )
         ])
-        for row in self.view.catch_up(self.ledger):
+        for row in self.projections.sync():
             self.observer(row)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from host_adapters import Host
 from ledger import CancelRequested, CommandRequested, Ledger, NewEvent
-from projections import CommandView, LedgerView
+from projections import CommandView, Projections
 
+from .command_ids import new_command_id
 from .errors import InvalidInput
 from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
@@ -35,11 +35,6 @@ def resolve_actor(explicit: str | None, environ: dict[str, str], os_user: str) -
     if not actor or len(actor) > ACTOR_MAX or not actor.isprintable() or actor != actor.strip():
         raise InvalidInput(f"--actor {printable(actor)!r}: must be 1-{ACTOR_MAX} printable characters")
     return actor
-
-
-def new_command_id() -> str:
-    """A fresh command id: 12 hex digits, short enough to type."""
-    return uuid.uuid4().hex[:12]
 
 
 def append_command(
@@ -91,28 +86,21 @@ def see_through(
     marks crashed commands interrupted, then runs every requested command in
     seq order up to and including this one. Otherwise it follows the ledger.
     """
-    view = LedgerView()
-    view.catch_up(ledger)
-    while not view.commands[command_id].finished:
+    projections = Projections(ledger)
+    projections.sync()
+    while not projections.command(command_id).finished:
         if lock.try_acquire():
             try:
-                executor = Executor(ledger, host(), view, observer=observer, on_line=on_line)
+                executor = Executor(ledger, host(), observer=observer, on_line=on_line)
                 executor.recover()
-                executor.run_pending(until=lambda: view.commands[command_id].finished)
+                executor.run_pending(until=lambda: projections.command(command_id).finished)
             finally:
                 lock.release()
             continue
         time.sleep(FOLLOW_POLL)
-        for row in view.catch_up(ledger):
+        for row in projections.sync():
             observer(row)
-    return view.commands[command_id]
-
-
-def current_view(ledger: Ledger) -> LedgerView:
-    """The view of the whole ledger as it stands."""
-    view = LedgerView()
-    view.catch_up(ledger)
-    return view
+    return projections.command(command_id)
 
 
 def executor_loop(executor: Executor, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:

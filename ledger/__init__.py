@@ -1,29 +1,19 @@
-"""The event store: an append-only SQLite table of hash-chained events."""
+"""The event store: an append-only SQLite table of hash-chained events.
+
+The pydantic event models load on first use, so that commands which only
+read the ledger start fast.
+"""
+
+from importlib import import_module
 
 from .errors import LedgerError, LedgerLocked, SchemaTooNew
-from .events import (
-    EVENT_TYPES,
-    TERMINAL_TYPES,
-    CancelRequested,
-    CommandCancelled,
-    CommandFailed,
-    CommandInterrupted,
-    CommandRejected,
-    CommandRequested,
-    CommandStarted,
-    CommandSucceeded,
-    NewEvent,
-    RecordedEvent,
-    StepCompleted,
-)
 from .store import Ledger, format_time, utc_now
 from .verify import ChainReport, verify_ledger
+from .vocabulary import COMMAND_NAMES, TERMINAL_TYPES
 
-__all__ = [
+_MODELS = (
     "EVENT_TYPES",
-    "TERMINAL_TYPES",
     "CancelRequested",
-    "ChainReport",
     "CommandCancelled",
     "CommandFailed",
     "CommandInterrupted",
@@ -31,14 +21,29 @@ __all__ = [
     "CommandRequested",
     "CommandStarted",
     "CommandSucceeded",
+    "NewEvent",
+    "RecordedEvent",
+    "StepCompleted",
+)
+
+
+def __getattr__(name: str):
+    """Load the event models on first access (PEP 562)."""
+    if name in _MODELS:
+        return getattr(import_module(".events", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "COMMAND_NAMES",
+    "TERMINAL_TYPES",
+    "ChainReport",
     "Ledger",
     "LedgerError",
     "LedgerLocked",
-    "NewEvent",
-    "RecordedEvent",
     "SchemaTooNew",
-    "StepCompleted",
     "format_time",
     "utc_now",
     "verify_ledger",
+    *_MODELS,
 ]

@@ -12,7 +12,6 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict
 
 CommandName = Literal["init", "start", "stop", "delete", "reset"]
-Outcome = Literal["succeeded", "failed", "rejected", "cancelled", "interrupted"]
 
 
 class EventPayload(BaseModel):
@@ -106,13 +105,6 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
     )
 }
 
-TERMINAL_TYPES: dict[str, Outcome] = {
-    "CommandSucceeded": "succeeded",
-    "CommandFailed": "failed",
-    "CommandRejected": "rejected",
-    "CommandCancelled": "cancelled",
-    "CommandInterrupted": "interrupted",
-}
 
 
 class NewEvent(BaseModel):

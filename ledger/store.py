@@ -14,13 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from .chain import GENESIS_HASH, canonical_json, event_hash
 from .errors import LedgerError, LedgerLocked
-from .events import EVENT_TYPES, NewEvent, RecordedEvent
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
+
+if TYPE_CHECKING:
+    from .events import NewEvent, RecordedEvent
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 LEDGER_FILE_MODE = 0o640
@@ -79,15 +82,15 @@ class Ledger:
         except sqlite3.Error as error:
             raise LedgerError(f"ledger {shown_as}: {error}") from error
         ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout)
-        with ledger._translated_errors():
+        with ledger.translated_errors():
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-        with ledger._translated_errors():
+        with ledger.translated_errors():
             current = schema_version(ledger.db) == SCHEMA_VERSION
         if not current:
-            with ledger._write_transaction():
+            with ledger.transaction():
                 ensure_schema(ledger.db, shown_as)
         return ledger
 
@@ -103,7 +106,7 @@ class Ledger:
 
     def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         """Append events atomically, in order, at the head of the chain."""
-        with self._write_transaction():
+        with self.transaction():
             return self._append_locked(events)
 
     def append_requested(self, event: NewEvent) -> tuple[RecordedEvent, bool]:
@@ -113,13 +116,17 @@ class Ledger:
         """
         if event.request_key is None:
             raise ValueError("append_requested needs an event with a request_key")
-        with self._write_transaction():
+        with self.transaction():
             row = self.db.execute(f"{_SELECT} WHERE request_key = ?", [event.request_key]).fetchone()
             if row is not None:
-                return _recorded(row), False
+                return _recorded(dict(zip(_COLUMNS, row))), False
             return self._append_locked([event])[0], True
 
-    def read(
+    def read(self, **filters) -> Iterator[RecordedEvent]:
+        """Events matching every filter `rows` takes, oldest first, as typed models."""
+        return map(_recorded, self.rows(**filters))
+
+    def rows(
         self,
         *,
         instance: str | None = None,
@@ -129,58 +136,46 @@ class Ledger:
         until: datetime | None = None,
         after_seq: int = 0,
         upto_seq: int | None = None,
-    ) -> Iterator[RecordedEvent]:
-        """Events matching every given filter, oldest first.
+    ) -> Iterator[dict]:
+        """Stored rows matching every given filter, oldest first, as plain column values.
 
-        `since` is inclusive and `until` exclusive; `after_seq` is exclusive
-        and `upto_seq` inclusive. Each filter is served by an index.
+        `since` is inclusive and `until` exclusive; `after_seq` is exclusive and
+        `upto_seq` inclusive. Each filter is served by an index. Whole-ledger
+        walks (verification, projection rebuilds) use this for its speed.
         """
         clauses, params = [], []
-        if after_seq:
-            clauses.append("seq > ?")
-            params.append(after_seq)
-        for column, value in (("instance", instance), ("command_id", command_id), ("actor", actor)):
+        for column, operator, value in (
+            ("seq", ">", after_seq or None),
+            ("seq", "<=", upto_seq),
+            ("instance", "=", instance),
+            ("command_id", "=", command_id),
+            ("actor", "=", actor),
+            ("recorded_at", ">=", since and format_time(since)),
+            ("recorded_at", "<", until and format_time(until)),
+        ):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{column} {operator} ?")
                 params.append(value)
-        if since is not None:
-            clauses.append("recorded_at >= ?")
-            params.append(format_time(since))
-        if until is not None:
-            clauses.append("recorded_at < ?")
-            params.append(format_time(until))
-        if upto_seq is not None:
-            clauses.append("seq <= ?")
-            params.append(upto_seq)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"{_SELECT}{where} ORDER BY seq"
-        with self._translated_errors():
-            rows = self.db.execute(sql, params).fetchall()
-        return map(_recorded, rows)
-
-    def rows(self, *, after_seq: int = 0) -> Iterator[dict]:
-        """Every stored row after `after_seq` as plain column values, oldest first.
-
-        For whole-ledger walks (verification, projection rebuilds) that need the
-        stored bytes and speed rather than parsed models.
-        """
-        with self._translated_errors():
-            for values in self.db.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq", [after_seq]):
+        with self.translated_errors():
+            for values in self.db.conn.execute(f"{_SELECT}{where} ORDER BY seq", params):
                 yield dict(zip(_COLUMNS, values))
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
-        with self._translated_errors():
+        with self.translated_errors():
             found = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall()]
         return [] if found == ["ok"] else found
 
     def head(self) -> tuple[int, str]:
         """The last seq and its hash; (0, the genesis hash) for an empty ledger."""
-        with self._translated_errors():
+        with self.translated_errors():
             row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         return row if row is not None else (0, GENESIS_HASH)
 
     def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
+        from .events import RecordedEvent  # loaded already: the caller built its events from these models
+
         seq, prev_hash = self.head()
         recorded_at = utc_now()
         recorded = []
@@ -206,8 +201,9 @@ class Ledger:
         return recorded
 
     @contextmanager
-    def _write_transaction(self) -> Iterator[None]:
-        with self._translated_errors():
+    def transaction(self) -> Iterator[None]:
+        """Hold SQLite's write lock (BEGIN IMMEDIATE) for the block; commit, or roll back on error."""
+        with self.translated_errors():
             self.db.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -217,7 +213,8 @@ class Ledger:
             self.db.conn.execute("COMMIT")
 
     @contextmanager
-    def _translated_errors(self) -> Iterator[None]:
+    def translated_errors(self) -> Iterator[None]:
+        """Turn SQLite errors raised in the block into `LedgerError`s that name the file."""
         try:
             yield
         except sqlite3.OperationalError as error:
@@ -240,8 +237,10 @@ def _create_file(path: str) -> None:
         raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
 
 
-def _recorded(row: tuple) -> RecordedEvent:
-    fields = dict(zip(_COLUMNS, row))
+def _recorded(fields: dict) -> RecordedEvent:
+    from .events import EVENT_TYPES, RecordedEvent  # the models are only needed by typed reads
+
+    fields = dict(fields)
     payload_type = EVENT_TYPES.get(fields.pop("type"))
     try:
         if payload_type is None:

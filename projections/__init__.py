@@ -1,5 +1,7 @@
-"""Read models derived from the ledger: commands, instances (and history and audit from them)."""
+"""Read models derived from the ledger: instances, and commands (history and audit)."""
 
-from .views import STATE_AFTER, CommandView, InstanceView, LedgerView
+from .store import Projections
+from .views import OUTCOMES, STATE_AFTER, SUMMARY_FIELDS, STATUS_FIELDS, CommandView, Fold, InstanceView
 
-__all__ = ["STATE_AFTER", "CommandView", "InstanceView", "LedgerView"]
+__all__ = ["OUTCOMES", "STATE_AFTER", "STATUS_FIELDS", "SUMMARY_FIELDS", "CommandView", "Fold", "InstanceView",
+           "Projections"]

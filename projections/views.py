@@ -1,25 +1,29 @@
 """Pure folds of the event stream: every command's story, and every instance's recorded state.
 
-`LedgerView.apply` takes one stored event row at a time (as `Ledger.rows`
-yields them), so a view can be rebuilt from seq 1 or brought up to date from
-where it stopped, with the same code.
+`Fold.apply` takes one stored event row at a time (as `Ledger.rows` yields
+them) and updates the commands and instances it holds. A rebuild folds
+from seq 1 into empty mappings; an incremental update folds the new events
+into mappings that load rows from the materialized tables on demand. The
+same code serves both, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import MutableMapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ledger import TERMINAL_TYPES
 
 # The recorded state a successful command leaves an instance in.
 STATE_AFTER = {"init": "initialized", "start": "running", "stop": "stopped", "reset": "reset", "delete": "deleted"}
+OUTCOMES = ("pending", "running", *TERMINAL_TYPES.values())
 
 
 @dataclass
 class CommandView:
-    """One command from request to outcome: who, what, when, each step, how it ended."""
+    """One command from request to outcome: who, what, when, how it ended."""
 
     command_id: str
     instance: str
@@ -35,30 +39,30 @@ class CommandView:
     finished_at: str | None = None
     outcome: str = "pending"
     error: str | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    last_step: str | None = None
     cancel_requested_by: str | None = None
 
     @property
     def finished(self) -> bool:
         """Whether the command has reached its one terminal outcome."""
-        return self.outcome in TERMINAL_TYPES.values()
+        return self.outcome not in ("pending", "running")
 
     def summary(self) -> dict[str, Any]:
         """The command as CLI.md's history/audit JSON object."""
-        return {
-            "command_id": self.command_id,
-            "instance": self.instance,
-            "command": self.command,
-            "actor": self.actor,
-            "os_user": self.os_user,
-            "requested_at": self.requested_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "outcome": self.outcome,
-            "error": self.error,
-            "retry_of": self.retry_of,
-            "replay_of": self.replay_of,
-        }
+        return {key: getattr(self, key) for key in SUMMARY_FIELDS}
+
+    def as_row(self) -> dict[str, Any]:
+        """The command as a row of the `commands` table."""
+        return asdict(self) | {"args": json.dumps(self.args, sort_keys=True)}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "CommandView":
+        """A command from a row of the `commands` table."""
+        return cls(**(row | {"args": json.loads(row["args"])}))
+
+
+SUMMARY_FIELDS = ("command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
+                  "finished_at", "outcome", "error", "retry_of", "replay_of")
 
 
 @dataclass
@@ -80,72 +84,68 @@ class InstanceView:
         """Whether an init of this instance ever succeeded."""
         return self.state is not None
 
+    def summary(self) -> dict[str, Any]:
+        """The instance as CLI.md's status JSON object."""
+        return {key: getattr(self, key) for key in STATUS_FIELDS}
 
-@dataclass
-class LedgerView:
-    """Commands and instances as of event `seq`."""
+    def as_row(self) -> dict[str, Any]:
+        """The instance as a row of the `instances` table."""
+        return asdict(self) | {"blueprint": None if self.blueprint is None else json.dumps(self.blueprint, sort_keys=True)}
 
-    seq: int = 0
-    commands: dict[str, CommandView] = field(default_factory=dict)
-    instances: dict[str, InstanceView] = field(default_factory=dict)
-    pending: dict[str, None] = field(default_factory=dict)
-    running: dict[str, None] = field(default_factory=dict)
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "InstanceView":
+        """An instance from a row of the `instances` table."""
+        blueprint = row["blueprint"]
+        return cls(**(row | {"blueprint": None if blueprint is None else json.loads(blueprint)}))
 
-    def catch_up(self, ledger) -> list[dict[str, Any]]:
-        """Apply every event recorded after `seq`; return the rows applied."""
-        rows = list(ledger.rows(after_seq=self.seq))
-        for row in rows:
-            self.apply(row)
-        return rows
 
-    def instance(self, name: str) -> InstanceView:
-        """The view of an instance (an unknown one if nothing succeeded for it yet)."""
-        return self.instances.get(name) or InstanceView(name)
+STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "last_outcome", "last_actor",
+                 "updated_at")
+
+
+class Fold:
+    """Folds event rows into commands and instances held in mappings keyed by id and name."""
+
+    def __init__(self, commands: MutableMapping[str, CommandView], instances: MutableMapping[str, InstanceView]):
+        self.commands = commands
+        self.instances = instances
 
     def apply(self, row: dict[str, Any]) -> None:
-        """Fold one stored event row into the view."""
-        self.seq = row["seq"]
+        """Fold one stored event row in."""
         kind = row["type"]
         if kind == "CommandRequested":
-            self._requested(row, json.loads(row["payload"]))
+            payload = json.loads(row["payload"])
+            self.commands[row["command_id"]] = CommandView(
+                command_id=row["command_id"],
+                instance=row["instance"],
+                command=payload["command"],
+                args=payload["args"],
+                actor=row["actor"],
+                os_user=row["os_user"],
+                requested_at=row["recorded_at"],
+                requested_seq=row["seq"],
+                retry_of=payload["retry_of"],
+                replay_of=payload["replay_of"],
+            )
             return
         command = self.commands.get(row["command_id"])
-        if command is None:
+        if command is None or command.finished:
             return
-        if kind == "CommandStarted":
+        if kind == "StepCompleted":
+            command.last_step = json.loads(row["payload"])["step"]
+        elif kind == "CommandStarted":
             command.outcome, command.started_at = "running", row["recorded_at"]
-            self.pending.pop(command.command_id, None)
-            self.running[command.command_id] = None
-        elif kind == "StepCompleted":
-            payload = json.loads(row["payload"])
-            command.steps.append({"step": payload["step"], "at": row["recorded_at"], "output": payload["output"]})
         elif kind == "CancelRequested":
             command.cancel_requested_by = command.cancel_requested_by or row["actor"]
         elif kind in TERMINAL_TYPES:
             self._finished(command, row, TERMINAL_TYPES[kind], json.loads(row["payload"]))
 
-    def _requested(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
-        command = CommandView(
-            command_id=row["command_id"],
-            instance=row["instance"],
-            command=payload["command"],
-            args=payload["args"],
-            actor=row["actor"],
-            os_user=row["os_user"],
-            requested_at=row["recorded_at"],
-            requested_seq=row["seq"],
-            retry_of=payload["retry_of"],
-            replay_of=payload["replay_of"],
-        )
-        self.commands[command.command_id] = command
-        self.pending[command.command_id] = None
-
     def _finished(self, command: CommandView, row: dict[str, Any], outcome: str, payload: dict[str, Any]) -> None:
         command.outcome, command.finished_at = outcome, row["recorded_at"]
         command.error = _error_of(outcome, payload, command)
-        self.pending.pop(command.command_id, None)
-        self.running.pop(command.command_id, None)
-        instance = self.instances.setdefault(command.instance, InstanceView(command.instance))
+        instance = self.instances.get(command.instance)
+        if instance is None:
+            instance = self.instances[command.instance] = InstanceView(command.instance)
         instance.last_command_id = command.command_id
         instance.last_command = command.command
         instance.last_outcome = outcome

@@ -42,12 +42,16 @@ class FakeHost:
             args = {"spec": SPEC}
         command_id, _ = append_command(self.ledger, ALICE, instance, command, args, **links)
         self.executor.run_pending()
-        return self.executor.view.commands[command_id]
+        return self.executor.projections.command(command_id)
 
     def init(self, instance: str = "alpha", spec: dict | None = None) -> CommandView:
         """Init an instance from `spec` (the design example by default)."""
         return self.run(instance, "init", {"spec": spec} if spec else None)
 
+    def steps(self, command: CommandView) -> list[dict]:
+        """The steps a command completed, in order, with their output."""
+        return self.executor.projections.steps(command.command_id)
+
     def step_names(self, command: CommandView) -> list[str]:
-        """The steps a command completed, in order."""
-        return [step["step"] for step in command.steps]
+        """The names of the steps a command completed, in order."""
+        return [step["step"] for step in self.steps(command)]

@@ -10,7 +10,7 @@ from commands.executor import Executor
 from commands.requests import append_command
 from host_adapters.factory import build_host
 from ledger import Ledger
-from projections import CommandView
+from projections import CommandView, Projections
 
 from .fake_host import ALICE, SPEC
 
@@ -38,7 +38,13 @@ def run(root: Path, instance: str, command: str, args: dict | None = None, **lin
         command_id, _ = append_command(ledger, ALICE, instance, command, args, **links)
         executor = Executor(ledger, build_host("simulated", root))
         executor.run_pending()
-        return executor.view.commands[command_id]
+        return executor.projections.command(command_id)
+
+
+def steps(root: Path, command: CommandView) -> list[dict]:
+    """The steps a command completed, with their output."""
+    with Ledger.open(root / "ledger.db") as ledger:
+        return Projections(ledger).steps(command.command_id)
 
 
 def host_files(root: Path) -> dict[str, str | None]:

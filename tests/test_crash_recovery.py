@@ -10,7 +10,8 @@ import pytest
 
 from commands.executor import Executor
 from commands.executor_lock import ExecutorLock
-from commands.requests import append_command, current_view
+from commands.requests import append_command
+from projections import Projections
 from host_adapters.factory import build_host
 from ledger import Ledger, verify_ledger
 
@@ -68,9 +69,9 @@ def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tm
     with Ledger.open(root / "ledger.db") as ledger:
         executor = Executor(ledger, build_host("simulated", root))
         assert executor.recover() == [command_id]
-        interrupted = executor.view.commands[command_id]
+        interrupted = executor.projections.command(command_id)
         assert interrupted.outcome == "interrupted"
-        assert len(interrupted.steps) == die_after - 1
+        assert len(executor.projections.steps(command_id)) == die_after - 1
     lock.release()
 
     retried = run(root, "alpha", command, retry_of=command_id)
@@ -80,4 +81,6 @@ def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tm
         assert verify_ledger(ledger).ok
         started = [e.command_id for e in ledger.read() if e.type == "CommandStarted"]
         assert len(started) == len(set(started)), "no command is executed twice"
-        assert current_view(ledger).commands[command_id].outcome == "interrupted"
+        projections = Projections(ledger)
+        projections.sync()
+        assert projections.command(command_id).outcome == "interrupted"

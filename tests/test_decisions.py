@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from commands.requests import append_cancel, append_command, current_view
+from commands.requests import append_cancel, append_command
+from projections import Projections
 from ledger import Ledger, verify_ledger
 
 from .fake_host import ALICE, SPEC, FakeHost
@@ -35,7 +36,7 @@ def test_a_deleted_instance_frees_its_port(host):
 def test_reinit_of_a_known_instance_updates_its_blueprint(host):
     host.init("alpha")
     assert host.init("alpha", SPEC | {"port": 27020}).outcome == "succeeded"
-    assert host.executor.view.instance("alpha").blueprint["port"] == 27020
+    assert host.executor.projections.instance("alpha").blueprint["port"] == 27020
     assert host.fs.read_bytes("instances/alpha/instance.env").startswith(b"L4D2_PORT=27020\n")
 
 
@@ -66,15 +67,15 @@ def test_a_failed_start_does_not_record_running(host):
     host.faults.calls.clear()
     host.faults.fail_at = 4
     assert host.run("alpha", "start").outcome == "failed"
-    assert host.executor.view.instance("alpha").state == "initialized"
+    assert host.executor.projections.instance("alpha").state == "initialized"
 
 
 def test_stop_of_a_reset_instance_keeps_it_reset_so_start_reinitializes(host):
     host.init()
     host.run("alpha", "reset")
     host.run("alpha", "stop")
-    assert host.executor.view.instance("alpha").state == "reset"
-    assert host.run("alpha", "start").steps[0]["step"] == "create directories"
+    assert host.executor.projections.instance("alpha").state == "reset"
+    assert host.step_names(host.run("alpha", "start"))[0] == "create directories"
 
 
 def test_a_host_already_in_the_target_state_succeeds(host):
@@ -107,11 +108,11 @@ def test_rejections_are_recorded_in_the_ledger(host):
 
 def test_a_cancel_before_the_command_starts_cancels_it_without_touching_the_host(host):
     command_id, _ = append_command(host.ledger, ALICE, "alpha", "init", {"spec": SPEC})
-    host.executor.view.catch_up(host.ledger)
-    append_cancel(host.ledger, ALICE, host.executor.view.commands[command_id])
+    host.executor.projections.sync()
+    append_cancel(host.ledger, ALICE, host.executor.projections.command(command_id))
     host.executor.run_pending()
-    command = host.executor.view.commands[command_id]
-    assert (command.outcome, command.steps) == ("cancelled", [])
+    command = host.executor.projections.command(command_id)
+    assert (command.outcome, host.steps(command)) == ("cancelled", [])
     assert host.faults.calls == []
 
 
@@ -126,9 +127,11 @@ def test_a_cancel_ends_a_hanging_step_and_records_where(host, ledger_path):
     while len(host.faults.calls) < 8 and time.monotonic() < deadline:
         time.sleep(0.01)
     with Ledger.open(ledger_path) as canceller:
-        append_cancel(canceller, ALICE, current_view(canceller).commands[command_id])
+        projections = Projections(canceller)
+        projections.sync()
+        append_cancel(canceller, ALICE, projections.command(command_id))
     worker.join(timeout=10)
-    command = host.executor.view.commands[command_id]
+    command = host.executor.projections.command(command_id)
     assert command.outcome == "cancelled"
     assert command.error == "cancelled by alice at step 'enable and start unit'"
     assert host.step_names(command) == ["remove stale cfgs", "stage server.cfg", "stage alias cfgs"]
@@ -141,5 +144,5 @@ def test_recovery_marks_started_but_unfinished_commands_interrupted(host):
     host.ledger.append([NewEvent(instance="alpha", command_id=command_id, actor="alice", os_user="root",
                                  payload=CommandStarted(pid=1, host="gone"))])
     assert host.executor.recover() == [command_id]
-    assert host.executor.view.commands[command_id].outcome == "interrupted"
+    assert host.executor.projections.command(command_id).outcome == "interrupted"
     assert host.executor.run_pending() == 0

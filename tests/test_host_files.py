@@ -7,7 +7,7 @@ import pytest
 from commands.spec import load_spec_text
 
 from .fake_host import SPEC
-from .real_host import make_root, run
+from .real_host import make_root, run, steps
 
 CFG = "runtime/alpha/upper/left4dead2/cfg"
 
@@ -60,7 +60,8 @@ def test_an_alias_whose_overlay_has_no_cfg_stages_nothing_and_says_so(root):
     run(root, "alpha", "init", {"spec": spec})
     started = run(root, "alpha", "start")
     assert sorted(p.name for p in (root / CFG).iterdir()) == ["server.cfg"]
-    assert "no overlays/maps/custom/left4dead2/cfg/server.cfg; nothing staged for alias custom" in started.steps[2]["output"]
+    assert "no overlays/maps/custom/left4dead2/cfg/server.cfg; nothing staged for alias custom" in \
+        steps(root, started)[2]["output"]
 
 
 def test_start_removes_stale_server_cfgs_but_keeps_other_cfgs(root):

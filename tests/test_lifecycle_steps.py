@@ -68,9 +68,10 @@ def test_start_after_reset_uses_the_blueprint_in_the_ledger_not_the_file_on_disk
 
 def test_every_step_is_recorded_with_its_output(host):
     command = host.init()
-    (line,) = command.steps[1]["output"]
+    steps = host.steps(command)
+    (line,) = steps[1]["output"]
     assert line.startswith("wrote instances/alpha/instance.env (")
-    assert all(step["at"] for step in command.steps)
+    assert all(step["at"] for step in steps)
 
 
 def test_a_failed_step_ends_the_command_and_leaves_later_steps_unrun(host):
@@ -79,11 +80,11 @@ def test_a_failed_step_ends_the_command_and_leaves_later_steps_unrun(host):
     host.faults.fail_at = 1
     command = host.run("alpha", "start")
     assert command.outcome == "failed"
-    assert command.steps == []
+    assert host.steps(command) == []
     assert command.error.startswith("remove stale cfgs: injected fault")
     assert not host.host.services.is_active("alpha")
 
 
 def test_stored_spec_is_the_one_requested(host):
     host.init()
-    assert host.executor.view.instance("alpha").blueprint == SPEC
+    assert host.executor.projections.instance("alpha").blueprint == SPEC

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .real_host import make_root, run
+from .real_host import make_root, run, steps
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_start_refuses_to_stage_through_a_linked_upper_directory(root, outside):
     (root / "runtime/alpha/upper").rmdir()
     (root / "runtime/alpha/upper").symlink_to(outside)
     started = run(root, "alpha", "start")
-    assert (started.outcome, started.steps) == ("failed", [])
+    assert (started.outcome, steps(root, started)) == ("failed", [])
     assert "runtime/alpha/upper: is a symlink" in started.error
     assert _untouched(outside)
 

@@ -1,0 +1,43 @@
+"""`l4d2ctl executor`: hold the executor lock and drain the queue, once or until told to stop."""
+
+from __future__ import annotations
+
+import signal
+
+from rich.console import Console
+
+from ledger import Ledger, LedgerError
+
+from .executor import Executor
+from .executor_lock import ExecutorLock
+from .requests import executor_loop
+from .session import host_for
+from .settings import Settings
+
+REPORTED = ("CommandStarted", "CommandSucceeded", "CommandFailed", "CommandRejected", "CommandCancelled",
+            "CommandInterrupted")
+
+
+def serve(settings: Settings, once: bool) -> None:
+    """Run the executor for the ledger in `settings`; refuses while another executor holds the lock."""
+    host = host_for(settings)
+    lock = ExecutorLock(settings.db)
+    with Ledger.open(settings.db) as ledger:
+        if not lock.try_acquire():
+            raise LedgerError(f"another executor (pid {lock.holder() or 'unknown'}) holds {lock.path}")
+        stopping: list[bool] = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        console = Console(stderr=True)
+        prefix = "\\[simulated] " if host.simulated else ""
+
+        def report(row: dict) -> None:
+            if row["type"] in REPORTED:
+                console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {row['type']}",
+                              soft_wrap=True, highlight=False)
+
+        try:
+            worker = Executor(ledger, host, observer=report)
+            worker.recover()
+            executor_loop(worker, once, stopping=lambda: bool(stopping))
+        finally:
+            lock.release()

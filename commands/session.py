@@ -1,0 +1,78 @@
+"""One lifecycle invocation from the CLI: who asks, the ledger, the host, and how progress is shown."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+from rich.console import Console
+
+from host_adapters import Host, HostUnavailable
+from host_adapters.factory import build_host
+from ledger import Ledger
+from projections import CommandView, Projections
+
+from .cli_edge import exit_code_of
+from .cli_output import CommandPrinter
+from .command_ids import known_command
+from .errors import InvalidInput, Rejected
+from .executor_lock import ExecutorLock
+from .requests import Requester, append_cancel, append_command, resolve_actor, see_through
+from .settings import Settings, os_user
+from .text_rules import printable
+
+
+class Session:
+    """Appends commands for one requester and sees them through, showing progress."""
+
+    def __init__(self, settings: Settings, as_json: bool):
+        self.settings = settings
+        self.requester = Requester(resolve_actor(settings.actor, dict(os.environ), os_user()), os_user())
+        self.host = host_for(settings)
+        self.console = Console()
+        self.printer = CommandPrinter(self.console, simulated=self.host.simulated, as_json=as_json)
+        self.ledger = Ledger.open(settings.db)
+        self.projections = Projections(self.ledger)
+
+    def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,
+                no_wait: bool, **links: str) -> int:
+        """Append a command (once per request id) and follow it; return its exit code."""
+        command_id, created = append_command(self.ledger, self.requester, instance, command, args,
+                                             request_key=request_id, **links)
+        return self.follow(command_id, created, no_wait)
+
+    def cancel(self, command_id: str, no_wait: bool) -> int:
+        """Record a cancel request for a command that has not ended, and follow that command."""
+        target = self.known_command(command_id)
+        if target.finished:
+            raise Rejected(f"command {command_id} already ended ({target.outcome})")
+        append_cancel(self.ledger, self.requester, target)
+        return self.follow(command_id, True, no_wait)
+
+    def follow(self, command_id: str, created: bool, no_wait: bool) -> int:
+        """Show the command, see it through unless `no_wait`, and return its exit code."""
+        self.projections.sync()
+        command = self.projections.command(command_id)
+        self.printer.requested(command, created)
+        if not no_wait and not command.finished:
+            waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
+            with waiting:
+                command = see_through(self.ledger, ExecutorLock(self.settings.db), lambda: self.host, command_id,
+                                      observer=self.printer.observe, on_line=self.printer.on_line)
+        self.printer.finished(command)
+        return exit_code_of(command.outcome)
+
+    def known_command(self, command_id: str) -> CommandView:
+        """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""
+        return known_command(self.projections, command_id)
+
+
+def host_for(settings: Settings) -> Host:
+    """The host adapters the settings ask for; refuses a root unsafe for instance.env, or systemd where none runs."""
+    root = str(settings.root)
+    if any(char in root for char in ":,\\") or not root.isprintable():
+        raise InvalidInput(f"--root {printable(root)!r}: must not contain ':', ',', '\\' or control characters")
+    try:
+        return build_host(settings.host, settings.root)
+    except HostUnavailable as error:
+        raise InvalidInput(str(error)) from None

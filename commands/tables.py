@@ -1,0 +1,78 @@
+"""Rich renderings of what the projections hold, for people (scripts use --json)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from projections import CommandView, InstanceView
+
+from .cli_output import OUTCOME_STYLE
+from .text_rules import printable
+
+STATE_STYLE = {"running": "green", "initialized": "cyan", "stopped": "yellow", "reset": "magenta", "deleted": "dim"}
+
+
+def _text(value: object) -> str:
+    return "" if value is None else escape(printable(str(value)))
+
+
+def _when(moment: str | None) -> str:
+    return "" if moment is None else moment[:19].replace("T", " ")
+
+
+def _outcome(outcome: str | None) -> str:
+    if outcome is None:
+        return ""
+    mark, colour = OUTCOME_STYLE[outcome]
+    return f"[{colour}]{mark} {outcome}[/{colour}]"
+
+
+def status_table(instances: list[InstanceView]) -> Table:
+    """Instances and their recorded state."""
+    table = Table(title="Instances (recorded state)", title_justify="left")
+    for column in ("name", "state", "port", "last command", "outcome", "by", "updated (UTC)"):
+        table.add_column(column)
+    for instance in instances:
+        colour = STATE_STYLE.get(instance.state or "", "white")
+        table.add_row(_text(instance.name), f"[{colour}]{instance.state}[/{colour}]", _text(instance.port),
+                      f"{_text(instance.last_command)} {_text(instance.last_command_id)}",
+                      _outcome(instance.last_outcome), _text(instance.last_actor), _when(instance.updated_at))
+    return table
+
+
+def commands_table(title: str, commands: list[CommandView], *, with_instance: bool) -> Table:
+    """Commands oldest first: when, what, who (and the real OS user), how it ended."""
+    table = Table(title=title, title_justify="left")
+    columns = ["requested (UTC)", "command", "id", *(["instance"] if with_instance else []), "actor (os user)",
+               "outcome", "detail"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for command in commands:
+        links = [f"retry of {command.retry_of}"] if command.retry_of else []
+        links += [f"replay of {command.replay_of}"] if command.replay_of else []
+        detail = "; ".join([*links, *([printable(command.error)] if command.error else [])])
+        who = command.actor if command.actor == command.os_user else f"{command.actor} ({command.os_user})"
+        table.add_row(_when(command.requested_at), command.command, command.command_id,
+                      *([_text(command.instance)] if with_instance else []), _text(who),
+                      _outcome(command.outcome), escape(detail))
+    return table
+
+
+def print_command(console: Console, command: CommandView, steps: list[dict]) -> None:
+    """One command in full: who asked, when it ran, every step with its output, how it ended."""
+    console.print(f"[bold]{command.command} {_text(command.instance)}[/bold]  command {command.command_id}",
+                  highlight=False)
+    console.print(f"  requested {_when(command.requested_at)} by {_text(command.actor)} "
+                  f"(os user {_text(command.os_user)})", highlight=False)
+    for label, value in (("retry of", command.retry_of), ("replay of", command.replay_of),
+                         ("started", _when(command.started_at)), ("finished", _when(command.finished_at))):
+        if value:
+            console.print(f"  {label} {value}", highlight=False)
+    for step in steps:
+        console.print(f"  [green]✓[/green] {_text(step['step'])}  [dim]{_when(step['at'])}[/dim]", highlight=False)
+        for line in step["output"]:
+            console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
+    detail = f": {_text(command.error)}" if command.error else ""
+    console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)

@@ -1,0 +1,221 @@
+"""The projections, materialized in the ledger file beside the events, with a checkpoint.
+
+`commands` holds one row per command (history is its rows for one instance,
+audit its rows across all); `instances` one row per instance. Before every
+read they are brought up to date from the events after the checkpoint, in
+one write transaction, so concurrent readers never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from ledger import Ledger, format_time
+
+from .views import CommandView, Fold, InstanceView
+
+PROJECTION_VERSION = 1
+
+COMMAND_COLUMNS = {
+    "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
+    "requested_at": str, "requested_seq": int, "retry_of": str, "replay_of": str, "started_at": str,
+    "finished_at": str, "outcome": str, "error": str, "last_step": str, "cancel_requested_by": str,
+}
+INSTANCE_COLUMNS = {
+    "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
+    "last_outcome": str, "last_actor": str, "updated_at": str,
+}
+COMMAND_INDEXES = {
+    "commands_by_instance": ["instance", "requested_seq"],
+    "commands_by_actor": ["actor", "requested_seq"],
+    "commands_by_command": ["command", "requested_seq"],
+    "commands_by_time": ["requested_at"],
+    "commands_by_seq": ["requested_seq"],
+}
+TABLES = ("commands", "instances", "projection_checkpoint")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LoadingDict(dict, Generic[K, V]):
+    """A dict that fetches a missing key through `load` (None: absent), remembering what it fetched."""
+
+    def __init__(self, load: Callable[[K], V | None]):
+        super().__init__()
+        self.load = load
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        """The value for `key`, loaded on first use."""
+        if key not in self:
+            loaded = self.load(key)
+            if loaded is None:
+                return default
+            self[key] = loaded
+        return self[key]
+
+
+class Projections:
+    """Read models over one ledger: instances, commands (history and audit), kept current by `sync`."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.db = ledger.db
+
+    def sync(self) -> list[dict[str, Any]]:
+        """Fold every event after the checkpoint into the tables; return the event rows applied."""
+        head, _ = self.ledger.head()
+        if self._checkpoint() == head:
+            return []
+        with self.ledger.transaction():
+            if self._version() != PROJECTION_VERSION:
+                return self._rebuild_locked()
+            rows = list(self.ledger.rows(after_seq=self._checkpoint()))
+            commands = LoadingDict(self._load_command)
+            instances = LoadingDict(self._load_instance)
+            fold = Fold(commands, instances)
+            for row in rows:
+                fold.apply(row)
+            self._store(commands.values(), instances.values(), rows[-1]["seq"] if rows else self._checkpoint())
+        return rows
+
+    def rebuild(self) -> int:
+        """Drop the projections and fold the whole ledger again; return how many events were folded."""
+        with self.ledger.transaction():
+            return len(self._rebuild_locked())
+
+    def instance(self, name: str) -> InstanceView:
+        """The recorded view of an instance (an unknown one if nothing succeeded for it)."""
+        return self._load_instance(name) or InstanceView(name)
+
+    def instances(self, name: str | None = None) -> list[InstanceView]:
+        """Every instance that was ever initialized (or just `name`), by name."""
+        where, params = ("state IS NOT NULL", []) if name is None else ("state IS NOT NULL AND name = ?", [name])
+        return [InstanceView.from_row(row) for row in self._rows("instances", where, params, "name")]
+
+    def port_holder(self, port: int, other_than: str) -> InstanceView | None:
+        """A live (initialized, not deleted) instance other than `other_than` that uses `port`."""
+        rows = self._rows("instances", "port = ? AND name != ? AND state IS NOT NULL AND state != 'deleted'",
+                          [port, other_than], "name")
+        return next((InstanceView.from_row(row) for row in rows), None)
+
+    def command(self, command_id: str) -> CommandView | None:
+        """One command by id."""
+        return self._load_command(command_id)
+
+    def next_pending(self) -> CommandView | None:
+        """The oldest command nobody has taken up yet."""
+        return next(self._commands("outcome = 'pending'", [], limit=1), None)
+
+    def running(self) -> list[CommandView]:
+        """Commands started and not finished."""
+        return list(self._commands("outcome = 'running'", []))
+
+    def history(self, instance: str) -> list[CommandView]:
+        """Every command of one instance, oldest first."""
+        return list(self._commands("instance = ?", [instance]))
+
+    def audit(self, *, actor: str | None = None, instance: str | None = None, command: str | None = None,
+              since: datetime | None = None, until: datetime | None = None) -> list[CommandView]:
+        """Every command matching the filters (since inclusive, until exclusive, on request time), oldest first."""
+        clauses, params = [], []
+        for column, value in (("actor", actor), ("instance", instance), ("command", command)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        for operator, moment in ((">=", since), ("<", until)):
+            if moment is not None:
+                clauses.append(f"requested_at {operator} ?")
+                params.append(format_time(moment))
+        return list(self._commands(" AND ".join(clauses) or "1", params))
+
+    def steps(self, command_id: str) -> list[dict[str, Any]]:
+        """The completed steps of a command, in order, each with when it ended and its output."""
+        return [
+            {"step": payload["step"], "at": row["recorded_at"], "output": payload["output"]}
+            for row in self.ledger.rows(command_id=command_id)
+            if row["type"] == "StepCompleted"
+            for payload in [json.loads(row["payload"])]
+        ]
+
+    def _commands(self, where: str, params: list, limit: int | None = None) -> Iterator[CommandView]:
+        return map(CommandView.from_row, self._rows("commands", where, params, "requested_seq", limit))
+
+    def _rows(self, table: str, where: str, params: list, order: str, limit: int | None = None) -> Iterator[dict]:
+        sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {order}" + (f" LIMIT {limit}" if limit else "")
+        return self._raw(sql, params)
+
+    def sync_tables_exist(self) -> None:
+        """Make sure the tables exist (an empty ledger has none until its first sync)."""
+        if self._version() != PROJECTION_VERSION:
+            with self.ledger.transaction():
+                if self._version() != PROJECTION_VERSION:
+                    self._rebuild_locked()
+
+    def _load_command(self, command_id: str) -> CommandView | None:
+        rows = list(self._raw("SELECT * FROM commands WHERE command_id = ?", [command_id]))
+        return CommandView.from_row(rows[0]) if rows else None
+
+    def _load_instance(self, name: str) -> InstanceView | None:
+        rows = list(self._raw("SELECT * FROM instances WHERE name = ?", [name]))
+        return InstanceView.from_row(rows[0]) if rows else None
+
+    def _raw(self, sql: str, params: list) -> Iterator[dict]:
+        self.sync_tables_exist()
+        with self.ledger.translated_errors():
+            cursor = self.db.conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return iter([dict(zip(names, values)) for values in cursor.fetchall()])
+
+    def _checkpoint(self) -> int:
+        if self._version() != PROJECTION_VERSION:
+            return -1
+        with self.ledger.translated_errors():
+            return self.db.conn.execute("SELECT seq FROM projection_checkpoint").fetchone()[0]
+
+    def _version(self) -> int | None:
+        with self.ledger.translated_errors():
+            if not self.db.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoint'"
+            ).fetchone():
+                return None
+            row = self.db.conn.execute("SELECT version FROM projection_checkpoint").fetchone()
+        return row[0] if row else None
+
+    def _rebuild_locked(self) -> list[dict[str, Any]]:
+        for table in TABLES:
+            self.db.conn.execute(f"DROP TABLE IF EXISTS {table}")
+        self.db["commands"].create(COMMAND_COLUMNS, pk="command_id", not_null={
+            "instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"})
+        for name, columns in COMMAND_INDEXES.items():
+            self.db["commands"].create_index(columns, index_name=name)
+        self.db.conn.execute(
+            "CREATE INDEX commands_open ON commands (outcome, requested_seq) WHERE outcome IN ('pending', 'running')"
+        )
+        self.db["instances"].create(INSTANCE_COLUMNS, pk="name")
+        self.db["instances"].create_index(["port"], index_name="instances_by_port")
+        self.db["projection_checkpoint"].create({"version": int, "seq": int})
+        self.db.conn.execute("INSERT INTO projection_checkpoint (version, seq) VALUES (?, 0)", [PROJECTION_VERSION])
+        commands: dict[str, CommandView] = {}
+        instances: dict[str, InstanceView] = {}
+        fold = Fold(commands, instances)
+        rows = []
+        for row in self.ledger.rows():
+            fold.apply(row)
+            rows.append(row)
+        self._store(commands.values(), instances.values(), rows[-1]["seq"] if rows else 0)
+        return rows
+
+    def _store(self, commands, instances, seq: int) -> None:
+        for table, views in (("commands", commands), ("instances", instances)):
+            rows = [view.as_row() for view in views]
+            if rows:
+                columns = list(rows[0])
+                self.db.conn.executemany(
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [[row[column] for column in columns] for row in rows],
+                )
+        self.db.conn.execute("UPDATE projection_checkpoint SET seq = ?", [seq])
