@@ -61,7 +61,8 @@ class Executor:
         self.projections.sync()
         interrupted = self.projections.running()
         for command in interrupted:
-            self._record(command, CommandInterrupted(last_step=command.last_step))
+            steps = self.projections.steps(command.command_id)
+            self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None))
         return [command.command_id for command in interrupted]
 
     def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:

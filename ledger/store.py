@@ -136,12 +136,15 @@ class Ledger:
         until: datetime | None = None,
         after_seq: int = 0,
         upto_seq: int | None = None,
+        types: Sequence[str] | None = None,
+        columns: Sequence[str] = _COLUMNS,
     ) -> Iterator[dict]:
         """Stored rows matching every given filter, oldest first, as plain column values.
 
         `since` is inclusive and `until` exclusive; `after_seq` is exclusive and
         `upto_seq` inclusive. Each filter is served by an index. Whole-ledger
-        walks (verification, projection rebuilds) use this for its speed.
+        walks (verification, projection rebuilds) use this for its speed, and
+        may ask for only the event `types` and `columns` they need.
         """
         clauses, params = [], []
         for column, operator, value in (
@@ -156,10 +159,16 @@ class Ledger:
             if value is not None:
                 clauses.append(f"{column} {operator} ?")
                 params.append(value)
+        if types is not None:
+            clauses.append(f"type IN ({', '.join('?' * len(types))})")
+            params.extend(types)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        unknown = set(columns) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"no such event columns: {sorted(unknown)}")
         with self.translated_errors():
-            for values in self.db.conn.execute(f"{_SELECT}{where} ORDER BY seq", params):
-                yield dict(zip(_COLUMNS, values))
+            for values in self.db.conn.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params):
+                yield dict(zip(columns, values))
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""

@@ -17,12 +17,12 @@ from ledger import Ledger, format_time
 
 from .views import CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
     "requested_at": str, "requested_seq": int, "retry_of": str, "replay_of": str, "started_at": str,
-    "finished_at": str, "outcome": str, "error": str, "last_step": str, "cancel_requested_by": str,
+    "finished_at": str, "outcome": str, "error": str, "cancel_requested_by": str,
 }
 INSTANCE_COLUMNS = {
     "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
@@ -36,6 +36,8 @@ COMMAND_INDEXES = {
     "commands_by_seq": ["requested_seq"],
 }
 TABLES = ("commands", "instances", "projection_checkpoint")
+# The event columns the fold reads (not the hashes).
+FOLDED_COLUMNS = ("seq", "type", "instance", "command_id", "actor", "os_user", "recorded_at", "payload")
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -72,8 +74,9 @@ class Projections:
             return []
         with self.ledger.transaction():
             if self._version() != PROJECTION_VERSION:
-                return self._rebuild_locked()
-            rows = list(self.ledger.rows(after_seq=self._checkpoint()))
+                self._rebuild_locked()
+                return []
+            rows = list(self.ledger.rows(after_seq=self._checkpoint(), columns=FOLDED_COLUMNS))
             commands = LoadingDict(self._load_command)
             instances = LoadingDict(self._load_instance)
             fold = Fold(commands, instances)
@@ -85,7 +88,7 @@ class Projections:
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
         with self.ledger.transaction():
-            return len(self._rebuild_locked())
+            return self._rebuild_locked()
 
     def instance(self, name: str) -> InstanceView:
         """The recorded view of an instance (an unknown one if nothing succeeded for it)."""
@@ -185,7 +188,7 @@ class Projections:
             row = self.db.conn.execute("SELECT version FROM projection_checkpoint").fetchone()
         return row[0] if row else None
 
-    def _rebuild_locked(self) -> list[dict[str, Any]]:
+    def _rebuild_locked(self) -> int:
         for table in TABLES:
             self.db.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.db["commands"].create(COMMAND_COLUMNS, pk="command_id", not_null={
@@ -202,12 +205,11 @@ class Projections:
         commands: dict[str, CommandView] = {}
         instances: dict[str, InstanceView] = {}
         fold = Fold(commands, instances)
-        rows = []
-        for row in self.ledger.rows():
+        for row in self.ledger.rows(columns=FOLDED_COLUMNS, types=Fold.TYPES):
             fold.apply(row)
-            rows.append(row)
-        self._store(commands.values(), instances.values(), rows[-1]["seq"] if rows else 0)
-        return rows
+        seq = self.ledger.head()[0]
+        self._store(commands.values(), instances.values(), seq)
+        return seq
 
     def _store(self, commands, instances, seq: int) -> None:
         for table, views in (("commands", commands), ("instances", instances)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ledger import TERMINAL_TYPES
@@ -39,7 +39,6 @@ class CommandView:
     finished_at: str | None = None
     outcome: str = "pending"
     error: str | None = None
-    last_step: str | None = None
     cancel_requested_by: str | None = None
 
     @property
@@ -53,7 +52,7 @@ class CommandView:
 
     def as_row(self) -> dict[str, Any]:
         """The command as a row of the `commands` table."""
-        return asdict(self) | {"args": json.dumps(self.args, sort_keys=True)}
+        return {**vars(self), "args": json.dumps(self.args, sort_keys=True)}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "CommandView":
@@ -90,7 +89,8 @@ class InstanceView:
 
     def as_row(self) -> dict[str, Any]:
         """The instance as a row of the `instances` table."""
-        return asdict(self) | {"blueprint": None if self.blueprint is None else json.dumps(self.blueprint, sort_keys=True)}
+        blueprint = None if self.blueprint is None else json.dumps(self.blueprint, sort_keys=True)
+        return {**vars(self), "blueprint": blueprint}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "InstanceView":
@@ -105,6 +105,9 @@ STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "la
 
 class Fold:
     """Folds event rows into commands and instances held in mappings keyed by id and name."""
+
+    # The event types that change a command or an instance; StepCompleted is read from the ledger when wanted.
+    TYPES = ("CommandRequested", "CommandStarted", "CancelRequested", *TERMINAL_TYPES)
 
     def __init__(self, commands: MutableMapping[str, CommandView], instances: MutableMapping[str, InstanceView]):
         self.commands = commands
@@ -131,12 +134,12 @@ class Fold:
         command = self.commands.get(row["command_id"])
         if command is None or command.finished:
             return
-        if kind == "StepCompleted":
-            command.last_step = json.loads(row["payload"])["step"]
-        elif kind == "CommandStarted":
+        if kind == "CommandStarted":
             command.outcome, command.started_at = "running", row["recorded_at"]
         elif kind == "CancelRequested":
             command.cancel_requested_by = command.cancel_requested_by or row["actor"]
+        elif kind == "CommandSucceeded":
+            self._finished(command, row, "succeeded", {})
         elif kind in TERMINAL_TYPES:
             self._finished(command, row, TERMINAL_TYPES[kind], json.loads(row["payload"]))
 
