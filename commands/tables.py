@@ -33,7 +33,7 @@ def status_table(instances: list[InstanceView]) -> Table:
     """Instances and their recorded state."""
     table = Table(title="Instances (recorded state)", title_justify="left")
     for column in ("name", "state", "port", "last command", "outcome", "by", "updated (UTC)"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "updated (UTC)"))
     for instance in instances:
         colour = STATE_STYLE.get(instance.state or "", "white")
         table.add_row(_text(instance.name), f"[{colour}]{instance.state}[/{colour}]", _text(instance.port),
@@ -48,7 +48,7 @@ def commands_table(title: str, commands: list[CommandView], *, with_instance: bo
     columns = ["requested (UTC)", "command", "id", *(["instance"] if with_instance else []), "actor (os user)",
                "outcome", "detail"]
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("requested (UTC)", "command", "id"))
     for command in commands:
         links = [f"retry of {command.retry_of}"] if command.retry_of else []
         links += [f"replay of {command.replay_of}"] if command.replay_of else []

@@ -15,9 +15,9 @@ from typing import Any, Generic, TypeVar
 
 from ledger import Ledger, format_time
 
-from .views import CommandView, Fold, InstanceView
+from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 2
+PROJECTION_VERSION = 3
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
@@ -189,6 +189,7 @@ class Projections:
         return row[0] if row else None
 
     def _rebuild_locked(self) -> int:
+        self.db.conn.execute("DROP VIEW IF EXISTS audit")
         for table in TABLES:
             self.db.conn.execute(f"DROP TABLE IF EXISTS {table}")
         self.db["commands"].create(COMMAND_COLUMNS, pk="command_id", not_null={
@@ -197,6 +198,9 @@ class Projections:
             self.db["commands"].create_index(columns, index_name=name)
         self.db.conn.execute(
             "CREATE INDEX commands_open ON commands (outcome, requested_seq) WHERE outcome IN ('pending', 'running')"
+        )
+        self.db.conn.execute(  # for people reading the file with sqlite-utils or sqlite3
+            f"CREATE VIEW audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq"
         )
         self.db["instances"].create(INSTANCE_COLUMNS, pk="name")
         self.db["instances"].create_index(["port"], index_name="instances_by_port")

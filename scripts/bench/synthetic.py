@@ -27,17 +27,19 @@ LIFE = [
     ("reset", ["disable and stop unit", "unmount overlay", "remove instance files", "remove runtime files"]),
 ]
 ACTORS = ["alice", "bob", "carol", "dave"]
+RARE_ACTOR = "eve"  # requests a fixed number of commands whatever the ledger's size: a fixed-size audit
+RARE_COMMANDS = 20
+EVENTS_PER_COMMAND = 7
 BATCH = 1000
 
 
-def _command_events(number: int, instance: int, command: str, steps: list[str]) -> list[NewEvent]:
+def _command_events(number: int, instance: int, command: str, steps: list[str], actor: str) -> list[NewEvent]:
     name = f"srv{instance:04d}"
     spec = {"port": 20000 + instance, "arguments": ["+map c1m1_hotel"], "config": [f'hostname "{name}"'],
             "overlays": []}
 
     def event(payload) -> NewEvent:
-        return NewEvent(instance=name, command_id=f"{number:012x}", actor=ACTORS[number % len(ACTORS)],
-                        os_user="root", payload=payload)
+        return NewEvent(instance=name, command_id=f"{number:012x}", actor=actor, os_user="root", payload=payload)
 
     return [
         event(CommandRequested(command=command, args={"spec": spec} if command == "init" else {})),
@@ -52,14 +54,18 @@ def build_ledger(path: Path, events: int, instances: int) -> int:
     written = 0
     pending: list[NewEvent] = []
     counter = itertools.count(1)
+    rare_every = max(1, events // EVENTS_PER_COMMAND // RARE_COMMANDS)
     with Ledger.open(path) as ledger:
         for round_number in itertools.count():
             command, steps = LIFE[round_number % len(LIFE)]
             for instance in range(instances):
-                pending += _command_events(next(counter), instance, command, steps)
+                number = next(counter)
+                actor = RARE_ACTOR if number % rare_every == 0 else ACTORS[number % len(ACTORS)]
+                pending += _command_events(number, instance, command, steps, actor)
                 if len(pending) >= BATCH:
                     ledger.append(pending)
                     written += len(pending)
                     pending = []
-                if written >= events:
-                    return written
+                if written + len(pending) >= events:
+                    ledger.append(pending)
+                    return written + len(pending)

@@ -1,0 +1,13 @@
+# Sourced by scripts/demo and scripts/test: make .venv (if missing) and install l4d2ctl into it.
+# Usage: ensure_venv [EXTRA]   e.g. ensure_venv test
+ensure_venv() {
+    local python
+    python=$(command -v python3.11 || command -v python3) \
+        || { echo "l4d2ctl needs Python >= 3.11 (python3.11 or python3 on PATH)" >&2; return 2; }
+    if [ ! -x .venv/bin/python ]; then
+        "$python" -m venv .venv || return 2
+    fi
+    .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || { echo "l4d2ctl needs Python >= 3.11 in .venv" >&2; return 2; }
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${1:+[$1]}"
+}
