@@ -147,8 +147,8 @@ class Ledger:
         upto_seq: int | None = None,
         types: Sequence[str] | None = None,
         columns: Sequence[str] = _COLUMNS,
-    ) -> Iterator[dict]:
-        """Stored rows matching every given filter, oldest first, as plain column values.
+    ) -> Iterator[sqlite3.Row]:
+        """Stored rows matching every given filter, oldest first, readable by column name.
 
         `since` is inclusive and `until` exclusive; `after_seq` is exclusive and
         `upto_seq` inclusive. Each filter is served by an index. Whole-ledger
@@ -176,8 +176,9 @@ class Ledger:
         if unknown:
             raise ValueError(f"no such event columns: {sorted(unknown)}")
         with self.translated_errors():
-            for values in self.db.conn.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params):
-                yield dict(zip(columns, values))
+            cursor = self.db.conn.cursor()
+            cursor.row_factory = sqlite3.Row  # read by column name, without building a dict per row
+            yield from cursor.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params)
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
@@ -255,10 +256,10 @@ def _create_file(path: str) -> None:
         raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
 
 
-def _recorded(fields: dict) -> RecordedEvent:
+def _recorded(row: sqlite3.Row | dict) -> RecordedEvent:
     from .events import EVENT_TYPES, RecordedEvent  # the models are only needed by typed reads
 
-    fields = dict(fields)
+    fields = dict(row)
     payload_type = EVENT_TYPES.get(fields.pop("type"))
     try:
         if payload_type is None:
