@@ -17,7 +17,7 @@ from ledger import COMMAND_NAMES, Ledger, LedgerError
 from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
 from .names import validate_name
-from .settings import DEFAULT_ROOT, Settings
+from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 from .text_rules import printable
 
 REQUEST_ID_MAX = 200
@@ -30,15 +30,18 @@ REQUEST_ID_MAX = 200
 @click.option("--actor", envvar="L4D2CTL_ACTOR", help="Who to record as acting (default: the invoking user).")
 @click.option("--host", "host", envvar="L4D2CTL_HOST", type=click.Choice(["systemd", "simulated"]),
               default="systemd", show_default=True, help="Drive real systemd, or simulate mounts and units.")
+@click.option("--lock-timeout", envvar="L4D2CTL_LOCK_TIMEOUT", type=click.FloatRange(0, 3600),
+              default=DEFAULT_LOCK_TIMEOUT, show_default=True,
+              help="Seconds to wait for the ledger's write lock before giving up (exit 4).")
 @click.pass_context
-def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: str) -> None:
+def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: str, lock_timeout: float) -> None:
     """Event-sourced lifecycle control for Left 4 Dead 2 dedicated servers.
 
     Every command is appended to a hash-chained SQLite ledger first, then
     applied to the host by one executor; status, history and audit are
     derived from the ledger.
     """
-    ctx.obj = Settings.from_options(root, db, actor, host)
+    ctx.obj = Settings.from_options(root, db, actor, host, lock_timeout)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def _read(settings: Settings):
     """The projections over the ledger, brought up to date (a missing ledger reads as empty)."""
     from projections import Projections
 
-    projections = Projections(Ledger.open(settings.db, create=False))
+    projections = Projections(Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout))
     projections.sync()
     return projections
 
@@ -260,7 +263,7 @@ def verify(settings: Settings, as_json: bool) -> int:
     """Re-walk the hash chain and run SQLite's integrity check (exit 4 on a break)."""
     from ledger import verify_ledger
 
-    with Ledger.open(settings.db, create=False) as ledger:
+    with Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout) as ledger:
         report = verify_ledger(ledger)
     if as_json:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
@@ -305,7 +308,7 @@ def rebuild(settings: Settings, as_json: bool) -> int:
     from projections import Projections
 
     started = time.perf_counter()
-    with Ledger.open(settings.db, create=False) as ledger:
+    with Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout) as ledger:
         events = Projections(ledger).rebuild()
     seconds = time.perf_counter() - started
     if as_json:

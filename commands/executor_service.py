@@ -22,7 +22,7 @@ def serve(settings: Settings, once: bool) -> None:
     """Run the executor for the ledger in `settings`; refuses while another executor holds the lock."""
     host = host_for(settings)
     lock = ExecutorLock(settings.db)
-    with Ledger.open(settings.db) as ledger:
+    with Ledger.open(settings.db, busy_timeout=settings.lock_timeout) as ledger:
         if not lock.try_acquire():
             raise LedgerError(f"another executor (pid {lock.holder() or 'unknown'}) holds {lock.path}")
         stopping: list[bool] = []

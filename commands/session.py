@@ -31,7 +31,7 @@ class Session:
         self.host = host_for(settings)
         self.console = Console()
         self.printer = CommandPrinter(self.console, simulated=self.host.simulated, as_json=as_json)
-        self.ledger = Ledger.open(settings.db)
+        self.ledger = Ledger.open(settings.db, busy_timeout=settings.lock_timeout)
         self.projections = Projections(self.ledger)
 
     def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,

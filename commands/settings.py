@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_ROOT = "/var/lib/left4me"
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,15 @@ class Settings:
     db: Path
     actor: str | None
     host: str
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
     @classmethod
-    def from_options(cls, root: str, db: str | None, actor: str | None, host: str) -> "Settings":
+    def from_options(cls, root: str, db: str | None, actor: str | None, host: str,
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> "Settings":
         """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
-        root_path = Path(root)
-        return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host)
+        root_path = Path(root).absolute()
+        return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,
+                   lock_timeout=lock_timeout)
 
 
 def os_user() -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ import sqlite_utils
 
 from .chain import GENESIS_HASH, canonical_json, event_hash
 from .errors import LedgerError, LedgerLocked
+from .holders import processes_with_open
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
 if TYPE_CHECKING:
@@ -58,10 +61,11 @@ def utc_now() -> str:
 class Ledger:
     """An open ledger file: append events, read them back, walk the chain."""
 
-    def __init__(self, db: sqlite_utils.Database, path: str, busy_timeout: float):
+    def __init__(self, db: sqlite_utils.Database, path: str, busy_timeout: float, readonly: bool = False):
         self.db = db
         self.path = path
         self.busy_timeout = busy_timeout
+        self.readonly = readonly
 
     @classmethod
     def open(
@@ -75,30 +79,44 @@ class Ledger:
 
         A file that does not exist and is not to be created opens as an empty
         in-memory ledger, so reading a ledger nobody has written yet succeeds.
+        A file this user cannot write (or whose directory it cannot write)
+        opens read-only: reads work, and any append fails with `LedgerError`.
         """
         path = os.fspath(path)
         if not os.path.exists(path):
             if not create:
                 return cls._connect(":memory:", busy_timeout, shown_as=path)
             _create_file(path)
-        return cls._connect(path, busy_timeout, shown_as=path)
+        directory = os.path.dirname(os.path.abspath(path))
+        readonly = not (os.access(path, os.W_OK) and os.access(directory, os.W_OK))
+        return cls._connect(path, busy_timeout, shown_as=path, readonly=readonly)
 
     @classmethod
-    def _connect(cls, target: str, busy_timeout: float, shown_as: str) -> "Ledger":
-        try:
-            # One connection may be handed to another thread (never used by two at once).
-            conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as error:
-            raise LedgerError(f"ledger {shown_as}: {error}") from error
-        ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout)
+    def _connect(cls, target: str, busy_timeout: float, shown_as: str, readonly: bool = False) -> "Ledger":
+        # A read-only WAL file whose -shm this user cannot create opens only as immutable:
+        # a snapshot that nobody can change through this connection.
+        uris = [target] if not readonly else [f"file:{urllib.parse.quote(target)}?mode=ro",
+                                              f"file:{urllib.parse.quote(target)}?immutable=1"]
+        for uri in uris:
+            try:
+                # One connection may be handed to another thread (never used by two at once).
+                conn = sqlite3.connect(uri, uri=readonly, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA user_version").fetchone()
+                break
+            except sqlite3.Error as error:
+                if uri == uris[-1]:
+                    raise LedgerError(f"ledger {shown_as}: {error}") from error
+        ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout, readonly)
         with ledger.translated_errors():
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            if target != ":memory:":
+            if target != ":memory:" and not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-        with ledger.translated_errors():
             current = schema_version(ledger.db) == SCHEMA_VERSION
         if not current:
+            if readonly:
+                raise LedgerError(f"ledger {shown_as} is read-only here and holds no current l4d2ctl schema")
             with ledger.transaction():
                 ensure_schema(ledger.db, shown_as)
         return ledger
@@ -222,6 +240,8 @@ class Ledger:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Hold SQLite's write lock (BEGIN IMMEDIATE) for the block; commit, or roll back on error."""
+        if self.readonly:
+            raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): nothing can be recorded")
         with self.translated_errors():
             self.db.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -238,9 +258,10 @@ class Ledger:
             yield
         except sqlite3.OperationalError as error:
             if "locked" in str(error) or "busy" in str(error):
+                holders = processes_with_open(self.path) if self.path != ":memory:" else []
                 raise LedgerLocked(
-                    f"ledger {self.path} is locked by another process "
-                    f"(waited {self.busy_timeout:g}s)"
+                    f"ledger {self.path} is locked by another process (waited {self.busy_timeout:g}s); "
+                    f"open in: {', '.join(holders) or 'no process visible to this user'}"
                 ) from error
             raise LedgerError(f"ledger {self.path}: {error}") from error
         except sqlite3.Error as error:
@@ -248,10 +269,15 @@ class Ledger:
 
 
 def _create_file(path: str) -> None:
-    directory = Path(path).parent
+    directory = Path(path).absolute().parent
     try:
         directory.mkdir(mode=LEDGER_DIR_MODE, parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, LEDGER_FILE_MODE))
+        if directory.stat().st_mode & stat.S_IWOTH:
+            raise LedgerError(
+                f"refusing to create ledger {path}: its directory {directory} is world-writable, so anyone "
+                "could replace the ledger or plant its -wal file; use a directory only its owners can write"
+            )
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, LEDGER_FILE_MODE))
     except OSError as error:
         raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
 

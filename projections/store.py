@@ -9,6 +9,7 @@ one write transaction, so concurrent readers never apply an event twice.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -36,6 +37,7 @@ COMMAND_INDEXES = {
     "commands_by_seq": ["requested_seq"],
 }
 TABLES = ("commands", "instances", "projection_checkpoint")
+COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}
 # The event columns the fold reads (not the hashes).
 FOLDED_COLUMNS = ("seq", "type", "instance", "command_id", "actor", "os_user", "recorded_at", "payload")
 
@@ -68,13 +70,20 @@ class Projections:
         self.db = ledger.db
 
     def sync(self) -> list[dict[str, Any]]:
-        """Fold every event after the checkpoint into the tables; return the event rows applied."""
+        """Fold every event after the checkpoint into the tables; return the event rows applied.
+
+        On a ledger this user may only read, stale projections are rebuilt in
+        temporary tables (they shadow the file's own for this connection).
+        """
         head, _ = self.ledger.head()
         if self._checkpoint() == head:
             return []
+        if self.ledger.readonly:
+            self._rebuild(temp=True)
+            return []
         with self.ledger.transaction():
             if self._version() != PROJECTION_VERSION:
-                self._rebuild_locked()
+                self._rebuild()
                 return []
             rows = list(self.ledger.rows(after_seq=self._checkpoint(), columns=FOLDED_COLUMNS))
             commands = LoadingDict(self._load_command)
@@ -88,7 +97,7 @@ class Projections:
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
         with self.ledger.transaction():
-            return self._rebuild_locked()
+            return self._rebuild()
 
     def instance(self, name: str) -> InstanceView:
         """The recorded view of an instance (an unknown one if nothing succeeded for it)."""
@@ -151,12 +160,16 @@ class Projections:
         sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {order}" + (f" LIMIT {limit}" if limit else "")
         return self._raw(sql, params)
 
-    def sync_tables_exist(self) -> None:
+    def _ensure_tables(self) -> None:
         """Make sure the tables exist (an empty ledger has none until its first sync)."""
-        if self._version() != PROJECTION_VERSION:
-            with self.ledger.transaction():
-                if self._version() != PROJECTION_VERSION:
-                    self._rebuild_locked()
+        if self._version() == PROJECTION_VERSION:
+            return
+        if self.ledger.readonly:
+            self._rebuild(temp=True)
+            return
+        with self.ledger.transaction():
+            if self._version() != PROJECTION_VERSION:
+                self._rebuild()
 
     def _load_command(self, command_id: str) -> CommandView | None:
         rows = list(self._raw("SELECT * FROM commands WHERE command_id = ?", [command_id]))
@@ -167,7 +180,7 @@ class Projections:
         return InstanceView.from_row(rows[0]) if rows else None
 
     def _raw(self, sql: str, params: list) -> Iterator[dict]:
-        self.sync_tables_exist()
+        self._ensure_tables()
         with self.ledger.translated_errors():
             cursor = self.db.conn.execute(sql, params)
             names = [column[0] for column in cursor.description]
@@ -181,39 +194,47 @@ class Projections:
 
     def _version(self) -> int | None:
         with self.ledger.translated_errors():
-            if not self.db.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoint'"
-            ).fetchone():
+            try:
+                row = self.db.conn.execute("SELECT version FROM projection_checkpoint").fetchone()
+            except sqlite3.OperationalError as error:
+                if "no such table" not in str(error):
+                    raise
                 return None
-            row = self.db.conn.execute("SELECT version FROM projection_checkpoint").fetchone()
         return row[0] if row else None
 
-    def _rebuild_locked(self) -> int:
-        self.db.conn.execute("DROP VIEW IF EXISTS audit")
-        for table in TABLES:
-            self.db.conn.execute(f"DROP TABLE IF EXISTS {table}")
-        self.db["commands"].create(COMMAND_COLUMNS, pk="command_id", not_null={
-            "instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"})
-        for name, columns in COMMAND_INDEXES.items():
-            self.db["commands"].create_index(columns, index_name=name)
-        self.db.conn.execute(
-            "CREATE INDEX commands_open ON commands (outcome, requested_seq) WHERE outcome IN ('pending', 'running')"
-        )
-        self.db.conn.execute(  # for people reading the file with sqlite-utils or sqlite3
-            f"CREATE VIEW audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq"
-        )
-        self.db["instances"].create(INSTANCE_COLUMNS, pk="name")
-        self.db["instances"].create_index(["port"], index_name="instances_by_port")
-        self.db["projection_checkpoint"].create({"version": int, "seq": int})
-        self.db.conn.execute("INSERT INTO projection_checkpoint (version, seq) VALUES (?, 0)", [PROJECTION_VERSION])
-        commands: dict[str, CommandView] = {}
-        instances: dict[str, InstanceView] = {}
-        fold = Fold(commands, instances)
-        for row in self.ledger.rows(columns=FOLDED_COLUMNS, types=Fold.TYPES):
-            fold.apply(row)
-        seq = self.ledger.head()[0]
-        self._store(commands.values(), instances.values(), seq)
+    def _rebuild(self, temp: bool = False) -> int:
+        """Create the tables afresh (temporary ones when `temp`) and fold the whole ledger into them."""
+        with self.ledger.translated_errors():
+            for statement in self._schema("temp" if temp else "main"):
+                self.db.conn.execute(statement)
+            commands: dict[str, CommandView] = {}
+            instances: dict[str, InstanceView] = {}
+            fold = Fold(commands, instances)
+            for row in self.ledger.rows(columns=FOLDED_COLUMNS, types=Fold.TYPES):
+                fold.apply(row)
+            seq = self.ledger.head()[0]
+            self._store(commands.values(), instances.values(), seq)
         return seq
+
+    def _schema(self, schema: str) -> list[str]:
+        """Statements that drop and create, in `schema` (main or temp), the tables, indexes and audit view."""
+        create = "CREATE TEMP TABLE" if schema == "temp" else "CREATE TABLE"
+        return [
+            f"DROP VIEW IF EXISTS {schema}.audit",
+            *(f"DROP TABLE IF EXISTS {schema}.{table}" for table in TABLES),
+            self.db.create_table_sql("commands", COMMAND_COLUMNS, pk="command_id", not_null=COMMAND_REQUIRED)
+            .replace("CREATE TABLE", create, 1),
+            *(f"CREATE INDEX {schema}.{name} ON commands ({', '.join(columns)})"
+              for name, columns in COMMAND_INDEXES.items()),
+            f"CREATE INDEX {schema}.commands_open ON commands (outcome, requested_seq)"
+            " WHERE outcome IN ('pending', 'running')",
+            # For people reading the file with sqlite-utils or sqlite3.
+            f"CREATE VIEW {schema}.audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq",
+            self.db.create_table_sql("instances", INSTANCE_COLUMNS, pk="name").replace("CREATE TABLE", create, 1),
+            f"CREATE INDEX {schema}.instances_by_port ON instances (port)",
+            f"{create} projection_checkpoint (version INTEGER, seq INTEGER)",
+            f"INSERT INTO {schema}.projection_checkpoint (version, seq) VALUES ({PROJECTION_VERSION}, 0)",
+        ]
 
     def _store(self, commands, instances, seq: int) -> None:
         for table, views in (("commands", commands), ("instances", instances)):
