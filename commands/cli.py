@@ -50,7 +50,9 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
 def _session(settings: Settings, as_json: bool):
     from .session import Session
 
-    return Session(settings, as_json)
+    session = Session(settings, as_json)
+    click.get_current_context().call_on_close(session.ledger.close)
+    return session
 
 
 def lifecycle(function):
@@ -147,7 +149,9 @@ def _read(settings: Settings):
     """The projections over the ledger, brought up to date (a missing ledger reads as empty)."""
     from projections import Projections
 
-    projections = Projections(Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout))
+    ledger = Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout)
+    click.get_current_context().call_on_close(ledger.close)
+    projections = Projections(ledger)
     projections.sync()
     return projections
 

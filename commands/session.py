@@ -7,8 +7,9 @@ from contextlib import nullcontext
 
 from rich.console import Console
 
-from host_adapters import Host, HostUnavailable
+from host_adapters import Host
 from host_adapters.factory import build_host
+from host_adapters.systemd import systemd_is_running
 from ledger import Ledger
 from projections import CommandView, Projections
 
@@ -28,9 +29,9 @@ class Session:
     def __init__(self, settings: Settings, as_json: bool):
         self.settings = settings
         self.requester = Requester(resolve_actor(settings.actor, dict(os.environ), os_user()), os_user())
-        self.host = host_for(settings)
+        check_host(settings)
         self.console = Console()
-        self.printer = CommandPrinter(self.console, simulated=self.host.simulated, as_json=as_json)
+        self.printer = CommandPrinter(self.console, simulated=settings.host == "simulated", as_json=as_json)
         self.ledger = Ledger.open(settings.db, busy_timeout=settings.lock_timeout)
         self.projections = Projections(self.ledger)
 
@@ -57,7 +58,8 @@ class Session:
         if not no_wait and not command.finished:
             waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
             with waiting:
-                command = see_through(self.ledger, ExecutorLock(self.settings.db), lambda: self.host, command_id,
+                command = see_through(self.ledger, ExecutorLock(self.settings.db), lambda: host_for(self.settings),
+                                      command_id,
                                       observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
         return exit_code_of(command.outcome)
@@ -67,12 +69,16 @@ class Session:
         return known_command(self.projections, command_id)
 
 
-def host_for(settings: Settings) -> Host:
-    """The host adapters the settings ask for; refuses a root unsafe for instance.env, or systemd where none runs."""
+def check_host(settings: Settings) -> None:
+    """Refuse, before anything is written, a root unsafe for instance.env, or systemd where none runs."""
     root = str(settings.root)
     if any(char in root for char in ":,\\") or not root.isprintable():
         raise InvalidInput(f"--root {printable(root)!r}: must not contain ':', ',', '\\' or control characters")
-    try:
-        return build_host(settings.host, settings.root)
-    except HostUnavailable as error:
-        raise InvalidInput(str(error)) from None
+    if settings.host == "systemd" and not systemd_is_running():
+        raise InvalidInput("systemd is not running on this machine; use --host simulated (or L4D2CTL_HOST=simulated)")
+
+
+def host_for(settings: Settings) -> Host:
+    """The host adapters the settings ask for (built only when a command is about to run)."""
+    check_host(settings)
+    return build_host(settings.host, settings.root)

@@ -13,7 +13,3 @@ class HostError(Exception):
 
 class Cancelled(Exception):
     """A long host operation stopped because the command was asked to cancel."""
-
-
-class HostUnavailable(HostError):
-    """The chosen host kind cannot work on this machine (e.g. systemd is not running)."""

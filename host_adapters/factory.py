@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import HostUnavailable
+from .errors import HostError
 from .fakes import SIMULATED, FakeMounter, FakeServiceControl, FileState
 from .local_fs import LocalFilesystem
 from .overlay import KernelOverlayMounter
@@ -22,5 +22,5 @@ def build_host(kind: str, root: Path, command_prefix: list[str] | None = None) -
         label = SIMULATED
         return Host(fs, FakeMounter(state, label=label), FakeServiceControl(state, fs.root, label=label), simulated=True)
     if not systemd_is_running():
-        raise HostUnavailable("systemd is not running on this machine; use --host simulated (or L4D2CTL_HOST=simulated)")
+        raise HostError("systemd is not running on this machine; use --host simulated")
     return Host(fs, KernelOverlayMounter(command_prefix), SystemctlServiceControl(command_prefix))

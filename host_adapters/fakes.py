@@ -49,15 +49,21 @@ class FileState(dict):
     """Fake host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
 
     def __init__(self, path: Path):
-        super().__init__(json.loads(path.read_text()) if path.exists() else {})
+        try:
+            super().__init__(json.loads(path.read_text()) if path.exists() else {})
+        except (OSError, ValueError) as error:
+            raise HostError(f"simulated host state {path} cannot be read: {error}") from error
         self.path = path
 
     def save(self) -> None:
         """Write the state atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self, sort_keys=True, indent=1))
-        os.replace(temporary, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self, sort_keys=True, indent=1))
+            os.replace(temporary, self.path)
+        except OSError as error:
+            raise HostError(f"simulated host state {self.path} cannot be written: {error.strerror}") from error
 
 
 class MemoryFilesystem:

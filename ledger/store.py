@@ -83,7 +83,14 @@ class Ledger:
         opens read-only: reads work, and any append fails with `LedgerError`.
         """
         path = os.fspath(path)
-        if not os.path.exists(path):
+        try:
+            os.stat(path)
+            exists = True
+        except FileNotFoundError:
+            exists = False
+        except OSError as error:
+            raise LedgerError(f"ledger {path}: {error.strerror}") from error
+        if not exists:
             if not create:
                 return cls._connect(":memory:", busy_timeout, shown_as=path)
             _create_file(path)
@@ -98,6 +105,7 @@ class Ledger:
         uris = [target] if not readonly else [f"file:{urllib.parse.quote(target)}?mode=ro",
                                               f"file:{urllib.parse.quote(target)}?immutable=1"]
         for uri in uris:
+            conn = None
             try:
                 # One connection may be handed to another thread (never used by two at once).
                 conn = sqlite3.connect(uri, uri=readonly, timeout=busy_timeout, isolation_level=None,
@@ -105,21 +113,31 @@ class Ledger:
                 conn.execute("PRAGMA user_version").fetchone()
                 break
             except sqlite3.Error as error:
+                if conn is not None:
+                    conn.close()
                 if uri == uris[-1]:
-                    raise LedgerError(f"ledger {shown_as}: {error}") from error
+                    raise LedgerError(f"ledger {shown_as}: {error}{_space_note(shown_as, error)}") from error
         ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout, readonly)
-        with ledger.translated_errors():
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            if target != ":memory:" and not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            current = schema_version(ledger.db) == SCHEMA_VERSION
-        if not current:
-            if readonly:
-                raise LedgerError(f"ledger {shown_as} is read-only here and holds no current l4d2ctl schema")
-            with ledger.transaction():
-                ensure_schema(ledger.db, shown_as)
+        try:
+            ledger._prepare(target != ":memory:")
+        except BaseException:
+            ledger.close()
+            raise
         return ledger
+
+    def _prepare(self, on_disk: bool) -> None:
+        """Set the pragmas every connection needs, and make sure the schema is there and current."""
+        with self.translated_errors():
+            self.db.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if on_disk and not self.readonly:
+                self.db.conn.execute("PRAGMA journal_mode = WAL")
+            self.db.conn.execute("PRAGMA synchronous = FULL")
+            current = schema_version(self.db) == SCHEMA_VERSION
+        if not current:
+            if self.readonly:
+                raise LedgerError(f"ledger {self.path} is read-only here and holds no current l4d2ctl schema")
+            with self.transaction():
+                ensure_schema(self.db, self.path)
 
     def close(self) -> None:
         """Close the connection to the file."""
@@ -263,9 +281,22 @@ class Ledger:
                     f"ledger {self.path} is locked by another process (waited {self.busy_timeout:g}s); "
                     f"open in: {', '.join(holders) or 'no process visible to this user'}"
                 ) from error
-            raise LedgerError(f"ledger {self.path}: {error}") from error
+            raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
         except sqlite3.Error as error:
-            raise LedgerError(f"ledger {self.path}: {error}") from error
+            raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
+
+
+
+def _space_note(path: str, error: sqlite3.Error) -> str:
+    """For a full disk or an I/O error, how much room the ledger's filesystem has left."""
+    if path == ":memory:" or not any(word in str(error) for word in ("full", "I/O")):
+        return ""
+    try:
+        space = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return ""
+    free = space.f_bavail * space.f_frsize
+    return f" (the ledger's filesystem has {free} bytes free{'; it is full' if free < 65536 else ''})"
 
 
 def _create_file(path: str) -> None:
