@@ -18,7 +18,7 @@ from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
 from .names import validate_name
 from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
-from .text_rules import printable
+from .text_rules import printable, shown
 
 REQUEST_ID_MAX = 200
 
@@ -41,6 +41,9 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
     applied to the host by one executor; status, history and audit are
     derived from the ledger.
     """
+    for option, value in (("--root", root), ("--db", db)):
+        if value is not None and not value.isprintable():
+            raise InvalidInput(f"{option} {shown(value)}: must be a path of printable characters")
     ctx.obj = Settings.from_options(root, db, actor, host, lock_timeout)
 
 
@@ -210,14 +213,20 @@ def _moment(option: str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidInput(f"{option} {printable(value)!r}: not an ISO 8601 date or time") from None
+            raise InvalidInput(f"{option} {shown(value)}: not an ISO 8601 date or time") from None
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
     return parse
 
 
+def _filter_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.isprintable():
+        raise InvalidInput(f"--{param.name.removesuffix('_filter')} {shown(value)}: must be printable text")
+    return value
+
+
 @cli.command()
-@click.option("--actor", "actor_filter", help="Only commands requested by this actor.")
+@click.option("--actor", "actor_filter", callback=_filter_text, help="Only commands requested by this actor.")
 @click.option("--instance", help="Only commands of this instance.")
 @click.option("--command", "command_filter", type=click.Choice(COMMAND_NAMES), help="Only this kind of command.")
 @click.option("--since", callback=_moment("--since"), help="From this ISO 8601 time (inclusive; UTC unless given).")

@@ -8,7 +8,7 @@ import uuid
 from projections import CommandView, Projections
 
 from .errors import InvalidInput, Rejected
-from .text_rules import printable
+from .text_rules import printable, shown
 
 COMMAND_ID = re.compile(r"[0-9a-f]{12}")
 
@@ -21,7 +21,7 @@ def new_command_id() -> str:
 def known_command(projections: Projections, command_id: str) -> CommandView:
     """The recorded command with a well-formed id; `InvalidInput` if malformed, `Rejected` if absent."""
     if not COMMAND_ID.fullmatch(command_id):
-        raise InvalidInput(f"command id {printable(command_id)!r}: must be 12 hex digits")
+        raise InvalidInput(f"command id {shown(command_id)}: must be 12 hex digits")
     projections.sync()
     command = projections.command(command_id)
     if command is None:

@@ -15,7 +15,7 @@ from .command_ids import new_command_id
 from .errors import InvalidInput
 from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
-from .text_rules import printable
+from .text_rules import printable, shown
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -33,7 +33,7 @@ def resolve_actor(explicit: str | None, environ: dict[str, str], os_user: str) -
     """The actor to record: `--actor`/L4D2CTL_ACTOR if given, else SUDO_USER, else the OS user."""
     actor = explicit if explicit is not None else environ.get("SUDO_USER") or os_user
     if not actor or len(actor) > ACTOR_MAX or not actor.isprintable() or actor != actor.strip():
-        raise InvalidInput(f"--actor {printable(actor)!r}: must be 1-{ACTOR_MAX} printable characters")
+        raise InvalidInput(f"--actor {shown(actor)}: must be 1-{ACTOR_MAX} printable characters")
     return actor
 
 

@@ -20,7 +20,7 @@ from .errors import InvalidInput, Rejected
 from .executor_lock import ExecutorLock
 from .requests import Requester, append_cancel, append_command, resolve_actor, see_through
 from .settings import Settings, os_user
-from .text_rules import printable
+from .text_rules import shown
 
 
 class Session:
@@ -73,7 +73,7 @@ def check_host(settings: Settings) -> None:
     """Refuse, before anything is written, a root unsafe for instance.env, or systemd where none runs."""
     root = str(settings.root)
     if any(char in root for char in ":,\\") or not root.isprintable():
-        raise InvalidInput(f"--root {printable(root)!r}: must not contain ':', ',', '\\' or control characters")
+        raise InvalidInput(f"--root {shown(root)}: must not contain ':', ',', '\\' or control characters")
     if settings.host == "systemd" and not systemd_is_running():
         raise InvalidInput("systemd is not running on this machine; use --host simulated (or L4D2CTL_HOST=simulated)")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -12,14 +14,21 @@ from commands.executor import Executor
 from commands.executor_lock import ExecutorLock
 from commands.requests import append_command
 from projections import Projections
-from host_adapters.factory import build_host
+from host_adapters import Host
+from host_adapters.factory import SIMULATED_STATE, build_host
+from host_adapters.fakes import FakeMounter, FakeServiceControl, Faults, FileState
+from host_adapters.local_fs import LocalFilesystem
 from ledger import Ledger, verify_ledger
 
-from .fake_host import ALICE
+from .fake_host import ALICE, SPEC
 from .real_host import host_files, make_root, run
 
-SETUP = {"start": ["init"], "delete": ["init", "start"]}
-BOUNDARIES = 5  # after CommandStarted, then after each of the four steps
+# The commands that set the stage for each command under test, and how many steps that command has.
+SETUP = {"init": [], "start": ["init"], "stop": ["init", "start"], "delete": ["init", "start"],
+         "reset": ["init", "start"]}
+STEPS = {"init": 4, "start": 4, "stop": 2, "delete": 4, "reset": 4}
+# Kill points: after CommandStarted (1), then after each StepCompleted (2 .. steps + 1).
+CASES = [(command, die_after) for command, steps in STEPS.items() for die_after in range(1, steps + 2)]
 
 
 def _execute_then_die(root: str, die_after: int) -> None:
@@ -50,20 +59,51 @@ def clean(tmp_path_factory):
     return results
 
 
-@pytest.mark.parametrize("command", list(SETUP))
-@pytest.mark.parametrize("die_after", range(1, BOUNDARIES + 1))
-def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tmp_path, clean, command, die_after):
+def _staged_command(tmp_path, command):
     root = make_root(tmp_path / "root")
     for earlier in SETUP[command]:
         run(root, "alpha", earlier)
     with Ledger.open(root / "ledger.db") as ledger:
-        command_id, _ = append_command(ledger, ALICE, "alpha", command)
+        command_id, _ = append_command(ledger, ALICE, "alpha", command, {"spec": SPEC} if command == "init" else None)
+    return root, command_id
 
+
+@pytest.mark.parametrize("command, die_after", CASES, ids=[f"{c}-boundary{d}" for c, d in CASES])
+def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tmp_path, clean, command, die_after):
+    root, command_id = _staged_command(tmp_path, command)
     child = multiprocessing.get_context("spawn").Process(target=_execute_then_die, args=(str(root), die_after))
     child.start()
     child.join(timeout=60)
     assert child.exitcode == -signal.SIGKILL
+    _assert_recovers(root, command, command_id, completed_steps=die_after - 1, clean=clean)
 
+
+def _hang_inside_enable(root: str) -> None:
+    state = FileState(Path(root) / SIMULATED_STATE)
+    faults = Faults(hang_at=1)  # the first unit or mount call: start's "enable and start unit"
+    host = Host(LocalFilesystem(root), FakeMounter(state, faults), FakeServiceControl(state, Path(root), faults),
+                simulated=True)
+    with Ledger.open(f"{root}/ledger.db") as ledger:
+        Executor(ledger, host).run_pending()
+
+
+def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_converges(tmp_path, clean):
+    root, command_id = _staged_command(tmp_path, "start")
+    child = multiprocessing.get_context("spawn").Process(target=_hang_inside_enable, args=(str(root),))
+    child.start()
+    deadline = time.monotonic() + 60
+    with Ledger.open(root / "ledger.db") as ledger:
+        while sum(e.type == "StepCompleted" for e in ledger.read(command_id=command_id)) < 3:
+            assert time.monotonic() < deadline and child.is_alive()
+            time.sleep(0.05)
+    time.sleep(0.3)  # well inside the hanging step
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
+    _assert_recovers(root, "start", command_id, completed_steps=3, clean=clean)
+
+
+def _assert_recovers(root, command, command_id, *, completed_steps, clean):
+    """The next executor marks the command interrupted; a retry converges; the chain holds; nothing ran twice."""
     lock = ExecutorLock(root / "ledger.db")
     assert lock.try_acquire(), "the dead executor's lock must die with it"
     with Ledger.open(root / "ledger.db") as ledger:
@@ -71,7 +111,7 @@ def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tm
         assert executor.recover() == [command_id]
         interrupted = executor.projections.command(command_id)
         assert interrupted.outcome == "interrupted"
-        assert len(executor.projections.steps(command_id)) == die_after - 1
+        assert len(executor.projections.steps(command_id)) == completed_steps
     lock.release()
 
     retried = run(root, "alpha", command, retry_of=command_id)

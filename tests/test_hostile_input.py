@@ -1,0 +1,112 @@
+"""Hostile input through the CLI: never a traceback, always a documented exit code and at most one line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from commands.cli import cli
+
+from .fake_host import SPEC
+from .real_host import make_root
+
+DOCUMENTED = {0, 1, 2, 3, 4, 5}
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["../x", "..", ".", "/etc/passwd", "a/../../b", "-rf", "--help", "x\ny", "x\x00y", "ä",
+                     "0" * 12, "ffffffffffff", "$(reboot)", "`id`", "a;b", "%s%s%n", "\u2028", "\ud800"]),
+)
+hostile_settings = settings(max_examples=60, deadline=None,
+                            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_root(tmp_path_factory.mktemp("hostile") / "root")
+
+
+def run(root, *args: str, env: dict | None = None):
+    result = CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
+                                env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in DOCUMENTED
+    if result.exit_code not in (0, 1, 3, 5):
+        assert result.stderr.count("\n") <= 1 and "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@hostile_settings
+@given(verb=st.sampled_from(["init", "start", "stop", "delete", "reset", "status", "history"]), name=HOSTILE_TEXT)
+def test_any_instance_name(root, tmp_path_factory, verb, name):
+    spec = tmp_path_factory.mktemp("spec") / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    extra = ["--spec", str(spec)] if verb == "init" else []
+    result = run(root, verb, *extra, "--", name)
+    if result.exit_code == 0 and verb in ("init", "start"):
+        assert (root / "instances" / name).is_dir() and "/" not in name and ".." not in name
+
+
+@hostile_settings
+@given(content=st.one_of(st.binary(max_size=300), st.text(max_size=300)))
+def test_any_spec_file(root, tmp_path_factory, content):
+    spec = tmp_path_factory.mktemp("spec") / "s.yaml"
+    spec.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    result = run(root, "init", "hostile", "--spec", str(spec))
+    assert result.exit_code in (0, 2, 3)
+
+
+@hostile_settings
+@given(verb=st.sampled_from(["retry", "replay", "cancel", "show"]), command_id=HOSTILE_TEXT)
+def test_any_command_id(root, verb, command_id):
+    assert run(root, verb, "--", command_id).exit_code in (2, 3)
+
+
+@hostile_settings
+@given(option=st.sampled_from(["--since", "--until"]), value=HOSTILE_TEXT)
+def test_any_time_filter(root, option, value):
+    assert run(root, "audit", option, value, "--json").exit_code in (0, 2)
+
+
+@hostile_settings
+@given(actor=HOSTILE_TEXT, how=st.sampled_from(["option", "env", "sudo", "filter"]))
+def test_any_actor(root, actor, how):
+    if "\x00" in actor:
+        actor = actor.replace("\x00", "")  # the OS itself cannot carry NUL in argv or the environment
+    if how in ("env", "sudo"):
+        try:  # an environment holds bytes; Python shows undecodable ones as surrogate escapes
+            actor.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            assume(False)
+    if how == "option":
+        result = run(root, "--actor", actor, "start", "ghost")
+    elif how == "filter":
+        result = run(root, "audit", "--actor", actor, "--json")
+    else:
+        variable = "L4D2CTL_ACTOR" if how == "env" else "SUDO_USER"
+        result = run(root, "start", "ghost", env={variable: actor})
+    assert result.exit_code in (0, 2, 3)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("arguments", ["+map c1\nL4D2_PORT=1"]),
+    ("arguments", ["x\rL4D2_LOWERDIRS=/etc"]),
+    ("arguments", ["\"quoted\""]),
+    ("config", ["sv_cheats 0\nrcon_password x"]),
+    ("config", ["ok\u2028sv_cheats 1"]),
+    ("overlays", [{"path": "../../etc"}]),
+    ("overlays", [{"path": "/etc"}]),
+    ("overlays", [{"path": "maps:/etc"}]),
+    ("overlays", [{"path": "maps,upperdir=/etc"}]),
+    ("overlays", [{"path": "maps", "alias": "../../cfg"}]),
+    ("overlays", [{"path": "maps", "alias": "x\nL4D2_PORT=1"}]),
+])
+def test_traversal_and_injection_through_every_spec_field_is_refused(root, tmp_path, field, value):
+    spec = tmp_path / "evil.yaml"
+    spec.write_text(yaml.safe_dump(SPEC | {field: value}))
+    result = run(root, "init", "evil", "--spec", str(spec))
+    assert result.exit_code == 2
+    assert f"spec.{field}" in result.stderr
+    assert not (root / "instances/evil").exists()

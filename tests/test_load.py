@@ -1,0 +1,84 @@
+"""Load: 16 client processes × 100 mixed commands over 50 instances, all at once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import time
+
+from commands.executor_lock import ExecutorLock
+from commands.requests import Requester, append_command, see_through
+from host_adapters.factory import build_host
+from ledger import Ledger, verify_ledger
+from projections import Projections
+
+from .fake_host import SPEC
+from .real_host import make_root
+
+CLIENTS = 16
+COMMANDS_PER_CLIENT = 100
+INSTANCES = 50
+MIX = ["init"] * 3 + ["start"] * 3 + ["stop"] * 2 + ["reset", "delete"]
+
+
+def _client(root: str, number: int, go, results) -> None:
+    rng = random.Random(number)
+    requester = Requester(f"client{number}", "root")
+    done = []
+    go.wait()
+    with Ledger.open(f"{root}/ledger.db", busy_timeout=120) as ledger:
+        for _ in range(COMMANDS_PER_CLIENT):
+            instance = rng.randrange(INSTANCES)
+            command = rng.choice(MIX)
+            args = {"spec": SPEC | {"port": 20000 + instance}} if command == "init" else None
+            command_id, _ = append_command(ledger, requester, f"srv{instance:02d}", command, args)
+            outcome = see_through(ledger, ExecutorLock(f"{root}/ledger.db"), lambda: build_host("simulated", root),
+                                  command_id)
+            done.append((command_id, outcome.outcome))
+    results.put(json.dumps(done))
+
+
+def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
+    root = make_root(tmp_path / "root")
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    clients = [context.Process(target=_client, args=(str(root), n, go, results)) for n in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    started = time.monotonic()
+    go.set()
+    outcomes = dict(pair for _ in clients for pair in json.loads(results.get(timeout=600)))
+    elapsed = time.monotonic() - started
+    for client in clients:
+        client.join(timeout=60)
+    assert [client.exitcode for client in clients] == [0] * CLIENTS
+
+    total = CLIENTS * COMMANDS_PER_CLIENT
+    print(f"\nload: {total} commands from {CLIENTS} processes in {elapsed:.1f}s = {total / elapsed:.1f} commands/s")
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert verify_ledger(ledger).ok
+        events = list(ledger.rows())
+        projections = Projections(ledger)
+        projections.sync()
+        incremental = {t: ledger.db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("commands", "instances")}
+        projections.rebuild()
+        rebuilt = {t: ledger.db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("commands", "instances")}
+    assert incremental == rebuilt
+
+    requested = [e["command_id"] for e in events if e["type"] == "CommandRequested"]
+    assert len(requested) == len(set(requested)) == total == len(outcomes)
+    terminal = [e["command_id"] for e in events if e["type"] in
+                ("CommandSucceeded", "CommandFailed", "CommandRejected", "CommandCancelled", "CommandInterrupted")]
+    assert sorted(terminal) == sorted(requested), "every command reaches exactly one terminal outcome"
+    assert set(outcomes.values()) <= {"succeeded", "rejected"}
+
+    decided = [e["command_id"] for e in events if e["type"] in ("CommandStarted", "CommandRejected")]
+    assert decided == requested, "commands are decided in ledger order"
+    running = None
+    for event in events:
+        if event["type"] == "CommandStarted":
+            assert running is None, "one executor at a time"
+            running = event["command_id"]
+        elif event["type"] in ("CommandSucceeded", "CommandFailed") and event["command_id"] == running:
+            running = None
