@@ -110,17 +110,20 @@ class Executor:
         self._record(command, CommandSucceeded())
 
     def _cancel_requested(self, command: CommandView) -> bool:
-        return any(event.type == "CancelRequested" for event in self.ledger.read(command_id=command.command_id))
+        cancels = self.ledger.rows(command_id=command.command_id, types=("CancelRequested",), columns=("seq",))
+        return next(cancels, None) is not None
 
     def _record(self, command: CommandView, payload: EventPayload) -> None:
-        self.ledger.append([
-            NewEvent(
-                instance=command.instance,
-                command_id=command.command_id,
-                actor=command.actor,
-                os_user=self.os_user,
-                payload=payload,
-            )
-        ])
-        for row in self.projections.sync():
+        """Append one event of `command` and bring the projections up to date, in one transaction."""
+        event = NewEvent(
+            instance=command.instance,
+            command_id=command.command_id,
+            actor=command.actor,
+            os_user=self.os_user,
+            payload=payload,
+        )
+        with self.ledger.transaction():
+            self.ledger.append([event])
+            rows = self.projections.sync()
+        for row in rows:
             self.observer(row)

@@ -257,9 +257,15 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Hold SQLite's write lock (BEGIN IMMEDIATE) for the block; commit, or roll back on error."""
+        """Hold SQLite's write lock (BEGIN IMMEDIATE) for the block; commit, or roll back on error.
+
+        Inside an open transaction it adds nothing: the outer one commits or rolls back the whole.
+        """
         if self.readonly:
             raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): nothing can be recorded")
+        if self.db.conn.in_transaction:
+            yield
+            return
         with self.translated_errors():
             self.db.conn.execute("BEGIN IMMEDIATE")
             try:

@@ -18,7 +18,7 @@ from ledger import Ledger, format_time
 
 from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 3
+PROJECTION_VERSION = 4
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
@@ -35,6 +35,7 @@ COMMAND_INDEXES = {
     "commands_by_command": ["command", "requested_seq"],
     "commands_by_time": ["requested_at"],
     "commands_by_seq": ["requested_seq"],
+    "commands_by_outcome": ["outcome", "requested_seq"],
 }
 TABLES = ("commands", "instances", "projection_checkpoint")
 COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}
@@ -68,6 +69,7 @@ class Projections:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.db = ledger.db
+        self._tables_current = False
 
     def sync(self) -> list[dict[str, Any]]:
         """Fold every event after the checkpoint into the tables; return the event rows applied.
@@ -162,7 +164,8 @@ class Projections:
 
     def _ensure_tables(self) -> None:
         """Make sure the tables exist (an empty ledger has none until its first sync)."""
-        if self._version() == PROJECTION_VERSION:
+        if self._tables_current or self._version() == PROJECTION_VERSION:
+            self._tables_current = True
             return
         if self.ledger.readonly:
             self._rebuild(temp=True)
@@ -226,8 +229,6 @@ class Projections:
             .replace("CREATE TABLE", create, 1),
             *(f"CREATE INDEX {schema}.{name} ON commands ({', '.join(columns)})"
               for name, columns in COMMAND_INDEXES.items()),
-            f"CREATE INDEX {schema}.commands_open ON commands (outcome, requested_seq)"
-            " WHERE outcome IN ('pending', 'running')",
             # For people reading the file with sqlite-utils or sqlite3.
             f"CREATE VIEW {schema}.audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq",
             self.db.create_table_sql("instances", INSTANCE_COLUMNS, pk="name").replace("CREATE TABLE", create, 1),
