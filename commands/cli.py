@@ -171,21 +171,29 @@ def _console():
 
 @cli.command()
 @click.argument("name", required=False, shell_complete=_complete_names)
+@click.option("--live", is_flag=True, help="Also ask systemd and the servers (A2S_INFO), and show drift.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of instance objects (one object with NAME).")
 @click.pass_obj
-def status(settings: Settings, name: str | None, as_json: bool) -> int:
-    """Instances and their recorded state."""
+def status(settings: Settings, name: str | None, live: bool, as_json: bool) -> int:
+    """Instances and their recorded state (with --live: their unit, their server, and drift)."""
     if name is not None:
         validate_name(name)
     instances = _read(settings).instances(name)
     if name is not None and not instances:
         raise Rejected(f"instance {name!r} is not known")
+    if live:
+        from .live import live_status
+        from .session import host_for
+
+        objects = live_status(instances, host_for(settings).services)
+    else:
+        objects = [instance.summary() for instance in instances]
     if as_json:
-        _emit_json(instances[0].summary() if name else [instance.summary() for instance in instances])
+        _emit_json(objects[0] if name else objects)
     else:
         from .tables import status_table
 
-        _console().print(status_table(instances))
+        _console().print(status_table(objects))
     return EXIT_OK
 
 

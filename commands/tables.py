@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from projections import CommandView, InstanceView
+from projections import CommandView
 
 from .cli_output import OUTCOME_STYLE
 from .text_rules import printable
@@ -29,16 +29,27 @@ def _outcome(outcome: str | None) -> str:
     return f"[{colour}]{mark} {outcome}[/{colour}]"
 
 
-def status_table(instances: list[InstanceView]) -> Table:
-    """Instances and their recorded state."""
-    table = Table(title="Instances (recorded state)", title_justify="left")
-    for column in ("name", "state", "port", "last command", "outcome", "by", "updated (UTC)"):
+def status_table(instances: list[dict]) -> Table:
+    """Instances (status objects) and their recorded state; with live fields, unit, server and drift too."""
+    live = bool(instances) and "unit" in instances[0]
+    table = Table(title="Instances" + (" (recorded state, and live)" if live else " (recorded state)"),
+                  title_justify="left")
+    columns = ["name", "state", "port"] + (["unit", "server", "drift"] if live else
+                                            ["last command", "outcome", "by", "updated (UTC)"])
+    for column in columns:
         table.add_column(column, no_wrap=column in ("name", "updated (UTC)"))
     for instance in instances:
-        colour = STATE_STYLE.get(instance.state or "", "white")
-        table.add_row(_text(instance.name), f"[{colour}]{instance.state}[/{colour}]", _text(instance.port),
-                      f"{_text(instance.last_command)} {_text(instance.last_command_id)}",
-                      _outcome(instance.last_outcome), _text(instance.last_actor), _when(instance.updated_at))
+        colour = STATE_STYLE.get(instance["state"] or "", "white")
+        cells = [_text(instance["name"]), f"[{colour}]{instance['state']}[/{colour}]", _text(instance["port"])]
+        if not live:
+            cells += [f"{_text(instance['last_command'])} {_text(instance['last_command_id'])}",
+                      _outcome(instance["last_outcome"]), _text(instance["last_actor"]), _when(instance["updated_at"])]
+        else:
+            query = instance["query"]
+            server = f"{_text(query['map'])} {query['players']}/{query['max_players']}" if query else "—"
+            drift = "; ".join(instance["drift"])
+            cells += [instance["unit"], server, f"[red]{_text(drift)}[/red]" if drift else "[green]none[/green]"]
+        table.add_row(*cells)
     return table
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
+from .errors import HostError
 from .protocols import StepIO, unit_name
 from .runner import run, run_checked
 
 SYSTEMCTL_TIMEOUT = 300.0
+JOURNAL_LINES = 15
 
 
 def systemd_is_running(run_dir: str = "/run/systemd/system") -> bool:
@@ -22,9 +24,18 @@ class SystemctlServiceControl:
         self.command_prefix = command_prefix or []
 
     def enable_now(self, name: str, io: StepIO) -> None:
-        """Enable and start the unit; its ExecStartPre mounts the overlay."""
-        run_checked([*self.command_prefix, "systemctl", "enable", "--now", unit_name(name)], io,
-                    timeout=SYSTEMCTL_TIMEOUT)
+        """Enable and start the unit; its ExecStartPre mounts the overlay.
+
+        When the unit fails to start, its last journal lines join the error, so
+        the recorded command says why (a missing overlay, a crashing server).
+        """
+        try:
+            run_checked([*self.command_prefix, "systemctl", "enable", "--now", unit_name(name)], io,
+                        timeout=SYSTEMCTL_TIMEOUT)
+        except HostError as error:
+            journal = run(["journalctl", "--unit", unit_name(name), "--lines", str(JOURNAL_LINES), "--no-pager",
+                           "--output", "cat"], StepIO(), timeout=30)
+            raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in journal.stdout]) from None
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the unit; its ExecStopPost unmounts the overlay."""
