@@ -268,12 +268,13 @@ def show(settings: Settings, command_id: str, as_json: bool) -> int:
     projections = _read(settings)
     command = known_command(projections, command_id)
     steps = projections.steps(command_id)
+    failure = projections.failure(command_id)
     if as_json:
-        _emit_json(command.summary() | {"steps": steps})
+        _emit_json(command.summary() | {"steps": steps} | ({"failure": failure} if failure else {}))
     else:
         from .tables import print_command
 
-        print_command(_console(), command, steps)
+        print_command(_console(), command, steps, failure)
     return EXIT_OK
 
 

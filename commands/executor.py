@@ -101,10 +101,12 @@ class Executor:
                 self._record(command, CommandCancelled(step=step.name))
                 return
             except HostError as error:
-                self._record(command, CommandFailed(step=step.name, error=str(error), stderr_tail=error.stderr_tail))
+                self._record(command, CommandFailed(step=step.name, error=str(error), output=io.lines,
+                                                    stderr_tail=error.stderr_tail))
                 return
             except OSError as error:
-                self._record(command, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}"))
+                self._record(command, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
+                                                    output=io.lines))
                 return
             self._record(command, StepCompleted(step=step.name, output=io.lines))
         self._record(command, CommandSucceeded())

@@ -71,7 +71,7 @@ def commands_table(title: str, commands: list[CommandView], *, with_instance: bo
     return table
 
 
-def print_command(console: Console, command: CommandView, steps: list[dict]) -> None:
+def print_command(console: Console, command: CommandView, steps: list[dict], failure: dict | None = None) -> None:
     """One command in full: who asked, when it ran, every step with its output, how it ended."""
     console.print(f"[bold]{command.command} {_text(command.instance)}[/bold]  command {command.command_id}",
                   highlight=False)
@@ -84,6 +84,10 @@ def print_command(console: Console, command: CommandView, steps: list[dict]) -> 
     for step in steps:
         console.print(f"  [green]✓[/green] {_text(step['step'])}  [dim]{_when(step['at'])}[/dim]", highlight=False)
         for line in step["output"]:
+            console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
+    if failure:
+        console.print(f"  [red]✗[/red] {_text(failure['step'])}", highlight=False)
+        for line in failure["output"] + failure["stderr_tail"]:
             console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
     detail = f": {_text(command.error)}" if command.error else ""
     console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)

@@ -53,6 +53,7 @@ class CommandFailed(EventPayload):
 
     step: str | None = None
     error: str
+    output: list[str] = []
     stderr_tail: list[str] = []
 
 

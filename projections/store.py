@@ -155,6 +155,13 @@ class Projections:
             for payload in [json.loads(row["payload"])]
         ]
 
+    def failure(self, command_id: str) -> dict[str, Any] | None:
+        """How a failed command failed: the step, the error, what the step printed, the stderr tail."""
+        for row in self.ledger.rows(command_id=command_id, types=("CommandFailed",)):
+            payload = json.loads(row["payload"])
+            return {key: payload.get(key, []) for key in ("step", "error", "output", "stderr_tail")}
+        return None
+
     def _commands(self, where: str, params: list, limit: int | None = None) -> Iterator[CommandView]:
         return map(CommandView.from_row, self._rows("commands", where, params, "requested_seq", limit))
 

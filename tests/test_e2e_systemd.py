@@ -1,0 +1,164 @@
+"""End to end under a real systemd: the host files, real units, real overlay mounts, the stand-in server.
+
+A container boots systemd with `systemd-nspawn -D / --volatile=yes --boot` (an
+empty tmpfs root over the host's /usr), with this checkout and its Python bound
+in read-only. Inside it, the host files are installed and l4d2ctl drives
+`--host systemd` through the whole lifecycle. Needs root and systemd-nspawn
+(`apt-get install systemd-container`); skips elsewhere, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+L4D2CTL = PROJECT / ".venv" / "bin" / "l4d2ctl"
+PYTHON = PROJECT / ".venv" / "bin" / "python"
+ROOT = "/var/lib/left4me"
+BOOT_TIMEOUT = 90
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting systemd in a container needs root"),
+    pytest.mark.skipif(shutil.which("systemd-nspawn") is None,
+                       reason="systemd-nspawn is not installed (apt-get install systemd-container)"),
+    pytest.mark.skipif(not L4D2CTL.exists(), reason="l4d2ctl is not installed in this checkout's .venv"),
+]
+
+
+class Container:
+    """A booted systemd container; `run` executes a command inside it."""
+
+    def __init__(self, nspawn: subprocess.Popen, init_pid: int):
+        self.nspawn = nspawn
+        self.init_pid = init_pid
+
+    def run(self, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a shell command inside the container."""
+        result = subprocess.run(["nsenter", "-t", str(self.init_pid), "-a", "/bin/sh", "-c", command],
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"`{command}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def l4d2ctl(self, *args: str) -> subprocess.CompletedProcess:
+        """l4d2ctl inside the container, against the real systemd (no check: callers look at the code)."""
+        return self.run(f"{L4D2CTL} {shlex.join(args)}", check=False)
+
+
+@pytest.fixture(scope="module")
+def container():
+    name = f"l4d2e2e{os.getpid()}"
+    nspawn = subprocess.Popen(
+        ["systemd-nspawn", "-D", "/", "--volatile=yes", "--boot", "--private-network", "--register=no",
+         "--keep-unit", f"--machine={name}", f"--bind-ro={PROJECT}", f"--bind-ro={sys.base_prefix}",
+         "--", "systemd.firstboot=off"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    booted = None
+    while time.monotonic() < deadline and nspawn.poll() is None and booted is None:
+        children = subprocess.run(["pgrep", "-P", str(nspawn.pid)], capture_output=True, text=True).stdout.split()
+        if children:
+            probe = Container(nspawn, int(children[0]))
+            state = probe.run("systemctl is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                booted = probe
+        time.sleep(0.5)
+    if booted is None:
+        nspawn.kill()
+        pytest.skip(f"the systemd container did not boot within {BOOT_TIMEOUT}s: {nspawn.stderr.read()[-300:]!r}")
+    yield booted
+    booted.run("systemctl poweroff", check=False)
+    try:
+        nspawn.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(nspawn.pid, signal.SIGKILL)
+        nspawn.wait(10)
+
+
+@pytest.fixture(scope="module")
+def host(container):
+    """The host files installed, a stand-in game installation, two overlays, and two specs."""
+    container.run(f"{PROJECT}/scripts/host/install --bin /opt/left4me/bin --l4d2ctl {L4D2CTL}")
+    container.run(
+        f"install -m 0755 {PROJECT}/scripts/host/srcds_run {ROOT}/installation/srcds_run && "
+        f"mkdir -p {ROOT}/overlays/competitive/zonemod/left4dead2/cfg {ROOT}/overlays/maps/custom && "
+        f"echo 'sv_zonemod 1' > {ROOT}/overlays/competitive/zonemod/left4dead2/cfg/server.cfg"
+    )
+    spec = {"port": 27015, "arguments": ["+map c2m1_highway", "-maxplayers 12"], "config": ['hostname "E2E Versus"'],
+            "overlays": [{"path": "competitive/zonemod", "alias": "zonemod"}, {"path": "maps/custom"}]}
+    broken = {"port": 27016, "overlays": [{"path": "missing/layer"}]}
+    container.run(f"echo {shlex.quote(json.dumps(spec))} > /tmp/e2e.yaml && "
+                  f"echo {shlex.quote(json.dumps(broken))} > /tmp/broken.yaml")
+    return container
+
+
+def _unit(container, name="e2e") -> str:
+    return container.run(f"systemctl is-active left4me-server@{name}.service", check=False).stdout.strip()
+
+
+def _mounted(container, name="e2e") -> bool:
+    return container.run(f"mountpoint -q {ROOT}/runtime/{name}/merged", check=False).returncode == 0
+
+
+def _query(container, port=27015) -> dict | None:
+    script = (f"import a2s, json, time\n"
+              f"for _ in range(40):\n"
+              f"    try:\n"
+              f"        i = a2s.info(('127.0.0.1', {port}), timeout=0.5); "
+              f"print(json.dumps([i.server_name, i.map_name, i.max_players])); break\n"
+              f"    except OSError: time.sleep(0.25)\n")
+    output = container.run(f"{PYTHON} -c {shlex.quote(script)}", check=False).stdout.strip()
+    return json.loads(output) if output else None
+
+
+def test_the_whole_lifecycle_under_a_real_systemd(host):
+    assert host.l4d2ctl("init", "e2e", "--spec", "/tmp/e2e.yaml").returncode == 0
+
+    assert host.l4d2ctl("start", "e2e").returncode == 0
+    assert _unit(host) == "active"
+    assert _mounted(host)
+    assert _query(host) == ["E2E Versus", "c2m1_highway", 12], "A2S answers with the spec's map and server.cfg's hostname"
+    live = json.loads(host.l4d2ctl("status", "e2e", "--live", "--json").stdout)
+    assert (live["unit"], live["query"]["map"], live["drift"]) == ("active", "c2m1_highway", [])
+
+    assert host.l4d2ctl("stop", "e2e").returncode == 0
+    assert _unit(host) == "inactive" and not _mounted(host)
+
+    assert host.l4d2ctl("reset", "e2e").returncode == 0
+    assert host.run(f"test -e {ROOT}/instances/e2e", check=False).returncode != 0
+    started = json.loads(host.l4d2ctl("start", "e2e", "--json").stdout)
+    assert started["outcome"] == "succeeded"
+    steps = [step["step"] for step in json.loads(host.l4d2ctl("show", started["command_id"], "--json").stdout)["steps"]]
+    assert steps[0] == "create directories", "start after reset re-initializes from the blueprint"
+    assert _unit(host) == "active" and _mounted(host)
+    assert _query(host) == ["E2E Versus", "c2m1_highway", 12]
+
+    assert host.l4d2ctl("delete", "e2e").returncode == 0
+    assert _unit(host) == "inactive" and not _mounted(host)
+    assert host.run("systemctl is-enabled left4me-server@e2e.service", check=False).stdout.strip() != "enabled"
+    assert host.run(f"test -e {ROOT}/instances/e2e || test -e {ROOT}/runtime/e2e", check=False).returncode != 0
+    assert json.loads(host.l4d2ctl("verify", "--json").stdout)["ok"]
+
+
+def test_a_missing_overlay_makes_start_fail_with_the_units_error_recorded(host):
+    assert host.l4d2ctl("init", "broken", "--spec", "/tmp/broken.yaml").returncode == 0
+    failed = host.l4d2ctl("start", "broken", "--json")
+    assert failed.returncode == 1
+    command = json.loads(failed.stdout)
+    assert command["outcome"] == "failed" and command["error"].startswith("enable and start unit:")
+    failure = json.loads(host.l4d2ctl("show", command["command_id"], "--json").stdout)["failure"]
+    recorded = "\n".join(failure["output"] + failure["stderr_tail"])
+    assert "missing/layer does not exist" in recorded, recorded
+    assert not _mounted(host, "broken")
+    assert host.l4d2ctl("delete", "broken").returncode == 0
