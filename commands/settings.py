@@ -20,14 +20,15 @@ class Settings:
     actor: str | None
     host: str
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    sudo_helper: str | None = None
 
     @classmethod
     def from_options(cls, root: str, db: str | None, actor: str | None, host: str,
-                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> "Settings":
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, sudo_helper: str | None = None) -> "Settings":
         """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
         root_path = Path(root).absolute()
         return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,
-                   lock_timeout=lock_timeout)
+                   lock_timeout=lock_timeout, sudo_helper=sudo_helper)
 
 
 def os_user() -> str:

@@ -60,3 +60,26 @@ class KernelOverlayMounter:
         """Whether `merged` is a mount point right now."""
         with open(self.mountinfo, encoding="utf-8", errors="surrogateescape") as table:
             return str(merged) in mounted_points(table.read())
+
+
+class HelperMounter(KernelOverlayMounter):
+    """Mounts through the left4me-overlay helper behind a prefix such as `sudo -n`, for operators without root.
+
+    The helper reads the layers from the instance's own instance.env and refuses
+    anything outside the root, so the sudoers rule can name it and nothing else.
+    """
+
+    def __init__(self, helper: str, command_prefix: list[str], mountinfo: str = "/proc/self/mountinfo"):
+        super().__init__(command_prefix, mountinfo)
+        self.helper = helper
+
+    def mount(self, lowerdirs: list[Path], upper: Path, work: Path, merged: Path, io: StepIO) -> None:
+        """Ask the helper to mount the instance whose merged directory this is."""
+        run_checked([*self.command_prefix, self.helper, "mount", merged.parent.name], io, timeout=MOUNT_TIMEOUT)
+
+    def unmount(self, merged: Path, io: StepIO) -> None:
+        """Ask the helper to unmount it; nothing if it is not mounted."""
+        if not self.is_mounted(merged):
+            io.say(f"{merged} is not mounted")
+            return
+        run_checked([*self.command_prefix, self.helper, "umount", merged.parent.name], io, timeout=MOUNT_TIMEOUT)

@@ -73,3 +73,21 @@ def test_mounting_over_a_missing_lowerdir_fails_naming_it(layers):
 
 def test_mountinfo_escapes_are_decoded():
     assert mounted_points("36 35 98:0 / /srv/with\\040space rw - ext4 /dev/x rw\n") == {"/srv/with space"}
+
+
+def test_the_helper_mounter_calls_the_helper_by_instance_name_behind_its_prefix(tmp_path):
+    from host_adapters.overlay import HelperMounter
+
+    calls = tmp_path / "calls"
+    helper = tmp_path / "left4me-overlay"
+    helper.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    helper.chmod(0o755)
+    merged = tmp_path / "runtime/alpha/merged"
+    table = tmp_path / "mountinfo"
+    table.write_text(f"36 35 0:1 / {merged} rw - overlay overlay rw\n")
+    mounter = HelperMounter(str(helper), ["env"], mountinfo=str(table))
+    mounter.mount([], tmp_path / "upper", tmp_path / "work", merged, StepIO())
+    mounter.unmount(merged, StepIO())
+    table.write_text("")
+    mounter.unmount(merged, StepIO())
+    assert calls.read_text().splitlines() == ["mount alpha", "umount alpha"]
