@@ -18,7 +18,7 @@ from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
 from .names import validate_name
 from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
-from .text_rules import printable, shown
+from .text_rules import shown
 
 REQUEST_ID_MAX = 200
 

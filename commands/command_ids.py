@@ -8,7 +8,7 @@ import uuid
 from projections import CommandView, Projections
 
 from .errors import InvalidInput, Rejected
-from .text_rules import printable, shown
+from .text_rules import shown
 
 COMMAND_ID = re.compile(r"[0-9a-f]{12}")
 

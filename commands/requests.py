@@ -15,7 +15,7 @@ from .command_ids import new_command_id
 from .errors import InvalidInput
 from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
-from .text_rules import printable, shown
+from .text_rules import shown
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64

@@ -79,7 +79,7 @@ class CancelRequested(EventPayload):
     """Someone asked to cancel a command that has not ended yet."""
 
 
-Payload = Union[
+PAYLOAD_TYPES = (
     CommandRequested,
     CommandStarted,
     StepCompleted,
@@ -89,23 +89,9 @@ Payload = Union[
     CommandCancelled,
     CommandInterrupted,
     CancelRequested,
-]
-
-EVENT_TYPES: dict[str, type[EventPayload]] = {
-    cls.__name__: cls
-    for cls in (
-        CommandRequested,
-        CommandStarted,
-        StepCompleted,
-        CommandSucceeded,
-        CommandFailed,
-        CommandRejected,
-        CommandCancelled,
-        CommandInterrupted,
-        CancelRequested,
-    )
-}
-
+)
+Payload = Union[PAYLOAD_TYPES]  # noqa: UP007 - a Union built from the tuple above
+EVENT_TYPES: dict[str, type[EventPayload]] = {cls.__name__: cls for cls in PAYLOAD_TYPES}
 
 
 class NewEvent(BaseModel):

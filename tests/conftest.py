@@ -32,3 +32,19 @@ def ledger(ledger_path):
     """An open, empty ledger file."""
     with Ledger.open(ledger_path) as opened:
         yield opened
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A throwaway host root with an installation and the design example's overlays."""
+    from .real_host import make_root
+
+    return make_root(tmp_path / "root")
+
+
+@pytest.fixture
+def l4d2ctl(root):
+    """Invoke the CLI in-process against the throwaway root on a simulated host."""
+    from .real_host import invoke
+
+    return lambda *args, env=None: invoke(root, *args, env=env)

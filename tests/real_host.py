@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from click.testing import CliRunner, Result
 
+from commands.cli import cli
 from commands.executor import Executor
 from commands.requests import append_command
 from host_adapters.factory import build_host
@@ -56,3 +58,9 @@ def host_files(root: Path) -> dict[str, str | None]:
             continue
         tree[relative] = None if path.is_dir() and not path.is_symlink() else path.read_text().replace(str(root), "<root>")
     return tree
+
+
+def invoke(root: Path, *args: str, env: dict | None = None) -> Result:
+    """The CLI in-process against `root` on a simulated host, with no actor claimed unless `env` says so."""
+    return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
+                              env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})

@@ -17,30 +17,14 @@ from host_adapters.systemd import systemd_is_running
 from ledger import Ledger, verify_ledger
 
 from .fake_host import SPEC
-from .real_host import make_root, write_spec
+from .real_host import write_spec
 
 L4D2CTL = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
 
 
 @pytest.fixture
-def root(tmp_path):
-    return make_root(tmp_path / "root")
-
-
-@pytest.fixture
 def spec_file(tmp_path):
     return write_spec(tmp_path / "friday.yaml")
-
-
-@pytest.fixture
-def l4d2ctl(root):
-    """Invoke the CLI in-process against the throwaway root on a simulated host."""
-
-    def invoke(*args: str, env: dict | None = None):
-        return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
-                                  env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})
-
-    return invoke
 
 
 def _json(result) -> dict:

@@ -15,27 +15,13 @@ from commands.errors import InvalidInput
 from commands.requests import resolve_actor
 from commands.settings import os_user
 
-from .real_host import make_root, write_spec
+from .real_host import write_spec
 from .test_cli_lifecycle import L4D2CTL
 
 COMMAND_FIELDS = {"command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
                   "finished_at", "outcome", "error", "retry_of", "replay_of"}
 STATUS_FIELDS = {"name", "state", "port", "last_command_id", "last_command", "last_outcome", "last_actor",
                  "updated_at"}
-
-
-@pytest.fixture
-def root(tmp_path):
-    return make_root(tmp_path / "root")
-
-
-@pytest.fixture
-def l4d2ctl(root):
-    def invoke(*args: str, env: dict | None = None):
-        return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
-                                  env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})
-
-    return invoke
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from commands.cli import cli
 
 from .fake_host import SPEC
-from .real_host import make_root
+from .real_host import invoke, make_root
 
 DOCUMENTED = {0, 1, 2, 3, 4, 5}
 HOSTILE_TEXT = st.one_of(
@@ -25,12 +23,12 @@ hostile_settings = settings(max_examples=60, deadline=None,
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
+    """One root for every hostile example (module-wide: hypothesis runs many examples per test)."""
     return make_root(tmp_path_factory.mktemp("hostile") / "root")
 
 
 def run(root, *args: str, env: dict | None = None):
-    result = CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
-                                env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})
+    result = invoke(root, *args, env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code in DOCUMENTED
     if result.exit_code not in (0, 1, 3, 5):

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from commands.cli import cli
@@ -22,14 +21,9 @@ from ledger import Ledger, LedgerError, verify_ledger
 
 from .conftest import an_event
 from .fake_host import SPEC
-from .real_host import make_root, write_spec
+from .real_host import invoke, make_root, write_spec
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small or read-only filesystem needs root")
-
-
-def invoke(root: Path, *args: str):
-    return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
-                              env={"L4D2CTL_ACTOR": None, "SUDO_USER": None})
 
 
 @pytest.fixture
