@@ -162,3 +162,30 @@ def test_a_missing_overlay_makes_start_fail_with_the_units_error_recorded(host):
     assert "missing/layer does not exist" in recorded, recorded
     assert not _mounted(host, "broken")
     assert host.l4d2ctl("delete", "broken").returncode == 0
+
+
+def test_the_executor_service_runs_queued_commands_and_callers_follow_it(host):
+    host.run("systemctl start left4me-executor.service")
+    try:
+        main_pid = host.run("systemctl show --property MainPID --value left4me-executor.service").stdout.strip()
+        queued = json.loads(host.l4d2ctl("init", "daemon", "--spec", "/tmp/e2e.yaml", "--no-wait", "--json").stdout)
+        followed = host.l4d2ctl("status", "daemon", "--json")
+        deadline = time.monotonic() + 30
+        while followed.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            followed = host.l4d2ctl("status", "daemon", "--json")
+        assert json.loads(followed.stdout)["state"] == "initialized"
+        started = json.loads(host.l4d2ctl("start", "daemon", "--json").stdout)
+        assert started["outcome"] == "succeeded"
+        events = host.run(f"{PYTHON} -c {shlex.quote(_started_pids_script(queued['command_id'], started['command_id']))}")
+        assert set(events.stdout.split()) == {main_pid}, "the service's executor ran both commands"
+        assert host.l4d2ctl("delete", "daemon").returncode == 0
+    finally:
+        host.run("systemctl stop left4me-executor.service", check=False)
+
+
+def _started_pids_script(*command_ids: str) -> str:
+    return (f"from ledger import Ledger\n"
+            f"with Ledger.open('{ROOT}/ledger.db') as ledger:\n"
+            f"    for command_id in {list(command_ids)!r}:\n"
+            f"        print(*[e.payload.pid for e in ledger.read(command_id=command_id) if e.type == 'CommandStarted'])\n")
