@@ -87,7 +87,8 @@ def print_command(console: Console, command: CommandView, steps: list[dict], fai
             console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
     if failure:
         console.print(f"  [red]✗[/red] {_text(failure['step'])}", highlight=False)
-        for line in failure["output"] + failure["stderr_tail"]:
+        tail = [line for line in failure["stderr_tail"] if line not in failure["output"]]
+        for line in failure["output"] + tail:
             console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
     detail = f": {_text(command.error)}" if command.error else ""
     console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)
