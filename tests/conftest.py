@@ -21,6 +21,18 @@ def an_event(instance: str = "alpha", command_id: str = "cmd-1", actor: str = "a
     )
 
 
+def query_plan(db, table: str, call) -> str:
+    """SQLite's plan for the one SELECT on `table` that `call()` runs: which index serves it."""
+    executed: list[str] = []
+    db.conn.set_trace_callback(executed.append)
+    try:
+        call()
+    finally:
+        db.conn.set_trace_callback(None)
+    (select,) = [sql for sql in executed if sql.startswith("SELECT") and f"FROM {table}" in sql]
+    return " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {select}"))
+
+
 @pytest.fixture
 def ledger_path(tmp_path):
     """Where a test's ledger file lives (not created until opened)."""

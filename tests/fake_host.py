@@ -20,6 +20,11 @@ SPEC = {
 ALICE = Requester(actor="alice", os_user="root")
 
 
+def with_default_spec(command: str, args: dict | None) -> dict | None:
+    """The args a test means: for an init without any, the design example spec."""
+    return {"spec": SPEC} if command == "init" and args is None else args
+
+
 @dataclass
 class FakeHost:
     """Fakes of every adapter sharing one fault plan, and the executor over them."""
@@ -38,9 +43,8 @@ class FakeHost:
 
     def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:
         """Request a command (init: the design example spec by default), run everything pending, return it."""
-        if command == "init" and args is None:
-            args = {"spec": SPEC}
-        command_id, _ = append_command(self.ledger, ALICE, instance, command, args, **links)
+        command_id, _ = append_command(self.ledger, ALICE, instance, command, with_default_spec(command, args),
+                                       **links)
         self.executor.run_pending()
         return self.executor.projections.command(command_id)
 

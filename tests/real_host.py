@@ -14,7 +14,7 @@ from host_adapters.factory import build_host
 from ledger import Ledger
 from projections import CommandView, Projections
 
-from .fake_host import ALICE, SPEC
+from .fake_host import ALICE, SPEC, with_default_spec
 
 
 def make_root(root: Path) -> Path:
@@ -34,10 +34,8 @@ def write_spec(path: Path, spec: dict | None = None) -> Path:
 
 def run(root: Path, instance: str, command: str, args: dict | None = None, **links) -> CommandView:
     """Request a command against the simulated host at `root` and run the queue."""
-    if command == "init" and args is None:
-        args = {"spec": SPEC}
     with Ledger.open(root / "ledger.db") as ledger:
-        command_id, _ = append_command(ledger, ALICE, instance, command, args, **links)
+        command_id, _ = append_command(ledger, ALICE, instance, command, with_default_spec(command, args), **links)
         executor = Executor(ledger, build_host("simulated", root))
         executor.run_pending()
         return executor.projections.command(command_id)

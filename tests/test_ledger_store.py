@@ -21,7 +21,7 @@ from ledger import (
 )
 from ledger.schema import SCHEMA_VERSION
 
-from .conftest import an_event
+from .conftest import an_event, query_plan
 
 
 def test_append_assigns_consecutive_seqs_from_one(ledger):
@@ -98,17 +98,6 @@ def test_read_refuses_naive_times(ledger):
         list(ledger.read(since=datetime(2026, 1, 1)))
 
 
-def _plan_of_read(ledger, **filters) -> str:
-    executed = []
-    ledger.db.conn.set_trace_callback(executed.append)
-    try:
-        list(ledger.read(**filters))
-    finally:
-        ledger.db.conn.set_trace_callback(None)
-    (select,) = [sql for sql in executed if sql.startswith("SELECT")]
-    return " ".join(row[3] for row in ledger.db.execute(f"EXPLAIN QUERY PLAN {select}"))
-
-
 SOON = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LATER = datetime(2027, 1, 1, tzinfo=timezone.utc)
 
@@ -125,7 +114,7 @@ LATER = datetime(2027, 1, 1, tzinfo=timezone.utc)
     ],
 )
 def test_each_read_is_served_by_an_index(ledger, filters, index):
-    assert index in _plan_of_read(ledger, **filters)
+    assert index in query_plan(ledger.db, "events", lambda: list(ledger.read(**filters)))
 
 
 def test_request_key_lookup_is_served_by_an_index(ledger):
