@@ -197,7 +197,7 @@ class Projections:
             return iter([dict(zip(names, values)) for values in cursor.fetchall()])
 
     def _checkpoint(self) -> int:
-        if self._version() != PROJECTION_VERSION:
+        if not self._tables_current and self._version() != PROJECTION_VERSION:
             return -1
         with self.ledger.translated_errors():
             return self.db.conn.execute("SELECT seq FROM projection_checkpoint").fetchone()[0]
