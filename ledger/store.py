@@ -130,7 +130,7 @@ class Ledger:
         with self.translated_errors():
             self.db.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if on_disk and not self.readonly:
-                self.db.conn.execute("PRAGMA journal_mode = WAL")
+                self._use_wal()
             self.db.conn.execute("PRAGMA synchronous = FULL")
             current = schema_version(self.db) == SCHEMA_VERSION
         if not current:
@@ -138,6 +138,24 @@ class Ledger:
                 raise LedgerError(f"ledger {self.path} is read-only here and holds no current l4d2ctl schema")
             with self.transaction():
                 ensure_schema(self.db, self.path)
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL (once per file; it persists), waiting out other openers.
+
+        SQLite does not call the busy handler for a journal-mode change, so when
+        several processes open a new file at once the losers would fail at once;
+        they retry here until the busy timeout instead.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.db.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         """Close the connection to the file."""
