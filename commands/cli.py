@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from ledger import COMMAND_NAMES, Ledger, LedgerError
+from ledger import Ledger, LedgerError
+from ledger.lifecycle import ROW_KINDS, Command, Outcome
 
 from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
@@ -102,11 +103,11 @@ def init(settings: Settings, name: str, spec_path: Path, no_wait: bool, as_json:
 
     validate_name(name)
     spec = load_spec(spec_path)
-    return _session(settings, as_json).request(name, "init", {"spec": spec.to_document()},
+    return _session(settings, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
                                                request_id=request_id, no_wait=no_wait)
 
 
-def _simple_lifecycle(command: str, summary: str) -> None:
+def _simple_lifecycle(command: Command, summary: str) -> None:
     @cli.command(name=command, help=summary)
     @NAME
     @lifecycle
@@ -116,10 +117,12 @@ def _simple_lifecycle(command: str, summary: str) -> None:
         return _session(settings, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
 
 
-_simple_lifecycle("start", "Stage the instance's cfg files and start its unit (re-initializing after a reset).")
-_simple_lifecycle("stop", "Stop and disable the instance's unit and unmount its overlay.")
-_simple_lifecycle("delete", "Stop the instance and remove its files; only a new init brings it back.")
-_simple_lifecycle("reset", "Stop the instance and remove its files; the next start re-initializes it.")
+_simple_lifecycle(Command.START, "Stage the instance's cfg files, start its unit and wait until the server answers "
+                                 "A2S_INFO (re-initializing after a reset); a start that does not get there is undone.")
+_simple_lifecycle(Command.STOP, "Stop and disable the instance's unit and unmount its overlay.")
+_simple_lifecycle(Command.RESTART, "Stop, then start (waiting until the server answers), as one command.")
+_simple_lifecycle(Command.DELETE, "Stop the instance and remove its files; only a new init brings it back.")
+_simple_lifecycle(Command.RESET, "Stop the instance and remove its files; the next start re-initializes it.")
 
 
 def _rerun(command: str, link: str, summary: str) -> None:
@@ -130,6 +133,9 @@ def _rerun(command: str, link: str, summary: str) -> None:
     def run(settings: Settings, command_id: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
         session = _session(settings, as_json)
         original = session.known_command(command_id)
+        if original.outcome == Outcome.OBSERVED:
+            raise Rejected(f"{command_id} is an observation ({original.command}), a fact about the host: "
+                           f"it cannot be re-run")
         return session.request(original.instance, original.command, original.args, request_id=request_id,
                                no_wait=no_wait, **{link: original.command_id})
 
@@ -188,7 +194,7 @@ def status(settings: Settings, name: str | None, live: bool, as_json: bool) -> i
         from .live import live_status
         from .session import host_for
 
-        objects = live_status(instances, host_for(settings).services)
+        objects = live_status(instances, host_for(settings))
     else:
         objects = [instance.summary() for instance in instances]
     if as_json:
@@ -239,7 +245,8 @@ def _filter_text(ctx: click.Context, param: click.Parameter, value: str | None) 
 @cli.command()
 @click.option("--actor", "actor_filter", callback=_filter_text, help="Only commands requested by this actor.")
 @click.option("--instance", help="Only commands of this instance.")
-@click.option("--command", "command_filter", type=click.Choice(COMMAND_NAMES), help="Only this kind of command.")
+@click.option("--command", "command_filter", type=click.Choice([kind.value for kind in ROW_KINDS]),
+              help="Only this kind of command (or observation).")
 @click.option("--since", callback=_moment("--since"), help="From this ISO 8601 time (inclusive; UTC unless given).")
 @click.option("--until", callback=_moment("--until"), help="Before this ISO 8601 time (exclusive; UTC unless given).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")

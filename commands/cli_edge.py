@@ -8,6 +8,7 @@ import click
 
 from host_adapters import HostError
 from ledger import LedgerError
+from ledger.lifecycle import Outcome
 
 from .errors import InvalidInput, Rejected
 from .text_rules import printable
@@ -20,13 +21,14 @@ EXIT_LEDGER = 4
 EXIT_CANCELLED = 5
 
 OUTCOME_EXIT_CODES = {
-    "pending": EXIT_OK,
-    "running": EXIT_OK,
-    "succeeded": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "interrupted": EXIT_FAILED,
-    "rejected": EXIT_REJECTED,
-    "cancelled": EXIT_CANCELLED,
+    Outcome.PENDING: EXIT_OK,
+    Outcome.RUNNING: EXIT_OK,
+    Outcome.SUCCEEDED: EXIT_OK,
+    Outcome.OBSERVED: EXIT_OK,
+    Outcome.FAILED: EXIT_FAILED,
+    Outcome.INTERRUPTED: EXIT_FAILED,
+    Outcome.REJECTED: EXIT_REJECTED,
+    Outcome.CANCELLED: EXIT_CANCELLED,
 }
 
 _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (

@@ -8,18 +8,20 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from ledger.lifecycle import Outcome
 from projections import CommandView
 
 from .text_rules import printable
 
 OUTCOME_STYLE = {
-    "succeeded": ("✓", "green"),
-    "failed": ("✗", "red"),
-    "rejected": ("✗", "yellow"),
-    "cancelled": ("■", "yellow"),
-    "interrupted": ("✗", "red"),
-    "pending": ("…", "cyan"),
-    "running": ("…", "cyan"),
+    Outcome.SUCCEEDED: ("✓", "green"),
+    Outcome.FAILED: ("✗", "red"),
+    Outcome.REJECTED: ("✗", "yellow"),
+    Outcome.CANCELLED: ("■", "yellow"),
+    Outcome.INTERRUPTED: ("✗", "red"),
+    Outcome.PENDING: ("…", "cyan"),
+    Outcome.RUNNING: ("…", "cyan"),
+    Outcome.OBSERVED: ("◆", "magenta"),
 }
 
 

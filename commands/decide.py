@@ -1,42 +1,77 @@
-"""Decide a requested command against the recorded state: the host steps to run, or a rejection."""
+"""Decide a requested command against the recorded state: the plan of host steps, or a rejection.
+
+Which command a state allows comes from the lifecycle's one state machine
+(`ledger.lifecycle.refusal`); what is decided here is what the allowed
+command does on the host, given the recorded blueprint.
+"""
 
 from __future__ import annotations
 
-from projections import CommandView, Projections
+from typing import Protocol
+
+from ledger.lifecycle import RETRYABLE, Command, State, refusal
+from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
 from .names import validate_name
 from .spec import Spec, parse_spec
-from .steps import Step, init_steps, purge_steps, start_steps, stop_steps
-
-RETRYABLE = ("failed", "interrupted", "cancelled")
+from .steps import Plan, init_steps, purge_plan, restart_plan, running_plan, start_plan, stop_plan
 
 
-def decide(command: CommandView, state: Projections) -> list[Step]:
-    """The steps `command` takes on the host, given the state the projections record; `Rejected` if none are allowed."""
+class RecordedState(Protocol):
+    """What a decision reads: the recorded instances and commands."""
+
+    def instance(self, name: str) -> InstanceView:
+        """The recorded view of an instance (unknown when nothing succeeded for it)."""
+
+    def command(self, command_id: str) -> CommandView | None:
+        """One command by id."""
+
+    def port_holder(self, port: int, other_than: str) -> InstanceView | None:
+        """A live instance other than `other_than` that uses `port`."""
+
+
+def decide(command: CommandView, state: RecordedState) -> Plan:
+    """The plan `command` carries out on the host, given the recorded state; `Rejected` if none is allowed."""
     _check_links(command, state)
     try:
         name = validate_name(command.instance)
-    except InvalidInput as error:
-        raise Rejected(str(error)) from None
+        kind = Command(command.command)
+    except (InvalidInput, ValueError) as error:
+        raise Rejected(_unknown(command) if isinstance(error, ValueError) else str(error)) from None
     instance = state.instance(name)
-    if command.command == "init":
-        spec = _stored_spec(command.args.get("spec"), "the requested spec")
-        _check_port_free(name, spec.port, state)
-        return init_steps(name, spec)
-    if not instance.known:
-        raise Rejected(f"instance {name!r} is not known: init it first")
-    if instance.state == "deleted" and command.command != "delete":
-        raise Rejected(f"instance {name!r} was deleted: init it again first")
-    if command.command == "start":
-        blueprint = _stored_spec(instance.blueprint, f"the stored blueprint of {name!r}")
-        return start_steps(name, blueprint, reinitialize=instance.state == "reset")
-    if command.command == "stop":
-        return stop_steps(name)
-    return purge_steps(name)
+    recorded = None if instance.state is None else State(instance.state)
+    reason = refusal(kind, recorded, name)
+    if reason is not None:
+        raise Rejected(reason)
+    match kind:
+        case Command.INIT:
+            spec = _stored_spec(command.args.get("spec"), "the requested spec")
+            _check_port_free(name, spec.port, state)
+            return Plan(init_steps(name, spec))
+        case Command.START if recorded is State.RUNNING:
+            return running_plan(name)
+        case Command.START:
+            return start_plan(name, _blueprint(instance), reinitialize=instance.needs_init)
+        case Command.RESTART:
+            return restart_plan(name, _blueprint(instance), reinitialize=instance.needs_init)
+        case Command.STOP:
+            return stop_plan(name)
+        case Command.DELETE | Command.RESET:
+            return purge_plan(name)
+        case _:
+            raise Rejected(_unknown(command))
 
 
-def _check_links(command: CommandView, view: Projections) -> None:
+def _unknown(command: CommandView) -> str:
+    return f"{command.command!r} is not a command this l4d2ctl knows; nothing was done"
+
+
+def _blueprint(instance: InstanceView) -> Spec:
+    return _stored_spec(instance.blueprint, f"the stored blueprint of {instance.name!r}")
+
+
+def _check_links(command: CommandView, view: RecordedState) -> None:
     if command.retry_of is not None:
         original = view.command(command.retry_of)
         if original is None or original.outcome not in RETRYABLE:
@@ -56,7 +91,7 @@ def _stored_spec(document: object, what: str) -> Spec:
         raise Rejected(f"{what} is not valid: {error}") from None
 
 
-def _check_port_free(name: str, port: int, view: Projections) -> None:
+def _check_port_free(name: str, port: int, view: RecordedState) -> None:
     other = view.port_holder(port, other_than=name)
     if other is not None:
         raise Rejected(f"port {port} is already used by instance {other.name!r} ({other.state})")

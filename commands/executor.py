@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 
 from host_adapters import Cancelled, Host, HostError, StepIO
@@ -27,11 +28,16 @@ from ledger.events import EventPayload
 from projections import CommandView, Projections
 
 from .decide import decide
+from .observe import UnitWatcher
 from .errors import Rejected
+from .steps import Plan, Step
 from .settings import os_user
 
 Observer = Callable[[dict], None]
 LineSink = Callable[[CommandView, str, str], None]
+Warn = Callable[[str], None]
+# While the queue is empty, how often the journal is read for observations (before a command: always).
+WATCH_INTERVAL = 1.0
 
 
 class Executor:
@@ -44,13 +50,17 @@ class Executor:
         *,
         observer: Observer = lambda row: None,
         on_line: LineSink = lambda command, step, line: None,
+        warn: Warn = lambda message: None,
     ):
         self.ledger = ledger
         self.host = host
         self.projections = Projections(ledger)
         self.observer = observer
         self.on_line = on_line
+        self.warn = warn
         self.os_user = os_user()
+        self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
+        self._watched_at: float | None = None
 
     def recover(self) -> list[str]:
         """Mark every command found started but unfinished as interrupted; return their ids.
@@ -71,10 +81,30 @@ class Executor:
         while True:
             self.projections.sync()
             command = None if until() else self.projections.next_pending()
+            self.watch(force=command is not None)
             if command is None:
                 return ran
             self.execute(command)
             ran += 1
+
+    def watch(self, force: bool = True) -> None:
+        """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL).
+
+        Before every command the ledger catches up with the journal, so an
+        observation lands before the command that follows it. A journal that
+        cannot be read is reported and read again next time: nothing is lost.
+        """
+        now = time.monotonic()
+        if not force and self._watched_at is not None and now - self._watched_at < WATCH_INTERVAL:
+            return
+        self._watched_at = now
+        try:
+            rows = self.watcher.catch_up()
+        except HostError as error:
+            self.warn(f"cannot read the journal for observations (will retry): {error}")
+            return
+        for row in rows:
+            self.observer(row)
 
     def execute(self, command: CommandView) -> None:
         """Decide one command, run its steps, and record each step and the outcome."""
@@ -82,34 +112,49 @@ class Executor:
             self._record(command, CommandCancelled(step=None))
             return
         try:
-            steps = decide(command, self.projections)
+            plan = decide(command, self.projections)
         except Rejected as rejection:
             self._record(command, CommandRejected(reason=str(rejection)))
             return
         self._record(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(), simulated=self.host.simulated))
-        for step in steps:
+        for step in plan.steps:
             if self._cancel_requested(command):
-                self._record(command, CommandCancelled(step=step.name))
+                self._end(command, plan, CommandCancelled(step=step.name))
                 return
-            io = StepIO(
-                emit=lambda line, step_name=step.name: self.on_line(command, step_name, line),
-                should_cancel=lambda: self._cancel_requested(command),
-            )
+            io = self._io(command, step, cancellable=True)
             try:
                 step.action(self.host, io)
             except Cancelled:
-                self._record(command, CommandCancelled(step=step.name))
+                self._end(command, plan, CommandCancelled(step=step.name))
                 return
             except HostError as error:
-                self._record(command, CommandFailed(step=step.name, error=str(error), output=io.lines,
-                                                    stderr_tail=error.stderr_tail))
+                self._end(command, plan, CommandFailed(step=step.name, error=str(error), output=io.lines,
+                                                       stderr_tail=error.stderr_tail))
                 return
             except OSError as error:
-                self._record(command, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
-                                                    output=io.lines))
+                self._end(command, plan, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
+                                                       output=io.lines))
                 return
             self._record(command, StepCompleted(step=step.name, output=io.lines))
         self._record(command, CommandSucceeded())
+
+    def _end(self, command: CommandView, plan: Plan, outcome: EventPayload) -> None:
+        """End a command that stopped short: run its undo steps (each recorded), then record the outcome.
+
+        Undo steps tolerate failures and are not cancellable: a start that was
+        cancelled must still not leave its unit running.
+        """
+        for step in plan.undo:
+            io = self._io(command, step, cancellable=False)
+            step.action(self.host, io)
+            self._record(command, StepCompleted(step=step.name, output=io.lines))
+        self._record(command, outcome)
+
+    def _io(self, command: CommandView, step: Step, cancellable: bool) -> StepIO:
+        return StepIO(
+            emit=lambda line: self.on_line(command, step.name, line),
+            should_cancel=(lambda: self._cancel_requested(command)) if cancellable else (lambda: False),
+        )
 
     def _cancel_requested(self, command: CommandView) -> bool:
         cancels = self.ledger.rows(command_id=command.command_id, types=("CancelRequested",), columns=("seq",))

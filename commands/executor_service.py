@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 from rich.console import Console
+from rich.markup import escape
 
 from ledger import Ledger, LedgerError
 
@@ -13,9 +15,10 @@ from .executor_lock import ExecutorLock
 from .requests import executor_loop
 from .session import host_for
 from .settings import Settings
+from .text_rules import printable
 
 REPORTED = ("CommandStarted", "CommandSucceeded", "CommandFailed", "CommandRejected", "CommandCancelled",
-            "CommandInterrupted")
+            "CommandInterrupted", "Observed")
 
 
 def serve(settings: Settings, once: bool) -> None:
@@ -32,11 +35,18 @@ def serve(settings: Settings, once: bool) -> None:
 
         def report(row: dict) -> None:
             if row["type"] in REPORTED:
-                console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {row['type']}",
+                what = row["type"]
+                if what == "Observed":
+                    payload = json.loads(row["payload"])
+                    what = f"observed {payload['kind']}: {escape(printable(payload['detail']))}"
+                console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {what}",
                               soft_wrap=True, highlight=False)
 
+        def warn(message: str) -> None:
+            console.print(f"{prefix}warning: {escape(message)}", soft_wrap=True, highlight=False)
+
         try:
-            worker = Executor(ledger, host, observer=report)
+            worker = Executor(ledger, host, observer=report, warn=warn)
             worker.recover()
             executor_loop(worker, once, stopping=lambda: bool(stopping))
         finally:

@@ -5,45 +5,33 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from host_adapters import ServiceControl
+from host_adapters import Host, UnitStatus
+from ledger.lifecycle import State
 from projections import InstanceView
 
-QUERY_TIMEOUT = 1.0
+# Unit states in which systemd is running the server, or about to run it again.
+UNIT_UP = ("active", "activating", "reloading", "deactivating")
 
 
-def query_server(port: int | None, host: str = "127.0.0.1") -> dict[str, Any] | None:
-    """A2S_INFO from the server on `port`: its map and players; None when it does not answer."""
-    import a2s
-
-    if port is None:
-        return None
-    try:
-        info = a2s.info((host, port), timeout=QUERY_TIMEOUT)
-    except (OSError, a2s.BrokenMessageError, a2s.BufferExhaustedError):
-        return None
-    return {"name": info.server_name, "map": info.map_name, "players": info.player_count,
-            "max_players": info.max_players}
-
-
-def drift(recorded: str | None, unit_active: bool, query: dict | None) -> list[str]:
+def drift(recorded: str | None, unit: UnitStatus, query: dict | None) -> list[str]:
     """Where the host disagrees with the ledger, in words."""
     found = []
-    if recorded == "running" and not unit_active:
-        found.append("recorded running, unit inactive")
-    if recorded != "running" and unit_active:
-        found.append(f"recorded {recorded}, unit active")
-    if unit_active and query is None:
+    if recorded == State.RUNNING and not unit.active:
+        found.append(f"recorded running, unit {unit.describe()}")
+    if recorded != State.RUNNING and unit.active_state in UNIT_UP:
+        found.append(f"recorded {recorded}, unit {unit.describe()}")
+    if unit.active and query is None:
         found.append("unit active, server not answering")
     return found
 
 
-def live_status(instances: list[InstanceView], services: ServiceControl) -> list[dict[str, Any]]:
+def live_status(instances: list[InstanceView], host: Host) -> list[dict[str, Any]]:
     """Each instance's status object plus its unit state, its query answer and any drift."""
     def one(instance: InstanceView) -> dict[str, Any]:
-        active = services.is_active(instance.name)
-        query = query_server(instance.port) if active else None
-        return instance.summary() | {"unit": "active" if active else "inactive", "query": query,
-                                     "drift": drift(instance.state, active, query)}
+        unit = host.services.status(instance.name)
+        query = host.query.info(instance.port) if unit.active and instance.port is not None else None
+        return instance.summary() | {"unit": unit.describe(), "enabled": unit.enabled, "restarts": unit.restarts,
+                                     "query": query, "drift": drift(instance.state, unit, query)}
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return list(pool.map(one, instances))

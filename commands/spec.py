@@ -18,6 +18,8 @@ from .errors import InvalidSpec
 from .text_rules import name_problem, printable, shown, unsafe_character
 
 MAX_SPEC_BYTES = 256 * 1024
+DEFAULT_READY_TIMEOUT = 60
+MAX_READY_TIMEOUT = 3600
 _OVERLAY_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 # systemd's EnvironmentFile parser treats these as escapes and quotes, and a
 # `$` invites expansion; an argument holding one would not reach srcds as written.
@@ -38,6 +40,13 @@ def _one_line(value: str) -> str:
 def _port(value: int) -> int:
     if not 1 <= value <= 65535:
         raise _refuse("port_range", "must be between 1 and 65535 (got {value})", value=value)
+    return value
+
+
+def _ready_timeout(value: int) -> int:
+    if not 1 <= value <= MAX_READY_TIMEOUT:
+        raise _refuse("ready_timeout_range", "must be between 1 and {limit} seconds (got {value})",
+                      limit=MAX_READY_TIMEOUT, value=value)
     return value
 
 
@@ -75,6 +84,7 @@ def _alias(value: str) -> str:
 
 
 Port = Annotated[int, AfterValidator(_port)]
+ReadyTimeout = Annotated[int, AfterValidator(_ready_timeout)]
 Argument = Annotated[str, AfterValidator(_argument)]
 ConfigLine = Annotated[str, AfterValidator(_one_line)]
 OverlayPath = Annotated[str, AfterValidator(_overlay_path)]
@@ -99,6 +109,12 @@ class Spec(BaseModel):
     arguments: list[Argument] = []
     config: list[ConfigLine] = []
     overlays: list[Overlay] = []
+    ready_timeout: ReadyTimeout | None = None
+
+    @property
+    def readiness_seconds(self) -> int:
+        """How long a start waits for the server to answer A2S_INFO before it fails (and is undone)."""
+        return DEFAULT_READY_TIMEOUT if self.ready_timeout is None else self.ready_timeout
 
     @field_validator("overlays")
     @classmethod
@@ -196,7 +212,7 @@ def parse_spec(document: Any) -> Spec:
     if document is None:
         raise InvalidSpec("spec: is empty; it needs at least 'port'")
     if not isinstance(document, dict):
-        raise InvalidSpec("spec: must be a mapping with 'port' and optional 'arguments', 'config', 'overlays'")
+        raise InvalidSpec("spec: must be a mapping with 'port' and optional 'arguments', 'config', 'overlays', 'ready_timeout'")
     try:
         return Spec.model_validate(document)
     except ValidationError as error:

@@ -1,4 +1,4 @@
-"""The host steps of each lifecycle command, as DESIGN.md's table gives them.
+"""The host steps of each lifecycle command, and what undoes a start that did not end serving.
 
 A step is a name and an action on the host adapters. Every action is
 idempotent, so a command cut short by a crash can simply be run again.
@@ -6,14 +6,17 @@ idempotent, so a command cut short by a crash can simply be run again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from host_adapters import Host, HostError, StepIO
+from host_adapters import Cancelled, Host, HostError, StepIO
 
 from .spec import Spec, dump_spec
 
 CFG_DIR = "left4dead2/cfg"
+READY_POLL = 0.5
+UNDO = "undo: "
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,18 @@ class Step:
 
     name: str
     action: Callable[[Host, StepIO], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps a command takes, and the steps that put the host back when it fails or is cancelled mid-way.
+
+    Only commands that leave a unit running have an undo: a start that does
+    not end serving must not leave a unit enabled, restarting, or mounted.
+    """
+
+    steps: list[Step]
+    undo: list[Step] = field(default_factory=list)
 
 
 def instance_dir(name: str) -> str:
@@ -72,11 +87,60 @@ def init_steps(name: str, spec: Spec) -> list[Step]:
     ]
 
 
-def start_steps(name: str, blueprint: Spec, reinitialize: bool) -> list[Step]:
-    """(After a reset, init again from the blueprint,) stage the cfg files, then enable and start the unit."""
+def start_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:
+    """Start: (after a reset, init again from the blueprint,) stage the cfgs, start the unit, wait until it serves.
+
+    A unit found running although the record does not say so (a start cut
+    short by a crash, a start by hand) is stopped first: cfgs are staged only
+    while the overlay is not mounted.
+    """
+    return Plan([*(init_steps(name, blueprint) if reinitialize else []), Step("release overlay", _release(name)),
+                 *_serving_steps(name, blueprint)], undo=undo_steps(name))
+
+
+def restart_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:
+    """Restart: stop, then start with the same readiness rule, as one command."""
+    start = start_plan(name, blueprint, reinitialize)
+    return Plan([*stop_steps(name), *start.steps], undo=start.undo)
+
+
+def running_plan(name: str) -> Plan:
+    """Start of an instance recorded running: touch nothing, say so (and whether systemd agrees)."""
+
+    def already_running(host: Host, io: StepIO) -> None:
+        status = host.services.status(name)
+        agreed = "" if status.active else f"; but its unit is {status.describe()}: see `status --live`, or restart"
+        io.say(f"{name} is already running: nothing to do on the host{agreed}")
+
+    return Plan([Step("already running", already_running)])
+
+
+def undo_steps(name: str) -> list[Step]:
+    """What puts the host back after a start that did not end serving: unit disabled and stopped, overlay unmounted."""
+    return [Step(UNDO + step.name, step.action) for step in _release_steps(name)]
+
+
+def _release(name: str) -> Callable[[Host, StepIO], None]:
+    def release_overlay(host: Host, io: StepIO) -> None:
+        merged = _merged(host, name)
+        if not host.mounter.is_mounted(merged):
+            io.say(f"{merged} is not mounted")
+            return
+        io.say(f"{merged} is mounted: its unit runs outside the record; stopping it before staging")
+        host.services.disable_now(name, io)
+        host.mounter.unmount(merged, io)
+
+    return release_overlay
+
+
+def _serving_steps(name: str, blueprint: Spec) -> list[Step]:
+    """Stage server.cfg and the alias cfgs (never under a mounted overlay), start the unit, wait for A2S_INFO."""
     upper_cfg = f"{runtime_dir(name)}/upper/{CFG_DIR}"
 
     def remove_stale_cfgs(host: Host, io: StepIO) -> None:
+        merged = _merged(host, name)
+        if host.mounter.is_mounted(merged):
+            raise HostError(f"{merged} is still mounted: the cfgs are staged only while the overlay is not mounted")
         host.fs.make_dirs(upper_cfg)
         for stale in host.fs.list_names(upper_cfg):
             if stale.startswith("server") and stale.endswith(".cfg"):
@@ -102,12 +166,52 @@ def start_steps(name: str, blueprint: Spec, reinitialize: bool) -> list[Step]:
         host.services.enable_now(name, io)
 
     return [
-        *(init_steps(name, blueprint) if reinitialize else []),
         Step("remove stale cfgs", remove_stale_cfgs),
         Step("stage server.cfg", stage_server_cfg),
         Step("stage alias cfgs", stage_alias_cfgs),
         Step("enable and start unit", enable_unit),
+        Step("wait until serving", _wait_until_serving(name, blueprint)),
     ]
+
+
+def _wait_until_serving(name: str, blueprint: Spec) -> Callable[[Host, StepIO], None]:
+    """Started means serving: the unit stays active and the server answers A2S_INFO within ready_timeout."""
+
+    def wait_until_serving(host: Host, io: StepIO) -> None:
+        port, seconds = blueprint.port, blueprint.readiness_seconds
+        deadline = time.monotonic() + seconds
+        while True:
+            status = host.services.status(name)
+            if not status.active:
+                raise HostError(f"the unit is {status.describe()}: the server stopped before it answered "
+                                f"A2S_INFO on udp/{port}", _journal(host, name))
+            answer = host.query.info(port)
+            if answer is not None:
+                io.say(f"the server answers A2S_INFO on udp/{port}: {answer['name']!r} on {answer['map']}, "
+                       f"{answer['players']}/{answer['max_players']} players")
+                return
+            if io.should_cancel():
+                raise Cancelled(f"cancelled while waiting for the server on udp/{port}")
+            if time.monotonic() >= deadline:
+                raise HostError(f"no A2S_INFO answer on udp/{port} within ready_timeout ({seconds}s); "
+                                f"the unit is {status.describe()}", _journal(host, name))
+            time.sleep(READY_POLL)
+
+    return wait_until_serving
+
+
+def _journal(host: Host, name: str) -> list[str]:
+    return [f"journal: {line}" for line in host.services.journal_tail(name)]
+
+
+def stop_plan(name: str) -> Plan:
+    """Stop: disable and stop the unit, unmount the overlay."""
+    return Plan(stop_steps(name))
+
+
+def purge_plan(name: str) -> Plan:
+    """Delete and reset: stop, unmount, remove the instance's files."""
+    return Plan(purge_steps(name))
 
 
 def stop_steps(name: str) -> list[Step]:
@@ -132,10 +236,17 @@ def purge_steps(name: str) -> list[Step]:
         return remove_directory
 
     return [
-        Step("disable and stop unit", _tolerating(_disable_unit(name))),
-        Step("unmount overlay", _tolerating(_unmount(name))),
+        *_release_steps(name),
         Step("remove instance files", remove(instance_dir(name))),
         Step("remove runtime files", remove(runtime_dir(name))),
+    ]
+
+
+def _release_steps(name: str) -> list[Step]:
+    """Disable and stop the unit, unmount the overlay; failures noted, not fatal (as the seed's delete)."""
+    return [
+        Step("disable and stop unit", _tolerating(_disable_unit(name))),
+        Step("unmount overlay", _tolerating(_unmount(name))),
     ]
 
 

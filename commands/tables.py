@@ -6,12 +6,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ledger.lifecycle import State
 from projections import CommandView
 
 from .cli_output import OUTCOME_STYLE
 from .text_rules import printable
 
-STATE_STYLE = {"running": "green", "initialized": "cyan", "stopped": "yellow", "reset": "magenta", "deleted": "dim"}
+STATE_STYLE = {State.RUNNING: "green", State.INITIALIZED: "cyan", State.STOPPED: "yellow", State.FAILED: "red",
+               State.RESET: "magenta", State.DELETED: "dim"}
 
 
 def _text(value: object) -> str:

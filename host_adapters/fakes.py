@@ -10,10 +10,12 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import Cancelled, HostError
-from .protocols import StepIO, unit_name
+from .protocols import StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
 
 SIMULATED = "simulated: "
 
@@ -159,31 +161,130 @@ class FakeMounter:
 
 
 class FakeServiceControl:
-    """Unit state in a state store; starting a unit mounts its overlay, as the unit's ExecStartPre does."""
+    """Unit state in a state store; starting a unit mounts its overlay, as the unit's ExecStartPre does.
 
-    def __init__(self, state: MemoryState | FileState, root: Path, faults: Faults | None = None, label: str = ""):
+    Like systemd, it writes a journal entry for each thing that happens to a
+    unit (into `journal`, a store of its own that `FakeJournal` reads); tests make the outside
+    world act with `crash`, `give_up`, `stop_outside` and `start_outside`. A
+    unit named in `broken` fails right after it starts, the way a server that
+    cannot bind its port does, and waits for an automatic restart.
+    """
+
+    def __init__(self, state: MemoryState | FileState, root: Path, faults: Faults | None = None, label: str = "",
+                 broken: set[str] | None = None, journal: MemoryState | FileState | None = None):
         self.state = state
+        self.journal = MemoryState() if journal is None else journal
         self.root = root
         self.faults = faults or Faults()
         self.label = label
+        self.broken = broken or set()
 
     def enable_now(self, name: str, io: StepIO) -> None:
         """Mark the unit enabled and active, and its overlay mounted."""
         self.faults.check(f"enable_now {name}", io)
-        self.state.setdefault("units", {})[name] = {"enabled": True, "active": True}
+        self._set(name, enabled=True, active="active", sub="running", restarts=0)
         _set_mounted(self.state, self.root / "runtime" / name / "merged", True)
+        self._log(name, UnitEvent.STARTED, MESSAGE="Started")
         io.say(f"{self.label}systemctl enable --now {unit_name(name)}")
+        if name in self.broken:
+            self.crash(name, status="1")
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Mark the unit disabled and inactive, and its overlay unmounted."""
         self.faults.check(f"disable_now {name}", io)
-        self.state.setdefault("units", {})[name] = {"enabled": False, "active": False}
+        was_up = self.status(name).active_state != "inactive"
+        self._set(name, enabled=False, active="inactive", sub="dead")
         _set_mounted(self.state, self.root / "runtime" / name / "merged", False)
+        if was_up:
+            self._log(name, UnitEvent.STOPPED, JOB_TYPE="stop")
         io.say(f"{self.label}systemctl disable --now {unit_name(name)}")
 
-    def is_active(self, name: str) -> bool:
-        """Whether the unit is recorded active."""
-        return self.state.get("units", {}).get(name, {}).get("active", False)
+    def status(self, name: str) -> UnitStatus:
+        """The unit as recorded (inactive and disabled when never seen)."""
+        unit = self.state.get("units", {}).get(name, {})
+        return UnitStatus(active_state=unit.get("active", "inactive"), sub_state=unit.get("sub", "dead"),
+                          enabled=unit.get("enabled", False), restarts=unit.get("restarts", 0))
+
+    def journal_tail(self, name: str) -> list[str]:
+        """The messages of the unit's last journal entries."""
+        entries = [entry for entry in self.journal.get("entries", []) if entry["instance"] == name]
+        return [entry["fields"].get("MESSAGE", entry["event"]) for entry in entries[-5:]]
+
+    def crash(self, name: str, signal: str | None = None, status: str = "1", restart: bool = True) -> None:
+        """The server dies (by `signal`, else with exit `status`); systemd schedules a restart unless told not to."""
+        code, value = ("killed", signal) if signal else ("exited", status)
+        self._log(name, UnitEvent.EXITED, EXIT_CODE=code, EXIT_STATUS=value,
+                  MESSAGE=f"Main process exited, code={code}, status={value}")
+        if restart and name not in self.broken:
+            restarts = self.status(name).restarts + 1
+            self._set(name, active="active", sub="running", restarts=restarts)
+            self._log(name, UnitEvent.RESTART_SCHEDULED, N_RESTARTS=str(restarts))
+            self._log(name, UnitEvent.STARTED, MESSAGE="Started")
+        elif restart:
+            self._set(name, active="activating", sub="auto-restart")
+            self._log(name, UnitEvent.RESTART_SCHEDULED, N_RESTARTS=str(self.status(name).restarts + 1))
+        else:
+            self._set(name, active="failed", sub="failed")
+
+    def give_up(self, name: str) -> None:
+        """The server crashes once too often: systemd stops restarting it."""
+        self.crash(name, signal="9", restart=False)
+        self._log(name, UnitEvent.START_LIMIT_HIT, MESSAGE="Start request repeated too quickly.")
+
+    def stop_outside(self, name: str) -> None:
+        """Someone runs `systemctl stop` on the unit."""
+        self._set(name, active="inactive", sub="dead")
+        _set_mounted(self.state, self.root / "runtime" / name / "merged", False)
+        self._log(name, UnitEvent.STOPPED, JOB_TYPE="stop")
+
+    def start_outside(self, name: str) -> None:
+        """Someone runs `systemctl start` on the unit."""
+        self._set(name, active="active", sub="running")
+        _set_mounted(self.state, self.root / "runtime" / name / "merged", True)
+        self._log(name, UnitEvent.STARTED, MESSAGE="Started")
+
+    def _set(self, name: str, **values: Any) -> None:
+        unit = self.state.setdefault("units", {}).setdefault(name, {})
+        unit.update(values)
+        self.state.save()
+
+    def _log(self, name: str, event: UnitEvent, **fields: str) -> None:
+        entries = self.journal.setdefault("entries", [])
+        entries.append({"source": f"fake:{len(entries) + 1}", "instance": name, "event": event,
+                        "at": datetime.now(timezone.utc).isoformat(), "fields": fields})
+        self.journal.save()
+
+
+class FakeJournal:
+    """The journal entries a `FakeServiceControl` wrote into its journal store."""
+
+    def __init__(self, journal: MemoryState | FileState):
+        self.journal = journal
+
+    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
+        """Entries after the position `after` (else from `since`), oldest first."""
+        found = [UnitEntry(source=entry["source"], instance=entry["instance"], at=datetime.fromisoformat(entry["at"]),
+                           event=UnitEvent(entry["event"]), fields=entry["fields"])
+                 for entry in self.journal.get("entries", [])]
+        if after is not None:
+            positions = [entry.source for entry in found]
+            return found[positions.index(after) + 1:] if after in positions else found
+        return [entry for entry in found if since is None or entry.at >= since]
+
+
+class FakeServerQuery:
+    """A server that answers A2S_INFO while its unit is active, except on `silent_ports`."""
+
+    def __init__(self, services: FakeServiceControl, silent_ports: set[int] | None = None):
+        self.services = services
+        self.silent_ports = silent_ports or set()
+
+    def info(self, port: int) -> dict[str, Any] | None:
+        """A made-up answer while some unit is active and the port is not silent."""
+        units = self.services.state.get("units", {})
+        if port in self.silent_ports or not any(unit.get("active") == "active" for unit in units.values()):
+            return None
+        return {"name": f"{self.services.label}fake server", "map": "c1m1_hotel", "players": 0, "max_players": 8}
 
 
 def _set_mounted(state: MemoryState | FileState, merged: Path, mounted: bool) -> None:

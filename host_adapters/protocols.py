@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass
@@ -62,17 +64,75 @@ class Mounter(Protocol):
         """Whether something is mounted at `merged`."""
 
 
+@dataclass(frozen=True)
+class UnitStatus:
+    """What systemd says of an instance's unit right now."""
+
+    active_state: str
+    sub_state: str
+    enabled: bool
+    restarts: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the unit is active (its server process runs)."""
+        return self.active_state == "active"
+
+    def describe(self) -> str:
+        """The state as `systemctl status` words it, e.g. `activating (auto-restart)`."""
+        return f"{self.active_state} ({self.sub_state})"
+
+
 class ServiceControl(Protocol):
     """The instance units `left4me-server@NAME.service`."""
 
     def enable_now(self, name: str, io: StepIO) -> None:
-        """Enable and start the instance's unit."""
+        """Enable and start the instance's unit (clearing a failed state and its start limit first)."""
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the instance's unit."""
 
-    def is_active(self, name: str) -> bool:
-        """Whether the instance's unit is active."""
+    def status(self, name: str) -> UnitStatus:
+        """The unit's state, whether it is enabled, and how often systemd restarted it."""
+
+    def journal_tail(self, name: str) -> list[str]:
+        """The unit's last journal lines: what a failed start records as its reason."""
+
+
+class UnitEvent(StrEnum):
+    """The kinds of journal entry systemd writes about a unit that matter to the ledger."""
+
+    STARTED = "started"  # a start job finished
+    STOPPED = "stopped"  # a stop job finished
+    EXITED = "exited"  # a process of the unit exited unsuccessfully
+    DEACTIVATED = "deactivated"  # the unit went inactive after a clean exit
+    RESTART_SCHEDULED = "restart-scheduled"  # Restart= will start it again
+    START_LIMIT_HIT = "start-limit-hit"  # systemd gave up restarting it
+
+
+@dataclass(frozen=True)
+class UnitEntry:
+    """One journal entry about an instance's unit: where it sits in the journal, when, and what it says."""
+
+    source: str
+    instance: str
+    at: datetime
+    event: UnitEvent
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class UnitJournal(Protocol):
+    """What systemd wrote about the instance units, in journal order."""
+
+    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
+        """Entries after the source position `after` (or, without one, from `since`), oldest first."""
+
+
+class ServerQuery(Protocol):
+    """Asking a running game server about itself (Source A2S_INFO)."""
+
+    def info(self, port: int) -> dict[str, Any] | None:
+        """The server's name, map and players on `port` of this host; None when it does not answer."""
 
 
 @dataclass
@@ -82,6 +142,8 @@ class Host:
     fs: Filesystem
     mounter: Mounter
     services: ServiceControl
+    journal: UnitJournal
+    query: ServerQuery
     simulated: bool = False
 
 

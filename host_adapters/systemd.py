@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 
 from .errors import HostError
-from .protocols import StepIO, unit_name
+from .journal import JOURNALCTL
+from .protocols import StepIO, UnitStatus, unit_name
 from .runner import run, run_checked
 
+SYSTEMCTL = "/usr/bin/systemctl"
 SYSTEMCTL_TIMEOUT = 300.0
+QUERY_TIMEOUT = 30.0
 JOURNAL_LINES = 15
+STATUS_PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "NRestarts")
 
 
 def systemd_is_running(run_dir: str = "/run/systemd/system") -> bool:
@@ -18,30 +22,41 @@ def systemd_is_running(run_dir: str = "/run/systemd/system") -> bool:
 
 
 class SystemctlServiceControl:
-    """`systemctl enable --now` / `disable --now` / `is-active` on left4me-server@NAME.service."""
+    """`systemctl enable --now` / `disable --now` / `show` on left4me-server@NAME.service."""
 
     def __init__(self, command_prefix: list[str] | None = None):
         self.command_prefix = command_prefix or []
 
     def enable_now(self, name: str, io: StepIO) -> None:
-        """Enable and start the unit; its ExecStartPre mounts the overlay.
+        """Clear a failed state (and its start limit), then enable and start the unit; its ExecStartPre mounts.
 
         When the unit fails to start, its last journal lines join the error, so
         the recorded command says why (a missing overlay, a crashing server).
         """
+        run([*self.command_prefix, SYSTEMCTL, "reset-failed", unit_name(name)], StepIO(), timeout=QUERY_TIMEOUT)
         try:
-            run_checked([*self.command_prefix, "systemctl", "enable", "--now", unit_name(name)], io,
+            run_checked([*self.command_prefix, SYSTEMCTL, "enable", "--now", unit_name(name)], io,
                         timeout=SYSTEMCTL_TIMEOUT)
         except HostError as error:
-            journal = run(["journalctl", "--unit", unit_name(name), "--lines", str(JOURNAL_LINES), "--no-pager",
-                           "--output", "cat"], StepIO(), timeout=30)
-            raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in journal.stdout]) from None
+            raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in self.journal_tail(name)]) \
+                from None
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the unit; its ExecStopPost unmounts the overlay."""
-        run_checked([*self.command_prefix, "systemctl", "disable", "--now", unit_name(name)], io,
+        run_checked([*self.command_prefix, SYSTEMCTL, "disable", "--now", unit_name(name)], io,
                     timeout=SYSTEMCTL_TIMEOUT)
 
-    def is_active(self, name: str) -> bool:
-        """Whether systemd reports the unit active."""
-        return run(["systemctl", "is-active", "--quiet", unit_name(name)], StepIO(), timeout=30).returncode == 0
+    def status(self, name: str) -> UnitStatus:
+        """ActiveState, SubState, whether enabled, and NRestarts, from `systemctl show`."""
+        result = run_checked([SYSTEMCTL, "show", unit_name(name), *(f"--property={p}" for p in STATUS_PROPERTIES)],
+                             StepIO(), timeout=QUERY_TIMEOUT)
+        values = dict(line.split("=", 1) for line in result.stdout if "=" in line)
+        restarts = values.get("NRestarts", "0")
+        return UnitStatus(active_state=values.get("ActiveState", "unknown"), sub_state=values.get("SubState", "unknown"),
+                          enabled=values.get("UnitFileState") == "enabled",
+                          restarts=int(restarts) if restarts.isdigit() else 0)
+
+    def journal_tail(self, name: str) -> list[str]:
+        """The unit's last journal lines (empty when the journal cannot be read)."""
+        return run([JOURNALCTL, "--unit", unit_name(name), "--lines", str(JOURNAL_LINES), "--no-pager",
+                    "--output", "cat"], StepIO(), timeout=QUERY_TIMEOUT).stdout

@@ -7,9 +7,9 @@ read the ledger start fast.
 from importlib import import_module
 
 from .errors import LedgerError, LedgerLocked, SchemaTooNew
-from .store import Ledger, format_time, utc_now
+from .store import Ledger, format_time, parse_time, utc_now
 from .verify import ChainReport, verify_ledger
-from .vocabulary import COMMAND_NAMES, TERMINAL_TYPES
+from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, Observation, Outcome, State
 
 _MODELS = (
     "EVENT_TYPES",
@@ -22,6 +22,7 @@ _MODELS = (
     "CommandStarted",
     "CommandSucceeded",
     "NewEvent",
+    "Observed",
     "RecordedEvent",
     "StepCompleted",
 )
@@ -36,6 +37,10 @@ def __getattr__(name: str):
 
 __all__ = [
     "COMMAND_NAMES",
+    "Command",
+    "Observation",
+    "Outcome",
+    "State",
     "TERMINAL_TYPES",
     "ChainReport",
     "Ledger",
@@ -43,6 +48,7 @@ __all__ = [
     "LedgerLocked",
     "SchemaTooNew",
     "format_time",
+    "parse_time",
     "utc_now",
     "verify_ledger",
     *_MODELS,

@@ -7,11 +7,11 @@ what the ledger hands back, with the fields it assigned (seq, id, time, hashes).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict
 
-CommandName = Literal["init", "start", "stop", "delete", "reset"]
+from .lifecycle import Command, Observation
 
 
 class EventPayload(BaseModel):
@@ -23,7 +23,7 @@ class EventPayload(BaseModel):
 class CommandRequested(EventPayload):
     """Someone asked for a lifecycle command; for init, `args` holds the whole spec."""
 
-    command: CommandName
+    command: Command
     args: dict[str, Any] = {}
     retry_of: str | None = None
     replay_of: str | None = None
@@ -79,6 +79,19 @@ class CancelRequested(EventPayload):
     """Someone asked to cancel a command that has not ended yet."""
 
 
+class Observed(EventPayload):
+    """systemd did something to an instance's unit that no command caused (a crash, a restart, an outside stop).
+
+    `source` is where the fact came from (the journal entry's cursor), so that
+    it is recorded once however often the executor reads the journal again.
+    """
+
+    kind: Observation
+    detail: str
+    observed_at: str
+    source: str
+
+
 PAYLOAD_TYPES = (
     CommandRequested,
     CommandStarted,
@@ -89,6 +102,7 @@ PAYLOAD_TYPES = (
     CommandCancelled,
     CommandInterrupted,
     CancelRequested,
+    Observed,
 )
 Payload = Union[PAYLOAD_TYPES]  # noqa: UP007 - a Union built from the tuple above
 EVENT_TYPES: dict[str, type[EventPayload]] = {cls.__name__: cls for cls in PAYLOAD_TYPES}

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 DEFAULT_BUSY_TIMEOUT = 10.0
 LEDGER_FILE_MODE = 0o640
 LEDGER_DIR_MODE = 0o750
+LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _COLUMNS = tuple(EVENT_COLUMNS)
 _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -42,7 +43,12 @@ def format_time(moment: datetime) -> str:
     """A moment as the ledger stores it: UTC, fixed width, so text order is time order."""
     if moment.tzinfo is None:
         raise ValueError("ledger times must carry a timezone")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(timezone.utc).strftime(LEDGER_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """A moment from the ledger's time format (the inverse of `format_time`)."""
+    return datetime.strptime(text, LEDGER_TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def new_event_id() -> str:
@@ -233,6 +239,28 @@ class Ledger:
             cursor = self.db.conn.cursor()
             cursor.row_factory = sqlite3.Row  # read by column name, without building a dict per row
             yield from cursor.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params)
+
+    def position(self, source: str) -> str | None:
+        """How far a reader of an outside source (the journal) has recorded it; None before the first time.
+
+        Positions live beside the events, outside the chain: they only spare a
+        reader re-reading what it has seen. Facts taken from a source carry
+        their source position as request key, so re-reading never records twice.
+        """
+        with self.translated_errors():
+            try:
+                row = self.db.conn.execute("SELECT value FROM positions WHERE source = ?", [source]).fetchone()
+            except sqlite3.OperationalError as error:
+                if "no such table" not in str(error):
+                    raise
+                return None
+        return None if row is None else row[0]
+
+    def set_position(self, source: str, value: str) -> None:
+        """Record how far `source` has been read (in the caller's transaction, beside what was appended from it)."""
+        with self.transaction(), self.translated_errors():
+            self.db.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.conn.execute("INSERT OR REPLACE INTO positions (source, value) VALUES (?, ?)", [source, value])
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from ledger import Ledger, format_time
+from ledger.lifecycle import Outcome, State
 
 from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 4
+PROJECTION_VERSION = 5
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
@@ -27,7 +28,7 @@ COMMAND_COLUMNS = {
 }
 INSTANCE_COLUMNS = {
     "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
-    "last_outcome": str, "last_actor": str, "updated_at": str,
+    "last_outcome": str, "last_actor": str, "updated_at": str, "needs_init": int,
 }
 COMMAND_INDEXES = {
     "commands_by_instance": ["instance", "requested_seq"],
@@ -112,21 +113,32 @@ class Projections:
 
     def port_holder(self, port: int, other_than: str) -> InstanceView | None:
         """A live (initialized, not deleted) instance other than `other_than` that uses `port`."""
-        rows = self._rows("instances", "port = ? AND name != ? AND state IS NOT NULL AND state != 'deleted'",
-                          [port, other_than], "name")
+        rows = self._rows("instances", "port = ? AND name != ? AND state IS NOT NULL AND state != ?",
+                          [port, other_than, State.DELETED], "name")
         return next((InstanceView.from_row(row) for row in rows), None)
 
     def command(self, command_id: str) -> CommandView | None:
         """One command by id."""
         return self._load_command(command_id)
 
+    def acting_on(self, instance: str, moment: str, ended_after: str) -> bool:
+        """Whether a command of `instance` had started by `moment` and had not ended before `ended_after`.
+
+        What systemd logs about a unit while l4d2ctl acts on it is the command's
+        own doing, not an observation.
+        """
+        rows = self._raw("SELECT 1 FROM commands WHERE instance = ? AND started_at IS NOT NULL AND started_at <= ? "
+                         "AND (finished_at IS NULL OR finished_at >= ?) AND outcome != ? LIMIT 1",
+                         [instance, moment, ended_after, Outcome.OBSERVED])
+        return next(rows, None) is not None
+
     def next_pending(self) -> CommandView | None:
         """The oldest command nobody has taken up yet."""
-        return next(self._commands("outcome = 'pending'", [], limit=1), None)
+        return next(self._commands("outcome = ?", [Outcome.PENDING], limit=1), None)
 
     def running(self) -> list[CommandView]:
         """Commands started and not finished."""
-        return list(self._commands("outcome = 'running'", []))
+        return list(self._commands("outcome = ?", [Outcome.RUNNING]))
 
     def history(self, instance: str) -> list[CommandView]:
         """Every command of one instance, oldest first."""

@@ -14,11 +14,17 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger import TERMINAL_TYPES
-
-# The recorded state a successful command leaves an instance in.
-STATE_AFTER = {"init": "initialized", "start": "running", "stop": "stopped", "reset": "reset", "delete": "deleted"}
-OUTCOMES = ("pending", "running", *TERMINAL_TYPES.values())
+from ledger.lifecycle import (
+    TERMINAL_TYPES,
+    UNFINISHED,
+    Command,
+    Observation,
+    Outcome,
+    State,
+    needs_init_after,
+    state_after,
+    state_observed,
+)
 
 
 @dataclass
@@ -37,14 +43,14 @@ class CommandView:
     replay_of: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    outcome: str = "pending"
+    outcome: str = Outcome.PENDING
     error: str | None = None
     cancel_requested_by: str | None = None
 
     @property
     def finished(self) -> bool:
-        """Whether the command has reached its one terminal outcome."""
-        return self.outcome not in ("pending", "running")
+        """Whether the command has reached its one terminal outcome (an observation is final from the start)."""
+        return self.outcome not in UNFINISHED
 
     def summary(self) -> dict[str, Any]:
         """The command as CLI.md's history/audit JSON object."""
@@ -77,6 +83,7 @@ class InstanceView:
     last_outcome: str | None = None
     last_actor: str | None = None
     updated_at: str | None = None
+    needs_init: bool = False
 
     @property
     def known(self) -> bool:
@@ -96,7 +103,8 @@ class InstanceView:
     def from_row(cls, row: dict[str, Any]) -> "InstanceView":
         """An instance from a row of the `instances` table."""
         blueprint = row["blueprint"]
-        return cls(**(row | {"blueprint": None if blueprint is None else json.loads(blueprint)}))
+        return cls(**(row | {"blueprint": None if blueprint is None else json.loads(blueprint),
+                             "needs_init": bool(row["needs_init"])}))
 
 
 STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "last_outcome", "last_actor",
@@ -107,7 +115,7 @@ class Fold:
     """Folds event rows into commands and instances held in mappings keyed by id and name."""
 
     # The event types that change a command or an instance; StepCompleted is read from the ledger when wanted.
-    TYPES = ("CommandRequested", "CommandStarted", "CancelRequested", *TERMINAL_TYPES)
+    TYPES = ("CommandRequested", "CommandStarted", "CancelRequested", "Observed", *TERMINAL_TYPES)
 
     def __init__(self, commands: MutableMapping[str, CommandView], instances: MutableMapping[str, InstanceView]):
         self.commands = commands
@@ -131,46 +139,81 @@ class Fold:
                 replay_of=payload["replay_of"],
             )
             return
+        if kind == "Observed":
+            self._observed(row, json.loads(row["payload"]))
+            return
         command = self.commands.get(row["command_id"])
         if command is None or command.finished:
             return
         if kind == "CommandStarted":
-            command.outcome, command.started_at = "running", row["recorded_at"]
+            command.outcome, command.started_at = Outcome.RUNNING, row["recorded_at"]
         elif kind == "CancelRequested":
             command.cancel_requested_by = command.cancel_requested_by or row["actor"]
         elif kind == "CommandSucceeded":
-            self._finished(command, row, "succeeded", {})
+            self._finished(command, row, Outcome.SUCCEEDED, {})
         elif kind in TERMINAL_TYPES:
             self._finished(command, row, TERMINAL_TYPES[kind], json.loads(row["payload"]))
 
-    def _finished(self, command: CommandView, row: dict[str, Any], outcome: str, payload: dict[str, Any]) -> None:
+    def _finished(self, command: CommandView, row: dict[str, Any], outcome: Outcome, payload: dict[str, Any]) -> None:
         command.outcome, command.finished_at = outcome, row["recorded_at"]
         command.error = _error_of(outcome, payload, command)
         instance = self.instances.get(command.instance)
         if instance is None:
             instance = self.instances[command.instance] = InstanceView(command.instance)
-        instance.last_command_id = command.command_id
-        instance.last_command = command.command
-        instance.last_outcome = outcome
-        instance.last_actor = command.actor
-        instance.updated_at = row["recorded_at"]
-        if outcome == "succeeded":
-            if command.command == "init":
-                instance.blueprint = command.args["spec"]
-                instance.port = instance.blueprint["port"]
-            if not (command.command == "stop" and instance.state == "reset"):
-                instance.state = STATE_AFTER[command.command]
+        name = Command(command.command)
+        if outcome is Outcome.SUCCEEDED and name is Command.INIT:
+            instance.blueprint = command.args["spec"]
+            instance.port = instance.blueprint["port"]
+        instance.state = state_after(name, outcome, _state(instance.state))
+        instance.needs_init = needs_init_after(name, outcome, instance.needs_init)
+        _touch(instance, command, row["recorded_at"])
+
+    def _observed(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
+        """An observation: a final row of its own in history and audit, and maybe a new state.
+
+        It moves the state only when it is newer than what the instance last
+        recorded: an observation read from the journal after a later command
+        ended (the host moved on since) goes into history, not into the state.
+        """
+        observed_at = payload["observed_at"]
+        view = self.commands[row["command_id"]] = CommandView(
+            command_id=row["command_id"], instance=row["instance"], command=payload["kind"], args={},
+            actor=row["actor"], os_user=row["os_user"], requested_at=row["recorded_at"], requested_seq=row["seq"],
+            started_at=observed_at, finished_at=observed_at, outcome=Outcome.OBSERVED, error=payload["detail"],
+        )
+        instance = self.instances.get(row["instance"])
+        if instance is None or not instance.known or (instance.updated_at or "") > observed_at:
+            return
+        instance.state = state_observed(Observation(payload["kind"]), _state(instance.state))
+        _touch(instance, view, observed_at)
 
 
-def _error_of(outcome: str, payload: dict[str, Any], command: CommandView) -> str | None:
-    if outcome == "failed":
-        return f"{payload['step']}: {payload['error']}" if payload.get("step") else payload["error"]
-    if outcome == "rejected":
-        return payload["reason"]
-    if outcome == "cancelled":
-        where = f" at step {payload['step']!r}" if payload.get("step") else ""
-        return f"cancelled by {command.cancel_requested_by or 'request'}{where}"
-    if outcome == "interrupted":
-        after = f" after step {payload['last_step']!r}" if payload.get("last_step") else ""
-        return f"executor stopped unexpectedly{after}"
-    return None
+def _state(value: str | None) -> State | None:
+    return None if value is None else State(value)
+
+
+def _touch(instance: InstanceView, command: CommandView, at: str) -> None:
+    """Make `command` the instance's last word, at `at`."""
+    instance.last_command_id = command.command_id
+    instance.last_command = command.command
+    instance.last_outcome = command.outcome
+    instance.last_actor = command.actor
+    instance.updated_at = at
+
+
+def _error_of(outcome: Outcome, payload: dict[str, Any], command: CommandView) -> str | None:
+    match outcome:
+        case Outcome.FAILED:
+            return f"{payload['step']}: {payload['error']}" if payload.get("step") else payload["error"]
+        case Outcome.REJECTED:
+            return payload["reason"]
+        case Outcome.CANCELLED:
+            where = f" at step {payload['step']!r}" if payload.get("step") else ""
+            return f"cancelled by {command.cancel_requested_by or 'request'}{where}"
+        case Outcome.INTERRUPTED:
+            after = f" after step {payload['last_step']!r}" if payload.get("last_step") else ""
+            return f"executor stopped unexpectedly{after}"
+        case Outcome.SUCCEEDED:
+            return None
+        case _:
+            raise ValueError(f"{outcome!r} does not end a command")

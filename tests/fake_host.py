@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from commands.executor import Executor
 from commands.requests import Requester, append_command
 from host_adapters import Host
-from host_adapters.fakes import FakeMounter, FakeServiceControl, Faults, MemoryFilesystem, MemoryState
+from host_adapters.fakes import (
+    FakeJournal,
+    FakeMounter,
+    FakeServerQuery,
+    FakeServiceControl,
+    Faults,
+    MemoryFilesystem,
+    MemoryState,
+)
 from ledger import Ledger
 from projections import CommandView
 
@@ -37,8 +45,10 @@ class FakeHost:
         self.fs = MemoryFilesystem(faults=self.faults)
         self.fs.write_bytes("overlays/competitive/zonemod/left4dead2/cfg/server.cfg", b"sv_zonemod 1\n")
         self.faults.calls.clear()
-        self.host = Host(self.fs, FakeMounter(self.state, self.faults),
-                         FakeServiceControl(self.state, self.fs.root, self.faults))
+        self.services = FakeServiceControl(self.state, self.fs.root, self.faults)
+        self.query = FakeServerQuery(self.services)
+        self.host = Host(self.fs, FakeMounter(self.state, self.faults), self.services,
+                         FakeJournal(self.services.journal), self.query)
         self.executor = Executor(self.ledger, self.host)
 
     def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:

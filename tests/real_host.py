@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from commands.cli import cli
 from commands.executor import Executor
 from commands.requests import append_command
-from host_adapters.factory import build_host
+from host_adapters.factory import SIMULATED_JOURNAL, build_host
 from ledger import Ledger
 from projections import CommandView, Projections
 
@@ -48,11 +48,12 @@ def steps(root: Path, command: CommandView) -> list[dict]:
 
 
 def host_files(root: Path) -> dict[str, str | None]:
-    """Every directory (None) and file (its text, root written as <root>) under `root`, minus the ledger."""
+    """Every directory (None) and file (its text, root written as <root>) under `root`, minus the ledger and the
+    simulated journal (a log of when things happened, not host state)."""
     tree = {}
     for path in sorted(root.rglob("*")):
         relative = str(path.relative_to(root))
-        if relative.startswith("ledger.db"):
+        if relative.startswith("ledger.db") or relative == SIMULATED_JOURNAL:
             continue
         tree[relative] = None if path.is_dir() and not path.is_symlink() else path.read_text().replace(str(root), "<root>")
     return tree

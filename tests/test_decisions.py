@@ -62,12 +62,13 @@ def test_delete_is_final_until_a_new_init(host, command):
     assert host.run("alpha", command).outcome == "succeeded"
 
 
-def test_a_failed_start_does_not_record_running(host):
+def test_a_failed_start_is_recorded_failed_and_leaves_the_unit_disabled_and_stopped(host):
     host.init()
     host.faults.calls.clear()
     host.faults.fail_at = 4
     assert host.run("alpha", "start").outcome == "failed"
-    assert host.executor.projections.instance("alpha").state == "initialized"
+    assert host.executor.projections.instance("alpha").state == "failed"
+    assert not host.services.status("alpha").enabled and not host.services.status("alpha").active
 
 
 def test_stop_of_a_reset_instance_keeps_it_reset_so_start_reinitializes(host):
@@ -134,7 +135,9 @@ def test_a_cancel_ends_a_hanging_step_and_records_where(host, ledger_path):
     command = host.executor.projections.command(command_id)
     assert command.outcome == "cancelled"
     assert command.error == "cancelled by alice at step 'enable and start unit'"
-    assert host.step_names(command) == ["remove stale cfgs", "stage server.cfg", "stage alias cfgs"]
+    assert host.step_names(command) == ["release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
+                                        "undo: disable and stop unit", "undo: unmount overlay"]
+    assert not host.services.status("alpha").active, "a cancelled start is undone"
 
 
 def test_recovery_marks_started_but_unfinished_commands_interrupted(host):

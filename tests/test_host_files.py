@@ -61,7 +61,7 @@ def test_an_alias_whose_overlay_has_no_cfg_stages_nothing_and_says_so(root):
     started = run(root, "alpha", "start")
     assert sorted(p.name for p in (root / CFG).iterdir()) == ["server.cfg"]
     assert "no overlays/maps/custom/left4dead2/cfg/server.cfg; nothing staged for alias custom" in \
-        steps(root, started)[2]["output"]
+        steps(root, started)[3]["output"]
 
 
 def test_start_removes_stale_server_cfgs_but_keeps_other_cfgs(root):

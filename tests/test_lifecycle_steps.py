@@ -7,7 +7,8 @@ import pytest
 from .fake_host import SPEC, FakeHost
 
 INIT_STEPS = ["create directories", "write instance.env", "write server.cfg", "write spec.yaml"]
-START_STEPS = ["remove stale cfgs", "stage server.cfg", "stage alias cfgs", "enable and start unit"]
+START_STEPS = ["release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs", "enable and start unit", "wait until serving"]
+UNDO_STEPS = ["undo: disable and stop unit", "undo: unmount overlay"]
 PURGE_STEPS = ["disable and stop unit", "unmount overlay", "remove instance files", "remove runtime files"]
 
 
@@ -26,7 +27,7 @@ def test_start_stages_cfgs_then_enables_the_unit(host):
     host.init()
     command = host.run("alpha", "start")
     assert host.step_names(command) == START_STEPS
-    assert host.host.services.is_active("alpha")
+    assert host.host.services.status("alpha").active
     assert host.host.mounter.is_mounted(host.fs.root / "runtime/alpha/merged")
 
 
@@ -35,7 +36,7 @@ def test_stop_disables_the_unit_then_unmounts(host):
     host.run("alpha", "start")
     command = host.run("alpha", "stop")
     assert host.step_names(command) == ["disable and stop unit", "unmount overlay"]
-    assert not host.host.services.is_active("alpha")
+    assert not host.host.services.status("alpha").active
     assert not host.host.mounter.is_mounted(host.fs.root / "runtime/alpha/merged")
 
 
@@ -74,15 +75,15 @@ def test_every_step_is_recorded_with_its_output(host):
     assert all(step["at"] for step in steps)
 
 
-def test_a_failed_step_ends_the_command_and_leaves_later_steps_unrun(host):
+def test_a_failed_step_ends_the_command_leaves_later_steps_unrun_and_runs_the_undo(host):
     host.init()
     host.faults.calls.clear()
     host.faults.fail_at = 1
     command = host.run("alpha", "start")
     assert command.outcome == "failed"
-    assert host.steps(command) == []
+    assert host.step_names(command) == ["release overlay", *UNDO_STEPS]
     assert command.error.startswith("remove stale cfgs: injected fault")
-    assert not host.host.services.is_active("alpha")
+    assert not host.host.services.status("alpha").active
 
 
 def test_stored_spec_is_the_one_requested(host):

@@ -10,24 +10,35 @@ from pathlib import Path
 
 import pytest
 
-from commands.live import drift, live_status, query_server
-from host_adapters import StepIO
-from host_adapters.fakes import FakeServiceControl, MemoryState
+from commands.live import drift, live_status
+from host_adapters import Host, StepIO, UnitStatus
+from host_adapters.a2s_query import A2SQuery
+from host_adapters.fakes import FakeJournal, FakeMounter, FakeServiceControl, MemoryFilesystem, MemoryState
 from projections import InstanceView
 
 STAND_IN = Path(__file__).resolve().parent.parent / "scripts" / "host" / "srcds_run"
 
 
-@pytest.mark.parametrize("recorded, active, answered, expected", [
-    ("running", True, True, []),
-    ("running", False, False, ["recorded running, unit inactive"]),
-    ("running", True, False, ["unit active, server not answering"]),
-    ("stopped", True, True, ["recorded stopped, unit active"]),
-    ("stopped", False, False, []),
-    ("reset", False, False, []),
+ACTIVE = UnitStatus("active", "running", enabled=True)
+INACTIVE = UnitStatus("inactive", "dead", enabled=False)
+AUTO_RESTART = UnitStatus("activating", "auto-restart", enabled=True, restarts=3)
+FAILED = UnitStatus("failed", "failed", enabled=True, restarts=4)
+
+
+@pytest.mark.parametrize("recorded, unit, answered, expected", [
+    ("running", ACTIVE, True, []),
+    ("running", INACTIVE, False, ["recorded running, unit inactive (dead)"]),
+    ("running", ACTIVE, False, ["unit active, server not answering"]),
+    ("running", AUTO_RESTART, False, ["recorded running, unit activating (auto-restart)"]),
+    ("running", FAILED, False, ["recorded running, unit failed (failed)"]),
+    ("stopped", ACTIVE, True, ["recorded stopped, unit active (running)"]),
+    ("stopped", AUTO_RESTART, False, ["recorded stopped, unit activating (auto-restart)"]),
+    ("stopped", INACTIVE, False, []),
+    ("failed", FAILED, False, []),
+    ("reset", INACTIVE, False, []),
 ])
-def test_drift_names_each_disagreement(recorded, active, answered, expected):
-    assert drift(recorded, active, {"map": "c1m1_hotel"} if answered else None) == expected
+def test_drift_names_each_disagreement(recorded, unit, answered, expected):
+    assert drift(recorded, unit, {"map": "c1m1_hotel"} if answered else None) == expected
 
 
 def _free_udp_port() -> int:
@@ -48,7 +59,7 @@ def server(tmp_path):
     process = subprocess.Popen([sys.executable, str(binary), "-game", "left4dead2", "+hostport", str(port),
                                 "+map", "c2m1_highway", "-maxplayers", "12"], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
-    while query_server(port) is None:
+    while A2SQuery().info(port) is None:
         assert time.monotonic() < deadline, "the stand-in never answered"
     yield process, port
     process.terminate()
@@ -57,7 +68,7 @@ def server(tmp_path):
 
 def test_the_stand_in_answers_with_the_map_and_the_hostname_from_server_cfg(server):
     _, port = server
-    assert query_server(port) == {"name": "Friday Versus", "map": "c2m1_highway", "players": 0, "max_players": 12}
+    assert A2SQuery().info(port) == {"name": "Friday Versus", "map": "c2m1_highway", "players": 0, "max_players": 12}
 
 
 def test_the_stand_in_exits_cleanly_on_sigterm(server):
@@ -69,9 +80,12 @@ def test_the_stand_in_exits_cleanly_on_sigterm(server):
 
 def test_live_status_adds_unit_query_and_drift(server):
     _, port = server
-    services = FakeServiceControl(MemoryState(), Path("/srv"))
+    state = MemoryState()
+    services = FakeServiceControl(state, Path("/srv"))
     services.enable_now("alpha", StepIO())
+    host = Host(MemoryFilesystem(), FakeMounter(state), services, FakeJournal(services.journal), A2SQuery())
     instances = [InstanceView("alpha", state="running", port=port), InstanceView("bravo", state="running", port=1)]
-    alpha, bravo = live_status(instances, services)
-    assert (alpha["unit"], alpha["query"]["map"], alpha["drift"]) == ("active", "c2m1_highway", [])
-    assert (bravo["unit"], bravo["query"], bravo["drift"]) == ("inactive", None, ["recorded running, unit inactive"])
+    alpha, bravo = live_status(instances, host)
+    assert (alpha["unit"], alpha["query"]["map"], alpha["drift"]) == ("active (running)", "c2m1_highway", [])
+    assert (bravo["unit"], bravo["query"], bravo["drift"]) == ("inactive (dead)", None,
+                                                              ["recorded running, unit inactive (dead)"])

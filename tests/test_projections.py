@@ -27,7 +27,7 @@ from .conftest import query_plan
 from .fake_host import SPEC, FakeHost
 
 INSTANCES = ["alpha", "bravo", "charlie"]
-COMMANDS = ["init", "start", "stop", "reset", "delete"]
+COMMANDS = ["init", "start", "stop", "restart", "reset", "delete"]
 ENDINGS = [CommandSucceeded(), CommandFailed(step="x", error="boom"), CommandRejected(reason="no"),
            CommandCancelled(step=None), CommandInterrupted(last_step="x")]
 
@@ -96,11 +96,15 @@ def test_recorded_state_follows_the_lifecycle_rules(tmp_path_factory, ops):
             args = {"spec": SPEC | {"port": 27015 + INSTANCES.index(instance)}} if command == "init" else None
             result = host.run(instance, command, args)
             after = host.executor.projections.instance(instance)
+            if result.outcome == "failed" and command in ("start", "restart"):
+                assert after.state == "failed", "a start that did not end serving is undone and recorded failed"
+                assert not host.services.status(instance).active
+            elif result.outcome != "succeeded":
+                assert after.state == before.state, "only a successful command (or a failed start) changes the state"
             if result.outcome != "succeeded":
-                assert after.state == before.state, "only a successful command changes the state"
                 assert after.blueprint == before.blueprint
-            if command == "start" and result.outcome == "failed":
-                assert after.state != "running" or before.state == "running"
+            if command == "init" and before.state == "running":
+                assert result.outcome == "rejected", "init of a running instance: stop it first"
             if command == "reset" and result.outcome == "succeeded":
                 assert (after.state, after.blueprint) == ("reset", before.blueprint)
             if before.state == "deleted" and command not in ("init", "delete"):

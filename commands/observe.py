@@ -1,0 +1,118 @@
+"""Observations: what systemd did to the instance units that no command caused, recorded as facts.
+
+The executor reads systemd's journal entries about `left4me-server@*.service`
+from where it last stopped (a position kept in the ledger file) and appends
+an `Observed` event for each one that l4d2ctl did not cause: a crash, a
+restart by systemd, systemd giving up, a stop or start by hand. An entry
+logged while a command of the same instance was running is that command's
+own doing. Each observation carries its journal cursor as request key, so
+reading the same entries again records nothing twice.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime, timedelta
+
+from host_adapters import UnitEntry, UnitEvent, UnitJournal
+from ledger import Ledger, NewEvent, Observed, format_time, parse_time
+from ledger.lifecycle import OBSERVER_ACTOR, Observation, State
+from projections import Projections
+
+from .command_ids import new_command_id
+from .text_rules import name_problem
+
+JOURNAL_POSITION = "journal"
+# How long after a command ended its unit's own messages may still arrive (journald timestamps on receipt).
+COMMAND_GRACE = timedelta(seconds=2)
+
+
+def observation_of(entry: UnitEntry, recorded: State | None) -> tuple[Observation, str] | None:
+    """What a journal entry says happened, given the instance's recorded state; None when it is no news.
+
+    Crashes, restarts and giving up are news whatever the ledger says; a start
+    or stop is news only when it contradicts the recorded state (systemd's own
+    restart after a recorded `restarted` is not a start from outside).
+    """
+    fields = entry.fields
+    match entry.event:
+        case UnitEvent.EXITED:
+            return Observation.CRASHED, _exit_detail(fields)
+        case UnitEvent.RESTART_SCHEDULED:
+            return Observation.RESTARTED, f"systemd restarted the server (restart {fields.get('N_RESTARTS', '?')})"
+        case UnitEvent.START_LIMIT_HIT:
+            return Observation.GAVE_UP, "systemd gave up restarting the server: start request repeated too quickly"
+        case UnitEvent.STARTED if recorded is not State.RUNNING:
+            return Observation.STARTED_OUTSIDE, "the unit was started outside l4d2ctl"
+        case UnitEvent.STOPPED if recorded is State.RUNNING:
+            return Observation.STOPPED_OUTSIDE, "the unit was stopped outside l4d2ctl"
+        case UnitEvent.DEACTIVATED if recorded is State.RUNNING:
+            return Observation.STOPPED_OUTSIDE, "the server exited on its own with status 0"
+        case UnitEvent.STARTED | UnitEvent.STOPPED | UnitEvent.DEACTIVATED:
+            return None
+        case _:
+            raise ValueError(f"{entry.event!r} is not a unit event this l4d2ctl knows")
+
+
+def _exit_detail(fields: dict[str, str]) -> str:
+    process = f"{fields['COMMAND']} process" if fields.get("COMMAND") else "the server"
+    code, status = fields.get("EXIT_CODE", "exited"), fields.get("EXIT_STATUS", "?")
+    if code in ("killed", "dumped") and status.isdigit():
+        try:
+            status = signal.Signals(int(status)).name
+        except ValueError:
+            pass
+        return f"{process} was killed by signal {status}" + (" (core dumped)" if code == "dumped" else "")
+    return f"{process} exited with status {status}"
+
+
+class UnitWatcher:
+    """Catches the ledger up with the journal: appends an observation for each entry no command caused."""
+
+    def __init__(self, ledger: Ledger, projections: Projections, journal: UnitJournal, os_user: str):
+        self.ledger = ledger
+        self.projections = projections
+        self.journal = journal
+        self.os_user = os_user
+
+    def catch_up(self) -> list[dict]:
+        """Read the journal from the recorded position; record what is news; return the event rows appended.
+
+        Everything read is recorded, together with the new position, in one
+        transaction: a crash here loses nothing and, on the next read, repeats nothing.
+        """
+        after = self.ledger.position(JOURNAL_POSITION)
+        since = None if after is not None else self._ledger_began()
+        if after is None and since is None:
+            return []
+        entries = self.journal.entries(after, since)
+        if not entries:
+            return []
+        applied: list[dict] = []
+        with self.ledger.transaction():
+            for entry in entries:
+                applied += self._record(entry)
+            self.ledger.set_position(JOURNAL_POSITION, entries[-1].source)
+        return applied
+
+    def _record(self, entry: UnitEntry) -> list[dict]:
+        if name_problem(entry.instance):
+            return []
+        at = format_time(entry.at)
+        if self.projections.acting_on(entry.instance, at, format_time(entry.at - COMMAND_GRACE)):
+            return []
+        recorded = self.projections.instance(entry.instance).state
+        news = observation_of(entry, None if recorded is None else State(recorded))
+        if news is None:
+            return []
+        kind, detail = news
+        _, created = self.ledger.append_requested(NewEvent(
+            instance=entry.instance, command_id=new_command_id(), actor=OBSERVER_ACTOR, os_user=self.os_user,
+            request_key=f"{JOURNAL_POSITION}:{entry.source}",
+            payload=Observed(kind=kind, detail=detail, observed_at=at, source=entry.source),
+        ))
+        return self.projections.sync() if created else []
+
+    def _ledger_began(self) -> datetime | None:
+        first = next(self.ledger.rows(columns=("recorded_at",)), None)
+        return None if first is None else parse_time(first["recorded_at"])

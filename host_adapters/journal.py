@@ -1,0 +1,103 @@
+"""systemd's own journal entries about the instance units, read with `journalctl -o json`.
+
+Only PID 1's messages are read (`_PID=1`): the job results, exits, restarts
+and start limits systemd logs for each unit, never the servers' own output.
+Entries are recognised by their catalog MESSAGE_ID and structured fields
+(JOB_TYPE, EXIT_CODE, N_RESTARTS), not by their wording, except for the start
+limit, which systemd 252 logs without an id.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from .errors import HostError
+from .protocols import StepIO, UnitEntry, UnitEvent
+from .runner import run
+
+JOURNALCTL = "/usr/bin/journalctl"
+JOURNAL_TIMEOUT = 60.0
+UNIT_PREFIX, UNIT_SUFFIX = "left4me-server@", ".service"
+
+# systemd's catalog ids (sd-messages.h).
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
+UNIT_PROCESS_EXIT = "98e322203f7a4ed290d09fe03c09fe15"
+UNIT_SUCCESS = "7ad2d189f7e94e70a38c781354912448"
+UNIT_RESTART_SCHEDULED = "5eb03494b6584870a536b337290809b3"
+UNIT_FAILURE_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"
+START_LIMIT_MESSAGE = "Start request repeated too quickly."
+KEPT_FIELDS = ("MESSAGE", "JOB_TYPE", "JOB_RESULT", "EXIT_CODE", "EXIT_STATUS", "COMMAND", "N_RESTARTS",
+               "UNIT_RESULT")
+
+
+def classify(fields: dict[str, str]) -> UnitEvent | None:
+    """Which unit event a journal entry of PID 1 records, if any that matters."""
+    message_id, job = fields.get("MESSAGE_ID"), fields.get("JOB_TYPE")
+    if message_id == UNIT_STARTED and job == "start" and fields.get("JOB_RESULT", "done") == "done":
+        return UnitEvent.STARTED
+    if message_id == UNIT_STOPPED and job == "stop":
+        return UnitEvent.STOPPED
+    if message_id == UNIT_PROCESS_EXIT and not (fields.get("EXIT_CODE") == "exited" and fields.get("EXIT_STATUS") == "0"):
+        return UnitEvent.EXITED
+    if message_id == UNIT_SUCCESS:
+        return UnitEvent.DEACTIVATED
+    if message_id == UNIT_RESTART_SCHEDULED:
+        return UnitEvent.RESTART_SCHEDULED
+    if fields.get("MESSAGE", "").endswith(START_LIMIT_MESSAGE) or (
+            message_id == UNIT_FAILURE_RESULT and fields.get("UNIT_RESULT") == "start-limit-hit"):
+        return UnitEvent.START_LIMIT_HIT
+    return None
+
+
+def parse_entry(line: str) -> UnitEntry | None:
+    """A unit entry from one line of `journalctl -o json`; None for other units and other messages."""
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    fields = {key: _text(value) for key, value in raw.items()}
+    unit = fields.get("UNIT", "")
+    if not (unit.startswith(UNIT_PREFIX) and unit.endswith(UNIT_SUFFIX)) or "__CURSOR" not in fields:
+        return None
+    event = classify(fields)
+    try:
+        at = datetime.fromtimestamp(int(fields["__REALTIME_TIMESTAMP"]) / 1_000_000, timezone.utc)
+    except (KeyError, ValueError, OverflowError):
+        return None
+    if event is None:
+        return None
+    return UnitEntry(source=fields["__CURSOR"], instance=unit[len(UNIT_PREFIX):-len(UNIT_SUFFIX)], at=at,
+                     event=event, fields={key: fields[key] for key in KEPT_FIELDS if key in fields})
+
+
+def _text(value: object) -> str:
+    """A journal field as text: JSON gives binary fields as byte lists, repeated fields as lists."""
+    if isinstance(value, list):
+        if value and all(isinstance(item, int) for item in value):
+            return bytes(item & 0xFF for item in value).decode("utf-8", "replace")
+        return _text(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+class JournalctlJournal:
+    """The system journal through journalctl (readable by root and the systemd-journal group)."""
+
+    def __init__(self, journalctl: str = JOURNALCTL):
+        self.journalctl = journalctl
+
+    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
+        """PID 1's entries about left4me-server@*.service after the cursor `after` (else from `since`)."""
+        argv = [self.journalctl, "--output", "json", "--no-pager", "--quiet"]
+        if after is not None:
+            argv.append(f"--after-cursor={after}")
+        elif since is not None:
+            argv.append(f"--since=@{since.timestamp():.6f}")
+        argv.append("_PID=1")
+        result = run(argv, StepIO(), timeout=JOURNAL_TIMEOUT)
+        if result.returncode != 0:
+            raise HostError(f"journalctl exited with status {result.returncode}", result.stderr[-5:])
+        return [entry for line in result.stdout if (entry := parse_entry(line)) is not None]

@@ -1,0 +1,174 @@
+"""The lifecycle's one vocabulary and its state machine: commands, states, outcomes, observations.
+
+Everything that names a command, a state or an outcome imports it from here:
+the decisions (what a command may do in a state), the projections (the state
+each outcome or observation leaves behind) and the CLI (choices, styles, exit
+codes). Kept free of pydantic so that reading the ledger stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    """A lifecycle command someone can request."""
+
+    INIT = "init"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    DELETE = "delete"
+    RESET = "reset"
+
+
+class Observation(StrEnum):
+    """Something systemd did, or someone did through systemd, that no command caused."""
+
+    CRASHED = "crashed"
+    RESTARTED = "restarted"
+    GAVE_UP = "gave-up"
+    STOPPED_OUTSIDE = "stopped-outside"
+    STARTED_OUTSIDE = "started-outside"
+
+
+class State(StrEnum):
+    """The recorded state of an instance."""
+
+    INITIALIZED = "initialized"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    RESET = "reset"
+    DELETED = "deleted"
+
+
+class Outcome(StrEnum):
+    """Where a command stands (the last four are final), or `observed` for an observation."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    OBSERVED = "observed"
+
+
+UNFINISHED = (Outcome.PENDING, Outcome.RUNNING)
+RETRYABLE = (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.CANCELLED)
+OBSERVER_ACTOR = "systemd"
+
+TERMINAL_TYPES: dict[str, Outcome] = {
+    "CommandSucceeded": Outcome.SUCCEEDED,
+    "CommandFailed": Outcome.FAILED,
+    "CommandRejected": Outcome.REJECTED,
+    "CommandCancelled": Outcome.CANCELLED,
+    "CommandInterrupted": Outcome.INTERRUPTED,
+}
+"""The event type that ends a command, and the outcome it means."""
+
+COMMAND_NAMES = tuple(Command)
+ROW_KINDS = (*Command, *Observation)
+"""What the `command` column of history and audit can hold: a command or an observation."""
+
+# Commands that leave the unit running when they succeed: a failure or cancel mid-way is undone.
+STARTING = (Command.START, Command.RESTART)
+
+
+def state_after(command: Command, outcome: Outcome, before: State | None) -> State | None:
+    """The recorded state a command's outcome leaves an instance in (`before` when it changes nothing).
+
+    A start or restart that fails is undone on the host (unit disabled and
+    stopped), hence `failed`; a cancelled restart was undone too, after its
+    stop, hence `stopped`. A stop of a reset instance keeps it reset: its files
+    are still gone and the next start must re-initialize it.
+    """
+    match outcome:
+        case Outcome.SUCCEEDED:
+            return _success(command, before)
+        case Outcome.FAILED if command in STARTING:
+            return State.FAILED
+        case Outcome.CANCELLED if command is Command.RESTART:
+            return State.STOPPED
+        case Outcome.FAILED | Outcome.CANCELLED | Outcome.REJECTED | Outcome.INTERRUPTED:
+            return before
+        case _:
+            raise ValueError(f"{outcome!r} is not the outcome of a finished command")
+
+
+def _success(command: Command, before: State | None) -> State:
+    match command:
+        case Command.INIT:
+            return State.INITIALIZED
+        case Command.START | Command.RESTART:
+            return State.RUNNING
+        case Command.STOP:
+            return State.RESET if before is State.RESET else State.STOPPED
+        case Command.DELETE:
+            return State.DELETED
+        case Command.RESET:
+            return State.RESET
+        case _:
+            raise ValueError(f"{command!r} is not a lifecycle command")
+
+
+def state_observed(observation: Observation, before: State | None) -> State | None:
+    """The recorded state an observation leaves an instance in.
+
+    Only instances that exist on the host are moved (not unknown, reset or
+    deleted ones: their unit has nothing to run). A crash alone changes
+    nothing: systemd either restarts the server (`restarted`) or gives up.
+    """
+    if before in (None, State.RESET, State.DELETED):
+        return before
+    match observation:
+        case Observation.CRASHED:
+            return before
+        case Observation.RESTARTED | Observation.STARTED_OUTSIDE:
+            return State.RUNNING
+        case Observation.STOPPED_OUTSIDE:
+            return State.STOPPED
+        case Observation.GAVE_UP:
+            return State.FAILED
+        case _:
+            raise ValueError(f"{observation!r} is not an observation")
+
+
+def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
+    """Whether the next start must write the instance's files from the blueprint first.
+
+    A reset removes them; only an init or a start that succeeded writes them
+    back for sure (a start that failed may have stopped half-way through).
+    """
+    if outcome is not Outcome.SUCCEEDED:
+        return before
+    match command:
+        case Command.RESET:
+            return True
+        case Command.INIT | Command.START | Command.RESTART:
+            return False
+        case Command.STOP | Command.DELETE:
+            return before
+        case _:
+            raise ValueError(f"{command!r} is not a lifecycle command")
+
+
+def refusal(command: Command, state: State | None, name: str) -> str | None:
+    """Why the recorded state does not allow `command` on instance `name`; None when it does."""
+    match command, state:
+        case Command.INIT, State.RUNNING:
+            return f"instance {name!r} is running: stop it first"
+        case Command.INIT, _:
+            return None
+        case _, None:
+            return f"instance {name!r} is not known: init it first"
+        case Command.DELETE, _:
+            return None
+        case _, State.DELETED:
+            return f"instance {name!r} was deleted: init it again first"
+        case (Command.START | Command.STOP | Command.RESTART | Command.RESET), _:
+            return None
+        case _:
+            raise ValueError(f"{command!r} is not a lifecycle command")
