@@ -12,7 +12,7 @@ reading the same entries again records nothing twice.
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from host_adapters import UnitEntry, UnitEvent, UnitJournal
 from ledger import Ledger, NewEvent, Observed, format_time, parse_time
@@ -23,16 +23,16 @@ from .command_ids import new_command_id
 from .text_rules import name_problem
 
 JOURNAL_POSITION = "journal"
-# How long after a command ended its unit's own messages may still arrive (journald timestamps on receipt).
-COMMAND_GRACE = timedelta(seconds=2)
 
 
-def observation_of(entry: UnitEntry, recorded: State | None) -> tuple[Observation, str] | None:
+def observation_of(entry: UnitEntry, recorded: State | None, stopping: bool) -> tuple[Observation, str] | None:
     """What a journal entry says happened, given the instance's recorded state; None when it is no news.
 
     Crashes, restarts and giving up are news whatever the ledger says; a start
     or stop is news only when it contradicts the recorded state (systemd's own
-    restart after a recorded `restarted` is not a start from outside).
+    restart after a recorded `restarted` is not a start from outside). A clean
+    exit inside a stop job (`stopping`) is part of that stop, not a server
+    quitting by itself.
     """
     fields = entry.fields
     match entry.event:
@@ -46,16 +46,17 @@ def observation_of(entry: UnitEntry, recorded: State | None) -> tuple[Observatio
             return Observation.STARTED_OUTSIDE, "the unit was started outside l4d2ctl"
         case UnitEvent.STOPPED if recorded is State.RUNNING:
             return Observation.STOPPED_OUTSIDE, "the unit was stopped outside l4d2ctl"
-        case UnitEvent.DEACTIVATED if recorded is State.RUNNING:
+        case UnitEvent.DEACTIVATED if recorded is State.RUNNING and not stopping:
             return Observation.STOPPED_OUTSIDE, "the server exited on its own with status 0"
-        case UnitEvent.STARTED | UnitEvent.STOPPED | UnitEvent.DEACTIVATED:
+        case UnitEvent.STARTED | UnitEvent.STOPPED | UnitEvent.DEACTIVATED | UnitEvent.STOPPING:
             return None
         case _:
             raise ValueError(f"{entry.event!r} is not a unit event this l4d2ctl knows")
 
 
 def _exit_detail(fields: dict[str, str]) -> str:
-    process = f"{fields['COMMAND']} process" if fields.get("COMMAND") else "the server"
+    command = fields.get("COMMAND", "ExecStart")
+    process = "the server" if command == "ExecStart" else f"its {command} process"
     code, status = fields.get("EXIT_CODE", "exited"), fields.get("EXIT_STATUS", "?")
     if code in ("killed", "dumped") and status.isdigit():
         try:
@@ -89,20 +90,25 @@ class UnitWatcher:
         if not entries:
             return []
         applied: list[dict] = []
+        stopping: set[str] = set()
         with self.ledger.transaction():
             for entry in entries:
-                applied += self._record(entry)
+                applied += self._record(entry, entry.instance in stopping)
+                if entry.event is UnitEvent.STOPPING:
+                    stopping.add(entry.instance)
+                elif entry.event is UnitEvent.STOPPED:
+                    stopping.discard(entry.instance)
             self.ledger.set_position(JOURNAL_POSITION, entries[-1].source)
         return applied
 
-    def _record(self, entry: UnitEntry) -> list[dict]:
+    def _record(self, entry: UnitEntry, stopping: bool) -> list[dict]:
         if name_problem(entry.instance):
             return []
         at = format_time(entry.at)
-        if self.projections.acting_on(entry.instance, at, format_time(entry.at - COMMAND_GRACE)):
+        if self.projections.acting_on(entry.instance, at):
             return []
         recorded = self.projections.instance(entry.instance).state
-        news = observation_of(entry, None if recorded is None else State(recorded))
+        news = observation_of(entry, None if recorded is None else State(recorded), stopping)
         if news is None:
             return []
         kind, detail = news

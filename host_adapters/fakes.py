@@ -196,7 +196,7 @@ class FakeServiceControl:
         self._set(name, enabled=False, active="inactive", sub="dead")
         _set_mounted(self.state, self.root / "runtime" / name / "merged", False)
         if was_up:
-            self._log(name, UnitEvent.STOPPED, JOB_TYPE="stop")
+            self._log_stop(name)
         io.say(f"{self.label}systemctl disable --now {unit_name(name)}")
 
     def status(self, name: str) -> UnitStatus:
@@ -235,13 +235,24 @@ class FakeServiceControl:
         """Someone runs `systemctl stop` on the unit."""
         self._set(name, active="inactive", sub="dead")
         _set_mounted(self.state, self.root / "runtime" / name / "merged", False)
-        self._log(name, UnitEvent.STOPPED, JOB_TYPE="stop")
+        self._log_stop(name)
+
+    def exit_cleanly(self, name: str) -> None:
+        """The server quits by itself with status 0 (no restart: Restart=on-failure)."""
+        self._set(name, active="inactive", sub="dead")
+        self._log(name, UnitEvent.DEACTIVATED, MESSAGE="Deactivated successfully.")
 
     def start_outside(self, name: str) -> None:
         """Someone runs `systemctl start` on the unit."""
         self._set(name, active="active", sub="running")
         _set_mounted(self.state, self.root / "runtime" / name / "merged", True)
         self._log(name, UnitEvent.STARTED, MESSAGE="Started")
+
+    def _log_stop(self, name: str) -> None:
+        """A stop job, as systemd logs it: stopping, the server's clean exit, stopped."""
+        self._log(name, UnitEvent.STOPPING, JOB_TYPE="stop")
+        self._log(name, UnitEvent.DEACTIVATED, MESSAGE="Deactivated successfully.")
+        self._log(name, UnitEvent.STOPPED, JOB_TYPE="stop")
 
     def _set(self, name: str, **values: Any) -> None:
         unit = self.state.setdefault("units", {}).setdefault(name, {})

@@ -22,6 +22,7 @@ UNIT_PREFIX, UNIT_SUFFIX = "left4me-server@", ".service"
 
 # systemd's catalog ids (sd-messages.h).
 UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f"
 UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
 UNIT_PROCESS_EXIT = "98e322203f7a4ed290d09fe03c09fe15"
 UNIT_SUCCESS = "7ad2d189f7e94e70a38c781354912448"
@@ -37,6 +38,8 @@ def classify(fields: dict[str, str]) -> UnitEvent | None:
     message_id, job = fields.get("MESSAGE_ID"), fields.get("JOB_TYPE")
     if message_id == UNIT_STARTED and job == "start" and fields.get("JOB_RESULT", "done") == "done":
         return UnitEvent.STARTED
+    if message_id == UNIT_STOPPING and job == "stop":
+        return UnitEvent.STOPPING
     if message_id == UNIT_STOPPED and job == "stop":
         return UnitEvent.STOPPED
     if message_id == UNIT_PROCESS_EXIT and not (fields.get("EXIT_CODE") == "exited" and fields.get("EXIT_STATUS") == "0"):
@@ -65,7 +68,10 @@ def parse_entry(line: str) -> UnitEntry | None:
         return None
     event = classify(fields)
     try:
-        at = datetime.fromtimestamp(int(fields["__REALTIME_TIMESTAMP"]) / 1_000_000, timezone.utc)
+        # When systemd logged it (journald's own receipt time only as a fallback): what is compared with
+        # the times of l4d2ctl's commands, to tell their own doing from what happened outside them.
+        stamp = fields.get("_SOURCE_REALTIME_TIMESTAMP") or fields["__REALTIME_TIMESTAMP"]
+        at = datetime.fromtimestamp(int(stamp) / 1_000_000, timezone.utc)
     except (KeyError, ValueError, OverflowError):
         return None
     if event is None:

@@ -103,6 +103,7 @@ class UnitEvent(StrEnum):
     """The kinds of journal entry systemd writes about a unit that matter to the ledger."""
 
     STARTED = "started"  # a start job finished
+    STOPPING = "stopping"  # a stop job began
     STOPPED = "stopped"  # a stop job finished
     EXITED = "exited"  # a process of the unit exited unsuccessfully
     DEACTIVATED = "deactivated"  # the unit went inactive after a clean exit

@@ -121,15 +121,15 @@ class Projections:
         """One command by id."""
         return self._load_command(command_id)
 
-    def acting_on(self, instance: str, moment: str, ended_after: str) -> bool:
-        """Whether a command of `instance` had started by `moment` and had not ended before `ended_after`.
+    def acting_on(self, instance: str, moment: str) -> bool:
+        """Whether a command of `instance` was running at `moment` (started by then, not yet ended).
 
         What systemd logs about a unit while l4d2ctl acts on it is the command's
         own doing, not an observation.
         """
         rows = self._raw("SELECT 1 FROM commands WHERE instance = ? AND started_at IS NOT NULL AND started_at <= ? "
                          "AND (finished_at IS NULL OR finished_at >= ?) AND outcome != ? LIMIT 1",
-                         [instance, moment, ended_after, Outcome.OBSERVED])
+                         [instance, moment, moment, Outcome.OBSERVED])
         return next(rows, None) is not None
 
     def next_pending(self) -> CommandView | None:

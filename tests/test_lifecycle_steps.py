@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from host_adapters import StepIO
+
 from .fake_host import SPEC, FakeHost
 
 INIT_STEPS = ["create directories", "write instance.env", "write server.cfg", "write spec.yaml"]
@@ -89,3 +91,91 @@ def test_a_failed_step_ends_the_command_leaves_later_steps_unrun_and_runs_the_un
 def test_stored_spec_is_the_one_requested(host):
     host.init()
     assert host.executor.projections.instance("alpha").blueprint == SPEC
+
+
+def _unit(host: FakeHost):
+    return host.services.status("alpha")
+
+
+def test_start_succeeds_only_once_the_server_answers_and_says_what_it_answered(host):
+    host.init()
+    command = host.run("alpha", "start")
+    (line,) = host.steps(command)[-1]["output"]
+    assert line.startswith("the server answers A2S_INFO on udp/27015")
+
+
+def test_a_server_that_never_answers_fails_the_start_after_ready_timeout_and_is_undone(host):
+    host.init(spec=SPEC | {"ready_timeout": 1})
+    host.query.silent_ports.add(27015)
+    command = host.run("alpha", "start")
+    assert command.outcome == "failed"
+    assert command.error.startswith("wait until serving: no A2S_INFO answer on udp/27015 within ready_timeout (1s)")
+    assert host.step_names(command)[-2:] == UNDO_STEPS
+    assert (_unit(host).enabled, _unit(host).active) == (False, False)
+    assert not host.host.mounter.is_mounted(host.fs.root / "runtime/alpha/merged")
+    assert host.executor.projections.instance("alpha").state == "failed"
+
+
+def test_a_server_that_dies_at_once_fails_the_start_with_the_journal_and_is_undone(host):
+    host.init()
+    host.services.broken.add("alpha")
+    command = host.run("alpha", "start")
+    assert command.error.startswith("wait until serving: the unit is activating (auto-restart)")
+    failure = host.executor.projections.failure(command.command_id)
+    assert any(line.startswith("journal: Main process exited, code=exited, status=1") for line in failure["stderr_tail"])
+    assert (_unit(host).enabled, _unit(host).active_state) == (False, "inactive")
+
+
+def test_a_failed_instance_starts_again_once_the_cause_is_gone(host):
+    host.init()
+    host.services.broken.add("alpha")
+    host.run("alpha", "start")
+    host.services.broken.clear()
+    assert host.run("alpha", "start").outcome == "succeeded"
+    assert host.executor.projections.instance("alpha").state == "running"
+
+
+def test_start_of_a_running_instance_touches_nothing_and_succeeds(host):
+    host.init()
+    host.run("alpha", "start")
+    host.faults.calls.clear()
+    command = host.run("alpha", "start")
+    assert command.outcome == "succeeded"
+    assert host.step_names(command) == ["already running"]
+    assert host.steps(command)[0]["output"] == ["alpha is already running: nothing to do on the host"]
+    assert host.faults.calls == [], "no adapter call that changes the host"
+
+
+def test_init_of_a_running_instance_is_rejected(host):
+    host.init()
+    host.run("alpha", "start")
+    command = host.init()
+    assert (command.outcome, command.error) == ("rejected", "instance 'alpha' is running: stop it first")
+    assert host.executor.projections.instance("alpha").state == "running"
+
+
+def test_restart_stops_then_starts_with_the_same_readiness_rule(host):
+    host.init()
+    host.run("alpha", "start")
+    command = host.run("alpha", "restart")
+    assert command.outcome == "succeeded"
+    assert host.step_names(command) == ["disable and stop unit", "unmount overlay", *START_STEPS]
+    assert _unit(host).active
+
+
+def test_restart_after_a_reset_initializes_again(host):
+    host.init()
+    host.run("alpha", "reset")
+    command = host.run("alpha", "restart")
+    assert command.outcome == "succeeded"
+    assert host.step_names(command)[2:6] == INIT_STEPS
+    assert host.executor.projections.instance("alpha").state == "running"
+
+
+def test_a_start_that_finds_the_overlay_mounted_stops_the_unit_before_staging(host):
+    host.init()
+    merged = host.fs.root / "runtime/alpha/merged"
+    host.host.mounter.mount([], merged.parent / "upper", merged.parent / "work", merged, StepIO())
+    command = host.run("alpha", "start")
+    assert command.outcome == "succeeded"
+    assert "its unit runs outside the record; stopping it before staging" in host.steps(command)[0]["output"][0]

@@ -1,0 +1,103 @@
+"""The lifecycle's one state machine, row by row: which command each state allows, and what each outcome leaves."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.lifecycle import (
+    Command,
+    Observation,
+    Outcome,
+    State,
+    needs_init_after,
+    refusal,
+    state_after,
+    state_observed,
+)
+
+C, S, O = Command, State, Outcome
+ALLOWED = {
+    None: {C.INIT},
+    S.INITIALIZED: set(C),
+    S.RUNNING: set(C) - {C.INIT},
+    S.STOPPED: set(C),
+    S.FAILED: set(C),
+    S.RESET: set(C),
+    S.DELETED: {C.INIT, C.DELETE},
+}
+
+
+@pytest.mark.parametrize("state", list(ALLOWED))
+@pytest.mark.parametrize("command", list(Command))
+def test_each_state_allows_exactly_its_commands(state, command):
+    reason = refusal(command, state, "alpha")
+    assert (reason is None) == (command in ALLOWED[state]), reason
+
+
+def test_init_of_a_running_instance_says_stop_it_first():
+    assert refusal(C.INIT, S.RUNNING, "alpha") == "instance 'alpha' is running: stop it first"
+
+
+SUCCEEDED = {C.INIT: S.INITIALIZED, C.START: S.RUNNING, C.RESTART: S.RUNNING, C.STOP: S.STOPPED,
+             C.DELETE: S.DELETED, C.RESET: S.RESET}
+
+
+@pytest.mark.parametrize("before", [None, *State])
+@pytest.mark.parametrize("command", list(Command))
+def test_a_success_leaves_the_commands_state_and_a_stop_keeps_a_reset_instance_reset(command, before):
+    expected = S.RESET if (command, before) == (C.STOP, S.RESET) else SUCCEEDED[command]
+    assert state_after(command, O.SUCCEEDED, before) is expected
+
+
+@pytest.mark.parametrize("before", [S.INITIALIZED, S.STOPPED, S.RUNNING, S.RESET])
+@pytest.mark.parametrize("command", [C.START, C.RESTART])
+def test_a_start_or_restart_that_failed_was_undone_and_is_failed(command, before):
+    assert state_after(command, O.FAILED, before) is S.FAILED
+
+
+@pytest.mark.parametrize("before", [S.INITIALIZED, S.STOPPED, S.RUNNING])
+def test_a_cancelled_restart_was_undone_after_its_stop_and_is_stopped(before):
+    assert state_after(C.RESTART, O.CANCELLED, before) is S.STOPPED
+
+
+@pytest.mark.parametrize("outcome", [O.FAILED, O.CANCELLED, O.REJECTED, O.INTERRUPTED])
+@pytest.mark.parametrize("command", [C.INIT, C.STOP, C.DELETE, C.RESET])
+def test_other_unsuccessful_outcomes_change_nothing(command, outcome):
+    for before in [None, *State]:
+        assert state_after(command, outcome, before) is before
+
+
+@pytest.mark.parametrize("outcome", [O.REJECTED, O.INTERRUPTED])
+def test_a_start_rejected_or_interrupted_changes_nothing(outcome):
+    assert state_after(C.START, outcome, S.STOPPED) is S.STOPPED
+
+
+@pytest.mark.parametrize("outcome", [O.PENDING, O.RUNNING, O.OBSERVED])
+def test_an_unfinished_outcome_has_no_state_after(outcome):
+    with pytest.raises(ValueError):
+        state_after(C.START, outcome, S.STOPPED)
+
+
+OBSERVED = {Observation.CRASHED: None, Observation.RESTARTED: S.RUNNING, Observation.STARTED_OUTSIDE: S.RUNNING,
+            Observation.STOPPED_OUTSIDE: S.STOPPED, Observation.GAVE_UP: S.FAILED}
+
+
+@pytest.mark.parametrize("before", [S.INITIALIZED, S.RUNNING, S.STOPPED, S.FAILED])
+@pytest.mark.parametrize("observation", list(Observation))
+def test_an_observation_moves_an_instance_that_exists_on_the_host(observation, before):
+    assert state_observed(observation, before) is (OBSERVED[observation] or before)
+
+
+@pytest.mark.parametrize("before", [None, S.RESET, S.DELETED])
+@pytest.mark.parametrize("observation", list(Observation))
+def test_an_observation_never_moves_an_unknown_reset_or_deleted_instance(observation, before):
+    assert state_observed(observation, before) is before
+
+
+def test_a_reset_makes_the_next_start_initialize_until_a_start_succeeds():
+    flag = needs_init_after(C.RESET, O.SUCCEEDED, False)
+    assert flag
+    assert needs_init_after(C.STOP, O.SUCCEEDED, flag)
+    assert needs_init_after(C.START, O.FAILED, flag), "a start that failed may have stopped half-way"
+    assert not needs_init_after(C.START, O.SUCCEEDED, flag)
+    assert not needs_init_after(C.INIT, O.SUCCEEDED, flag)
