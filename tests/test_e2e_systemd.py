@@ -98,13 +98,36 @@ def host(container):
     spec = {"port": 27015, "arguments": ["+map c2m1_highway", "-maxplayers 12"], "config": ['hostname "E2E Versus"'],
             "overlays": [{"path": "competitive/zonemod", "alias": "zonemod"}, {"path": "maps/custom"}]}
     broken = {"port": 27016, "overlays": [{"path": "missing/layer"}]}
-    container.run(f"echo {shlex.quote(json.dumps(spec))} > /tmp/e2e.yaml && "
-                  f"echo {shlex.quote(json.dumps(broken))} > /tmp/broken.yaml")
+    blocked = {"port": 27017, "ready_timeout": 10}
+    watched = {"port": 27018}
+    for name, document in (("e2e", spec), ("broken", broken), ("blocked", blocked), ("watched", watched)):
+        container.run(f"echo {shlex.quote(json.dumps(document))} > /tmp/{name}.yaml")
     return container
 
 
 def _unit(container, name="e2e") -> str:
     return container.run(f"systemctl is-active left4me-server@{name}.service", check=False).stdout.strip()
+
+
+def _unit_properties(container, name: str) -> dict[str, str]:
+    """What systemd says of the unit: ActiveState, SubState, UnitFileState, NRestarts, MainPID."""
+    shown = container.run(f"systemctl show left4me-server@{name}.service --property=ActiveState,SubState,"
+                          f"UnitFileState,NRestarts,MainPID").stdout
+    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+
+
+def _observed(container, name: str) -> list[str]:
+    history = json.loads(container.l4d2ctl("history", name, "--json").stdout)
+    assert all(row["actor"] == "systemd" for row in history if row["outcome"] == "observed")
+    return [row["command"] for row in history if row["outcome"] == "observed"]
+
+
+def _wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds}s"
+        time.sleep(0.5)
+    return value
 
 
 def _mounted(container, name="e2e") -> bool:
@@ -126,11 +149,12 @@ def test_the_whole_lifecycle_under_a_real_systemd(host):
     assert host.l4d2ctl("init", "e2e", "--spec", "/tmp/e2e.yaml").returncode == 0
 
     assert host.l4d2ctl("start", "e2e").returncode == 0
-    assert _unit(host) == "active"
+    unit = _unit_properties(host, "e2e")
+    assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
     assert _mounted(host)
     assert _query(host) == ["E2E Versus", "c2m1_highway", 12], "A2S answers with the spec's map and server.cfg's hostname"
     live = json.loads(host.l4d2ctl("status", "e2e", "--live", "--json").stdout)
-    assert (live["unit"], live["query"]["map"], live["drift"]) == ("active", "c2m1_highway", [])
+    assert (live["unit"], live["query"]["map"], live["drift"]) == ("active (running)", "c2m1_highway", [])
 
     assert host.l4d2ctl("stop", "e2e").returncode == 0
     assert _unit(host) == "inactive" and not _mounted(host)
@@ -161,7 +185,76 @@ def test_a_missing_overlay_makes_start_fail_with_the_units_error_recorded(host):
     recorded = "\n".join(failure["output"] + failure["stderr_tail"])
     assert "missing/layer does not exist" in recorded, recorded
     assert not _mounted(host, "broken")
+    time.sleep(15)  # longer than RestartSec: a unit left enabled would have been restarted by now
+    unit = _unit_properties(host, "broken")
+    assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("inactive", "disabled", "0"), unit
+    assert json.loads(host.l4d2ctl("status", "broken", "--json").stdout)["state"] == "failed"
     assert host.l4d2ctl("delete", "broken").returncode == 0
+
+
+def test_a_start_whose_port_is_taken_fails_within_ready_timeout_and_is_undone(host):
+    host.run(f"systemd-run --unit=blocker {PYTHON} -c "
+             + shlex.quote("import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                           "s.bind(('0.0.0.0', 27017)); time.sleep(600)"))
+    try:
+        assert host.l4d2ctl("init", "blocked", "--spec", "/tmp/blocked.yaml").returncode == 0
+        began = time.monotonic()
+        failed = host.l4d2ctl("start", "blocked", "--json")
+        assert failed.returncode == 1 and time.monotonic() - began < 10 + 5
+        command = json.loads(failed.stdout)
+        assert command["error"].startswith("wait until serving:"), command
+        failure = json.loads(host.l4d2ctl("show", command["command_id"], "--json").stdout)["failure"]
+        assert any("Address already in use" in line for line in failure["stderr_tail"]), failure
+        unit = _unit_properties(host, "blocked")
+        assert unit["ActiveState"] != "active" and unit["UnitFileState"] == "disabled", unit
+        time.sleep(6)
+        assert _unit_properties(host, "blocked")["ActiveState"] in ("inactive", "failed"), "no restart loop"
+    finally:
+        host.run("systemctl stop blocker.service", check=False)
+    assert host.l4d2ctl("delete", "blocked").returncode == 0
+
+
+def test_restart_works_and_init_of_a_running_instance_is_rejected(host):
+    assert host.l4d2ctl("init", "watched", "--spec", "/tmp/watched.yaml").returncode == 0
+    assert host.l4d2ctl("start", "watched").returncode == 0
+    before = _unit_properties(host, "watched")["MainPID"]
+    assert host.l4d2ctl("restart", "watched").returncode == 0
+    after = _unit_properties(host, "watched")
+    assert after["ActiveState"] == "active" and after["MainPID"] != before
+    assert _query(host, 27018) is not None
+    again = host.l4d2ctl("start", "watched", "--json")
+    assert again.returncode == 0 and _unit_properties(host, "watched")["MainPID"] == after["MainPID"]
+    assert host.l4d2ctl("init", "watched", "--spec", "/tmp/watched.yaml").returncode == 3
+
+
+def test_what_systemd_does_on_its_own_is_recorded_once_by_the_executor_service(host):
+    host.run("systemctl start left4me-executor.service")
+    try:
+        if json.loads(host.l4d2ctl("status", "watched", "--json").stdout)["state"] != "running":
+            assert host.l4d2ctl("start", "watched").returncode == 0
+        main_pid = _unit_properties(host, "watched")["MainPID"]
+        host.run(f"kill -KILL {main_pid}")
+        _wait_for(lambda: _observed(host, "watched")[-2:] == ["crashed", "restarted"], 25, "crashed, restarted")
+        crash = [row for row in json.loads(host.l4d2ctl("history", "watched", "--json").stdout)
+                 if row["command"] == "crashed"][-1]
+        assert crash["error"] == "the server was killed by signal SIGKILL"
+        _wait_for(lambda: _unit_properties(host, "watched")["ActiveState"] == "active", 15, "the restart")
+        assert _unit_properties(host, "watched")["NRestarts"] == "1"
+        live = json.loads(host.l4d2ctl("status", "watched", "--live", "--json").stdout)
+        assert (live["state"], live["unit"], live["drift"]) == ("running", "active (running)", [])
+
+        host.run("systemctl stop left4me-server@watched.service")
+        _wait_for(lambda: _observed(host, "watched")[-1:] == ["stopped-outside"], 15, "stopped-outside")
+        assert json.loads(host.l4d2ctl("status", "watched", "--json").stdout)["state"] == "stopped"
+
+        seen = _observed(host, "watched")
+        host.run("systemctl restart left4me-executor.service")
+        time.sleep(3)
+        assert _observed(host, "watched") == seen, "a new executor records nothing twice"
+    finally:
+        host.run("systemctl stop left4me-executor.service", check=False)
+    assert host.l4d2ctl("delete", "watched").returncode == 0
+    assert json.loads(host.l4d2ctl("verify", "--json").stdout)["ok"]
 
 
 def test_the_executor_service_runs_queued_commands_and_callers_follow_it(host):
