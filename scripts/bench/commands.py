@@ -30,7 +30,14 @@ from pathlib import Path
 from commands.executor import Executor
 from commands.requests import Requester, append_command
 from host_adapters import Host
-from host_adapters.fakes import FakeMounter, FakeServiceControl, MemoryFilesystem, MemoryState
+from host_adapters.fakes import (
+    FakeJournal,
+    FakeMounter,
+    FakeServerQuery,
+    FakeServiceControl,
+    MemoryFilesystem,
+    MemoryState,
+)
 from ledger import Ledger
 
 from .synthetic import build_ledger
@@ -51,7 +58,8 @@ def l4d2ctl_rate(path: Path, commands: int, history: int) -> float:
         build_ledger(path, INSTANCES * history * 7, INSTANCES)
     state = MemoryState()
     fs = MemoryFilesystem()
-    host = Host(fs, FakeMounter(state), FakeServiceControl(state, fs.root))
+    services = FakeServiceControl(state, fs.root)
+    host = Host(fs, FakeMounter(state), services, FakeJournal(services.journal), FakeServerQuery(services))
     with Ledger.open(path) as ledger:
         executor = Executor(ledger, host)
         for number in range(INSTANCES):
