@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from host_adapters import Cancelled, Host, HostError, StepIO
+from ledger.lifecycle import UNDO_PREFIX
 
 from .spec import Spec, dump_spec
 
 CFG_DIR = "left4dead2/cfg"
 READY_POLL = 0.5
-UNDO = "undo: "
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def running_plan(name: str) -> Plan:
 
 def undo_steps(name: str) -> list[Step]:
     """What puts the host back after a start that did not end serving: unit disabled and stopped, overlay unmounted."""
-    return [Step(UNDO + step.name, step.action) for step in _release_steps(name)]
+    return [Step(UNDO_PREFIX + step.name, step.action) for step in _release_steps(name)]
 
 
 def _release(name: str) -> Callable[[Host, StepIO], None]:

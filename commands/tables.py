@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ledger.lifecycle import State
+from ledger.lifecycle import UNDO_PREFIX, State
 from projections import CommandView
 
 from .cli_output import OUTCOME_STYLE
@@ -73,6 +73,12 @@ def commands_table(title: str, commands: list[CommandView], *, with_instance: bo
     return table
 
 
+def _print_step(console: Console, step: dict) -> None:
+    console.print(f"  [green]✓[/green] {_text(step['step'])}  [dim]{_when(step['at'])}[/dim]", highlight=False)
+    for line in step["output"]:
+        console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
+
+
 def print_command(console: Console, command: CommandView, steps: list[dict], failure: dict | None = None) -> None:
     """One command in full: who asked, when it ran, every step with its output, how it ended."""
     console.print(f"[bold]{command.command} {_text(command.instance)}[/bold]  command {command.command_id}",
@@ -83,14 +89,16 @@ def print_command(console: Console, command: CommandView, steps: list[dict], fai
                          ("started", _when(command.started_at)), ("finished", _when(command.finished_at))):
         if value:
             console.print(f"  {label} {value}", highlight=False)
-    for step in steps:
-        console.print(f"  [green]✓[/green] {_text(step['step'])}  [dim]{_when(step['at'])}[/dim]", highlight=False)
-        for line in step["output"]:
-            console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
+    done = [step for step in steps if not step["step"].startswith(UNDO_PREFIX)]
+    undone = [step for step in steps if step["step"].startswith(UNDO_PREFIX)]
+    for step in done:
+        _print_step(console, step)
     if failure:
         console.print(f"  [red]✗[/red] {_text(failure['step'])}", highlight=False)
         tail = [line for line in failure["stderr_tail"] if line not in failure["output"]]
         for line in failure["output"] + tail:
             console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
+    for step in undone:
+        _print_step(console, step)
     detail = f": {_text(command.error)}" if command.error else ""
     console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)

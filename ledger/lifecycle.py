@@ -75,6 +75,8 @@ ROW_KINDS = (*Command, *Observation)
 
 # Commands that leave the unit running when they succeed: a failure or cancel mid-way is undone.
 STARTING = (Command.START, Command.RESTART)
+UNDO_PREFIX = "undo: "
+"""How the steps that undo a start are named: recorded after the step that failed."""
 
 
 def state_after(command: Command, outcome: Outcome, before: State | None) -> State | None:

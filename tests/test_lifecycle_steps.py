@@ -179,3 +179,18 @@ def test_a_start_that_finds_the_overlay_mounted_stops_the_unit_before_staging(ho
     command = host.run("alpha", "start")
     assert command.outcome == "succeeded"
     assert "its unit runs outside the record; stopping it before staging" in host.steps(command)[0]["output"][0]
+
+
+def test_show_prints_the_failed_step_before_the_undo_that_followed_it(host):
+    from rich.console import Console
+
+    from commands.tables import print_command
+
+    host.init()
+    host.services.broken.add("alpha")
+    command = host.run("alpha", "start")
+    console = Console(record=True, width=200)
+    print_command(console, command, host.steps(command), host.executor.projections.failure(command.command_id))
+    text = console.export_text()
+    assert text.index("✓ enable and start unit") < text.index("✗ wait until serving") \
+        < text.index("✓ undo: disable and stop unit") < text.index("✗ failed")
