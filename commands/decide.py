@@ -50,7 +50,7 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
             _check_port_free(name, spec.port, state)
             return Plan(init_steps(name, spec))
         case Command.START if recorded is State.RUNNING:
-            return running_plan(name)
+            return running_plan(name, _blueprint(instance), reinitialize=instance.needs_init)
         case Command.START:
             return start_plan(name, _blueprint(instance), reinitialize=instance.needs_init)
         case Command.RESTART:

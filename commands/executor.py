@@ -21,6 +21,7 @@ from ledger import (
     CommandStarted,
     CommandSucceeded,
     Ledger,
+    LedgerError,
     NewEvent,
     StepCompleted,
 )
@@ -30,7 +31,7 @@ from projections import CommandView, Projections
 from .decide import decide
 from .observe import UnitWatcher
 from .errors import Rejected
-from .steps import Plan, Step
+from .steps import NothingToDo, Plan, Step
 from .settings import os_user
 
 Observer = Callable[[dict], None]
@@ -72,7 +73,8 @@ class Executor:
         interrupted = self.projections.running()
         for command in interrupted:
             steps = self.projections.steps(command.command_id)
-            self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None))
+            self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None,
+                                                     last_event_at=steps[-1]["at"] if steps else command.started_at))
         return [command.command_id for command in interrupted]
 
     def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:
@@ -100,8 +102,8 @@ class Executor:
         self._watched_at = now
         try:
             rows = self.watcher.catch_up()
-        except HostError as error:
-            self.warn(f"cannot read the journal for observations (will retry): {error}")
+        except (HostError, LedgerError) as error:
+            self.warn(f"cannot record observations from the journal (will retry): {error}")
             return
         for row in rows:
             self.observer(row)
@@ -124,6 +126,10 @@ class Executor:
             io = self._io(command, step, cancellable=True)
             try:
                 step.action(self.host, io)
+            except NothingToDo as done:
+                io.say(str(done))
+                self._record(command, StepCompleted(step=step.name, output=io.lines))
+                break
             except Cancelled:
                 self._end(command, plan, CommandCancelled(step=step.name))
                 return

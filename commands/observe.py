@@ -86,19 +86,19 @@ class UnitWatcher:
         since = None if after is not None else self._ledger_began()
         if after is None and since is None:
             return []
-        entries = self.journal.entries(after, since)
-        if not entries:
+        read = self.journal.entries(after, since)
+        if read.position is None:
             return []
         applied: list[dict] = []
         stopping: set[str] = set()
         with self.ledger.transaction():
-            for entry in entries:
+            for entry in read.entries:
                 applied += self._record(entry, entry.instance in stopping)
                 if entry.event is UnitEvent.STOPPING:
                     stopping.add(entry.instance)
                 elif entry.event is UnitEvent.STOPPED:
                     stopping.discard(entry.instance)
-            self.ledger.set_position(JOURNAL_POSITION, entries[-1].source)
+            self.ledger.set_position(JOURNAL_POSITION, read.position)
         return applied
 
     def _record(self, entry: UnitEntry, stopping: bool) -> list[dict]:

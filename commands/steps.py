@@ -104,15 +104,25 @@ def restart_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:
     return Plan([*stop_steps(name), *start.steps], undo=start.undo)
 
 
-def running_plan(name: str) -> Plan:
-    """Start of an instance recorded running: touch nothing, say so (and whether systemd agrees)."""
+class NothingToDo(Exception):
+    """A step found the host already as the command wants it: the command succeeds without its other steps."""
 
-    def already_running(host: Host, io: StepIO) -> None:
-        status = host.services.status(name)
-        agreed = "" if status.active else f"; but its unit is {status.describe()}: see `status --live`, or restart"
-        io.say(f"{name} is already running: nothing to do on the host{agreed}")
 
-    return Plan([Step("already running", already_running)])
+def running_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:
+    """Start of an instance recorded running: touch nothing while its unit is active; otherwise start it."""
+
+    def check_whether_running(host: Host, io: StepIO) -> None:
+        try:
+            status = host.services.status(name)
+        except HostError as error:
+            raise NothingToDo(f"{name} is recorded running and systemd cannot be asked ({error}): "
+                              "nothing done") from None
+        if status.active:
+            raise NothingToDo(f"{name} is already running: nothing to do on the host")
+        io.say(f"{name} is recorded running but its unit is {status.describe()}: starting it")
+
+    start = start_plan(name, blueprint, reinitialize)
+    return Plan([Step("check whether running", check_whether_running), *start.steps], undo=start.undo)
 
 
 def undo_steps(name: str) -> list[Step]:
@@ -127,8 +137,8 @@ def _release(name: str) -> Callable[[Host, StepIO], None]:
             io.say(f"{merged} is not mounted")
             return
         io.say(f"{merged} is mounted: its unit runs outside the record; stopping it before staging")
-        host.services.disable_now(name, io)
-        host.mounter.unmount(merged, io)
+        for step in _release_steps(name):
+            step.action(host, io)
 
     return release_overlay
 

@@ -4,6 +4,7 @@ from .errors import Cancelled, HostError
 from .protocols import (
     Filesystem,
     Host,
+    JournalRead,
     Mounter,
     ServerQuery,
     ServiceControl,
@@ -15,5 +16,5 @@ from .protocols import (
     unit_name,
 )
 
-__all__ = ["Cancelled", "Filesystem", "Host", "HostError", "Mounter", "ServerQuery", "ServiceControl", "StepIO",
+__all__ = ["Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "ServerQuery", "ServiceControl", "StepIO",
            "UnitEntry", "UnitEvent", "UnitJournal", "UnitStatus", "unit_name"]

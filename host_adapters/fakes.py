@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import Cancelled, HostError
-from .protocols import StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
+from .protocols import JournalRead, StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
 
 SIMULATED = "simulated: "
 
@@ -272,15 +272,17 @@ class FakeJournal:
     def __init__(self, journal: MemoryState | FileState):
         self.journal = journal
 
-    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
+    def entries(self, after: str | None, since: datetime | None) -> JournalRead:
         """Entries after the position `after` (else from `since`), oldest first."""
         found = [UnitEntry(source=entry["source"], instance=entry["instance"], at=datetime.fromisoformat(entry["at"]),
                            event=UnitEvent(entry["event"]), fields=entry["fields"])
                  for entry in self.journal.get("entries", [])]
         if after is not None:
             positions = [entry.source for entry in found]
-            return found[positions.index(after) + 1:] if after in positions else found
-        return [entry for entry in found if since is None or entry.at >= since]
+            found = found[positions.index(after) + 1:] if after in positions else found
+        else:
+            found = [entry for entry in found if since is None or entry.at >= since]
+        return JournalRead(found, found[-1].source if found else None)
 
 
 class FakeServerQuery:

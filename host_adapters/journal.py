@@ -4,7 +4,8 @@ Only PID 1's messages are read (`_PID=1`): the job results, exits, restarts
 and start limits systemd logs for each unit, never the servers' own output.
 Entries are recognised by their catalog MESSAGE_ID and structured fields
 (JOB_TYPE, EXIT_CODE, N_RESTARTS), not by their wording, except for the start
-limit, which systemd 252 logs without an id.
+limit, which systemd logs without an id ("Start request repeated too quickly.",
+once per give-up, in every version).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from datetime import datetime, timezone
 
 from .errors import HostError
-from .protocols import StepIO, UnitEntry, UnitEvent
+from .protocols import JournalRead, StepIO, UnitEntry, UnitEvent
 from .runner import run
 
 JOURNALCTL = "/usr/bin/journalctl"
@@ -27,7 +28,6 @@ UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
 UNIT_PROCESS_EXIT = "98e322203f7a4ed290d09fe03c09fe15"
 UNIT_SUCCESS = "7ad2d189f7e94e70a38c781354912448"
 UNIT_RESTART_SCHEDULED = "5eb03494b6584870a536b337290809b3"
-UNIT_FAILURE_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"
 START_LIMIT_MESSAGE = "Start request repeated too quickly."
 KEPT_FIELDS = ("MESSAGE", "JOB_TYPE", "JOB_RESULT", "EXIT_CODE", "EXIT_STATUS", "COMMAND", "N_RESTARTS",
                "UNIT_RESULT")
@@ -48,10 +48,18 @@ def classify(fields: dict[str, str]) -> UnitEvent | None:
         return UnitEvent.DEACTIVATED
     if message_id == UNIT_RESTART_SCHEDULED:
         return UnitEvent.RESTART_SCHEDULED
-    if fields.get("MESSAGE", "").endswith(START_LIMIT_MESSAGE) or (
-            message_id == UNIT_FAILURE_RESULT and fields.get("UNIT_RESULT") == "start-limit-hit"):
+    if fields.get("MESSAGE", "").endswith(START_LIMIT_MESSAGE):
         return UnitEvent.START_LIMIT_HIT
     return None
+
+
+def cursor_of(line: str) -> str | None:
+    """The journal cursor of one line of `journalctl -o json`, whatever the entry is about."""
+    try:
+        cursor = json.loads(line).get("__CURSOR")
+    except (ValueError, AttributeError):
+        return None
+    return cursor if isinstance(cursor, str) else None
 
 
 def parse_entry(line: str) -> UnitEntry | None:
@@ -72,7 +80,7 @@ def parse_entry(line: str) -> UnitEntry | None:
         # the times of l4d2ctl's commands, to tell their own doing from what happened outside them.
         stamp = fields.get("_SOURCE_REALTIME_TIMESTAMP") or fields["__REALTIME_TIMESTAMP"]
         at = datetime.fromtimestamp(int(stamp) / 1_000_000, timezone.utc)
-    except (KeyError, ValueError, OverflowError):
+    except (KeyError, ValueError, OverflowError, OSError):
         return None
     if event is None:
         return None
@@ -95,8 +103,12 @@ class JournalctlJournal:
     def __init__(self, journalctl: str = JOURNALCTL):
         self.journalctl = journalctl
 
-    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
-        """PID 1's entries about left4me-server@*.service after the cursor `after` (else from `since`)."""
+    def entries(self, after: str | None, since: datetime | None) -> JournalRead:
+        """PID 1's entries about left4me-server@*.service after the cursor `after` (else from `since`).
+
+        The position returned is that of the last entry read about any unit, so
+        the next read starts after everything this one saw.
+        """
         argv = [self.journalctl, "--output", "json", "--no-pager", "--quiet"]
         if after is not None:
             argv.append(f"--after-cursor={after}")
@@ -106,4 +118,5 @@ class JournalctlJournal:
         result = run(argv, StepIO(), timeout=JOURNAL_TIMEOUT)
         if result.returncode != 0:
             raise HostError(f"journalctl exited with status {result.returncode}", result.stderr[-5:])
-        return [entry for line in result.stdout if (entry := parse_entry(line)) is not None]
+        position = next((cursor for line in reversed(result.stdout) if (cursor := cursor_of(line))), None)
+        return JournalRead([entry for line in result.stdout if (entry := parse_entry(line)) is not None], position)

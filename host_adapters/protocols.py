@@ -122,10 +122,18 @@ class UnitEntry:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class JournalRead:
+    """The unit entries one read found, and the position of the last entry it read (about any unit), if any."""
+
+    entries: list[UnitEntry]
+    position: str | None
+
+
 class UnitJournal(Protocol):
     """What systemd wrote about the instance units, in journal order."""
 
-    def entries(self, after: str | None, since: datetime | None) -> list[UnitEntry]:
+    def entries(self, after: str | None, since: datetime | None) -> JournalRead:
         """Entries after the source position `after` (or, without one, from `since`), oldest first."""
 
 

@@ -70,9 +70,10 @@ class CommandCancelled(EventPayload):
 
 
 class CommandInterrupted(EventPayload):
-    """An executor found the command unfinished after a crash."""
+    """An executor found the command unfinished after a crash; it last acted at `last_event_at` (absent in older events)."""
 
     last_step: str | None = None
+    last_event_at: str | None = None
 
 
 class CancelRequested(EventPayload):

@@ -79,20 +79,21 @@ UNDO_PREFIX = "undo: "
 """How the steps that undo a start are named: recorded after the step that failed."""
 
 
-def state_after(command: Command, outcome: Outcome, before: State | None) -> State | None:
+def state_after(command: Command, outcome: Outcome, before: State | None, started: bool = True) -> State | None:
     """The recorded state a command's outcome leaves an instance in (`before` when it changes nothing).
 
     A start or restart that fails is undone on the host (unit disabled and
-    stopped), hence `failed`; a cancelled restart was undone too, after its
-    stop, hence `stopped`. A stop of a reset instance keeps it reset: its files
-    are still gone and the next start must re-initialize it.
+    stopped), hence `failed`; a restart cancelled once it had `started` was
+    undone too, after its stop, hence `stopped`. A stop of a reset instance
+    keeps it reset: its files are still gone and the next start must
+    re-initialize it.
     """
     match outcome:
         case Outcome.SUCCEEDED:
             return _success(command, before)
         case Outcome.FAILED if command in STARTING:
             return State.FAILED
-        case Outcome.CANCELLED if command is Command.RESTART:
+        case Outcome.CANCELLED if command is Command.RESTART and started:
             return State.STOPPED
         case Outcome.FAILED | Outcome.CANCELLED | Outcome.REJECTED | Outcome.INTERRUPTED:
             return before

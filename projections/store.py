@@ -19,12 +19,12 @@ from ledger.lifecycle import Outcome, State
 
 from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 5
+PROJECTION_VERSION = 6
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
     "requested_at": str, "requested_seq": int, "retry_of": str, "replay_of": str, "started_at": str,
-    "finished_at": str, "outcome": str, "error": str, "cancel_requested_by": str,
+    "finished_at": str, "outcome": str, "error": str, "cancel_requested_by": str, "active_until": str,
 }
 INSTANCE_COLUMNS = {
     "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
@@ -122,13 +122,14 @@ class Projections:
         return self._load_command(command_id)
 
     def acting_on(self, instance: str, moment: str) -> bool:
-        """Whether a command of `instance` was running at `moment` (started by then, not yet ended).
+        """Whether a command of `instance` was acting on the host at `moment` (started by then, not yet done).
 
         What systemd logs about a unit while l4d2ctl acts on it is the command's
-        own doing, not an observation.
+        own doing, not an observation. An interrupted command acted only until
+        its last recorded event: what happened while no executor ran is news.
         """
         rows = self._raw("SELECT 1 FROM commands WHERE instance = ? AND started_at IS NOT NULL AND started_at <= ? "
-                         "AND (finished_at IS NULL OR finished_at >= ?) AND outcome != ? LIMIT 1",
+                         "AND (active_until IS NULL OR active_until >= ?) AND outcome != ? LIMIT 1",
                          [instance, moment, moment, Outcome.OBSERVED])
         return next(rows, None) is not None
 

@@ -46,6 +46,7 @@ class CommandView:
     outcome: str = Outcome.PENDING
     error: str | None = None
     cancel_requested_by: str | None = None
+    active_until: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -156,6 +157,8 @@ class Fold:
 
     def _finished(self, command: CommandView, row: dict[str, Any], outcome: Outcome, payload: dict[str, Any]) -> None:
         command.outcome, command.finished_at = outcome, row["recorded_at"]
+        # Until when the command acted on the host: an interrupted one, until its last recorded event.
+        command.active_until = payload.get("last_event_at") or row["recorded_at"]
         command.error = _error_of(outcome, payload, command)
         instance = self.instances.get(command.instance)
         if instance is None:
@@ -164,7 +167,7 @@ class Fold:
         if outcome is Outcome.SUCCEEDED and name is Command.INIT:
             instance.blueprint = command.args["spec"]
             instance.port = instance.blueprint["port"]
-        instance.state = state_after(name, outcome, _state(instance.state))
+        instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None)
         instance.needs_init = needs_init_after(name, outcome, instance.needs_init)
         _touch(instance, command, row["recorded_at"])
 
@@ -180,6 +183,7 @@ class Fold:
             command_id=row["command_id"], instance=row["instance"], command=payload["kind"], args={},
             actor=row["actor"], os_user=row["os_user"], requested_at=row["recorded_at"], requested_seq=row["seq"],
             started_at=observed_at, finished_at=observed_at, outcome=Outcome.OBSERVED, error=payload["detail"],
+            active_until=observed_at,
         )
         instance = self.instances.get(row["instance"])
         if instance is None or not instance.known or (instance.updated_at or "") > observed_at:

@@ -141,9 +141,19 @@ def test_start_of_a_running_instance_touches_nothing_and_succeeds(host):
     host.faults.calls.clear()
     command = host.run("alpha", "start")
     assert command.outcome == "succeeded"
-    assert host.step_names(command) == ["already running"]
+    assert host.step_names(command) == ["check whether running"]
     assert host.steps(command)[0]["output"] == ["alpha is already running: nothing to do on the host"]
     assert host.faults.calls == [], "no adapter call that changes the host"
+
+
+def test_start_of_an_instance_recorded_running_whose_unit_is_dead_starts_it(host):
+    host.init()
+    host.run("alpha", "start")
+    host.services.state["units"]["alpha"].update(active="failed", sub="failed")  # no journal entry seen
+    command = host.run("alpha", "start")
+    assert command.outcome == "succeeded"
+    assert host.steps(command)[0]["output"] == ["alpha is recorded running but its unit is failed (failed): starting it"]
+    assert _unit(host).active
 
 
 def test_init_of_a_running_instance_is_rejected(host):

@@ -8,6 +8,7 @@ entries the way systemd does, for l4d2ctl's own actions as well.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,13 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.executor import Executor
+from commands.requests import append_cancel, append_command
 from commands.observe import JOURNAL_POSITION, observation_of
-from host_adapters import UnitEntry, UnitEvent
+from host_adapters import JournalRead, UnitEntry, UnitEvent
 from host_adapters.journal import parse_entry
-from ledger import Ledger, verify_ledger
+from ledger import CommandStarted, Ledger, verify_ledger
 from ledger.lifecycle import State
 
-from .fake_host import SPEC, FakeHost
+from .fake_host import ALICE, SPEC, FakeHost
 from .test_projections import _tables
 
 JOURNAL = Path(__file__).parent / "data" / "journal-systemd252.jsonl"
@@ -159,10 +161,55 @@ def test_an_observation_read_after_a_later_command_goes_into_history_but_not_int
     _running(host)
     entry = UnitEntry(source="late:1", instance="alpha", at=datetime.now(timezone.utc) - timedelta(hours=1),
                       event=UnitEvent.STOPPED)
-    host.executor.watcher.journal = type("Late", (), {"entries": lambda self, after, since: [entry]})()
+    host.executor.watcher.journal = type("Late", (), {"entries": lambda self, after, since: JournalRead([entry],
+                                                                                                     "late:1")})()
     host.executor.watch()
     assert [kind for kind, _ in _observed(host)] == ["stopped-outside"]
     assert host.executor.projections.instance("alpha").state == "running"
+
+
+def test_a_restart_cancelled_before_it_began_leaves_the_state_as_it_was(host):
+    _running(host)
+    command_id, _ = append_command(host.ledger, ALICE, "alpha", "restart")
+    host.executor.projections.sync()
+    append_cancel(host.ledger, ALICE, host.executor.projections.command(command_id))
+    host.executor.run_pending()
+    assert host.executor.projections.command(command_id).outcome == "cancelled"
+    assert host.executor.projections.instance("alpha").state == "running"
+    assert host.services.status("alpha").active
+
+
+def test_what_happened_while_no_executor_ran_after_an_interrupted_command_is_observed(host):
+    _running(host)
+    command_id, _ = append_command(host.ledger, ALICE, "alpha", "stop")
+    host.executor.projections.sync()
+    host.executor._record(host.executor.projections.command(command_id), CommandStarted(pid=1, host="h"))
+    time.sleep(0.01)
+    host.services.give_up("alpha")  # while no executor runs
+    assert host.executor.recover() == [command_id]
+    host.executor.watch()
+    assert [kind for kind, _ in _observed(host)] == ["crashed", "gave-up"]
+
+
+def test_the_same_give_up_is_recorded_once_even_when_systemd_names_its_result_too():
+    lines = [json.dumps({"UNIT": "left4me-server@a.service", "__CURSOR": f"c{n}", "__REALTIME_TIMESTAMP": "1000000",
+                         **fields}) for n, fields in enumerate([
+                             {"MESSAGE": "left4me-server@a.service: Start request repeated too quickly."},
+                             {"MESSAGE_ID": "d9b373ed55a64feb8242e02dbe79a49c", "UNIT_RESULT": "start-limit-hit",
+                              "MESSAGE": "left4me-server@a.service: Failed with result 'start-limit-hit'."}])]
+    assert [entry.event for line in lines if (entry := parse_entry(line))] == [UnitEvent.START_LIMIT_HIT]
+
+
+def test_a_timestamp_out_of_range_skips_the_line_instead_of_failing():
+    line = json.dumps({"UNIT": "left4me-server@a.service", "__CURSOR": "c", "__REALTIME_TIMESTAMP": "9" * 30,
+                       "MESSAGE": "Start request repeated too quickly."})
+    assert parse_entry(line) is None
+
+
+def test_the_position_moves_past_entries_about_other_units():
+    from host_adapters.journal import cursor_of
+
+    assert cursor_of(json.dumps({"UNIT": "sshd.service", "__CURSOR": "s=1"})) == "s=1"
 
 
 def test_observations_are_facts_that_cannot_be_retried_or_replayed(host):
