@@ -25,6 +25,7 @@ REQUEST_ID_MAX = 200
 
 
 @click.group(cls=L4d2ctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="l4d2ctl", prog_name="l4d2ctl", message="%(prog)s %(version)s")
 @click.option("--root", envvar="LEFT4ME_ROOT", default=DEFAULT_ROOT, show_default=True,
               help="Host root holding installation/, overlays/, instances/, runtime/.")
 @click.option("--db", envvar="L4D2CTL_DB", help="Ledger file (default: <root>/ledger.db).")
@@ -150,7 +151,7 @@ _rerun("replay", "replay_of", "Re-run any finished command with the same argumen
 @click.option("--json", "as_json", is_flag=True, help="Print the cancelled command as a JSON object.")
 @click.pass_obj
 def cancel(settings: Settings, command_id: str, no_wait: bool, as_json: bool) -> int:
-    """Ask a pending or running command to stop between steps; exits with its outcome (5: cancelled)."""
+    """Ask a pending or running command to stop between steps (exit 0 once cancelled; 3 if it finished first)."""
     return _session(settings, as_json).cancel(command_id, no_wait)
 
 

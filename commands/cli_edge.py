@@ -59,6 +59,9 @@ class L4d2ctlGroup(click.Group):
             code = super().main(args, prog_name or "l4d2ctl", complete_var, standalone_mode=False, **extra)
         except click.UsageError as error:
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            if isinstance(error, click.NoSuchOption) and error.option_name in self._global_options():
+                hint = f" ({error.option_name} is a global option: put it before the subcommand, " \
+                       f"e.g. 'l4d2ctl {error.option_name} ... {error.ctx.info_name if error.ctx else 'status'}')"
             fail(f"{error.format_message()}{hint}", EXIT_INVALID)
         except click.ClickException as error:
             fail(error.format_message(), error.exit_code)
@@ -67,3 +70,7 @@ class L4d2ctlGroup(click.Group):
         except tuple(kind for kind, _ in _EXIT_CODES) as error:
             fail(str(error), next(code for kind, code in _EXIT_CODES if isinstance(error, kind)))
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+    def _global_options(self) -> set[str]:
+        """The option names the group itself takes (they go before the subcommand)."""
+        return {name for param in self.params for name in getattr(param, "opts", [])}

@@ -30,6 +30,7 @@ class CommandPrinter:
 
     def __init__(self, console: Console, *, simulated: bool, as_json: bool):
         self.console = console
+        self.errors = Console(stderr=True)
         self.prefix = "[dim]\\[simulated][/dim] " if simulated else ""
         self.as_json = as_json
         self.command_id: str | None = None
@@ -72,5 +73,11 @@ class CommandPrinter:
             click.echo(json.dumps(command.summary()))
             return
         mark, colour = OUTCOME_STYLE[command.outcome]
-        detail = f": {escape(printable(command.error))}" if command.error else ""
-        self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]{detail}")
+        outcome = f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]"
+        if command.error is None:
+            self.line(outcome)
+            return
+        # The step stream stays on stdout; why a command did not succeed goes to stderr.
+        self.line(outcome)
+        self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
+                          f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)

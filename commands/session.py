@@ -13,7 +13,9 @@ from host_adapters.systemd import systemd_is_running
 from ledger import Ledger
 from projections import CommandView, Projections
 
-from .cli_edge import exit_code_of
+from ledger.lifecycle import Outcome
+
+from .cli_edge import EXIT_OK, EXIT_REJECTED, exit_code_of
 from .cli_output import CommandPrinter
 from .command_ids import known_command
 from .errors import InvalidInput, Rejected
@@ -43,15 +45,26 @@ class Session:
         return self.follow(command_id, created, no_wait)
 
     def cancel(self, command_id: str, no_wait: bool) -> int:
-        """Record a cancel request for a command that has not ended, and follow that command."""
+        """Record a cancel request for a command that has not ended, and follow that command.
+
+        Exit 0 once it ended cancelled (or, with `no_wait`, once the request is
+        recorded); 3 when it had already finished, or finished otherwise first.
+        """
         target = self.known_command(command_id)
         if target.finished:
             raise Rejected(f"command {command_id} already ended ({target.outcome})")
         append_cancel(self.ledger, self.requester, target)
-        return self.follow(command_id, True, no_wait)
+        command = self.see(command_id, True, no_wait)
+        if command.finished and command.outcome != Outcome.CANCELLED:
+            return EXIT_REJECTED
+        return EXIT_OK
 
     def follow(self, command_id: str, created: bool, no_wait: bool) -> int:
         """Show the command, see it through unless `no_wait`, and return its exit code."""
+        return exit_code_of(self.see(command_id, created, no_wait).outcome)
+
+    def see(self, command_id: str, created: bool, no_wait: bool) -> CommandView:
+        """Show the command, see it through unless `no_wait`, and return it as it ended (or stands)."""
         self.projections.sync()
         command = self.projections.command(command_id)
         self.printer.requested(command, created)
@@ -62,7 +75,7 @@ class Session:
                                       command_id,
                                       observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
-        return exit_code_of(command.outcome)
+        return command
 
     def known_command(self, command_id: str) -> CommandView:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""

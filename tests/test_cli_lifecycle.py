@@ -115,10 +115,10 @@ def test_cancel_of_a_finished_command_exits_three(l4d2ctl, spec_file):
     assert "already ended (succeeded)" in result.stderr
 
 
-def test_cancel_of_a_queued_command_exits_five(l4d2ctl, spec_file):
+def test_cancel_of_a_queued_command_exits_zero_once_it_ended_cancelled(l4d2ctl, spec_file):
     queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
     result = l4d2ctl("cancel", queued["command_id"], "--json")
-    assert (result.exit_code, _json(result)["outcome"]) == (5, "cancelled")
+    assert (result.exit_code, _json(result)["outcome"]) == (0, "cancelled")
 
 
 def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
@@ -175,3 +175,23 @@ def test_two_cli_processes_at_once_complete_in_ledger_order_with_one_executor_at
         elif event.type == "CommandSucceeded":
             assert running == event.command_id
             running = None
+
+
+def test_version_prints_the_installed_version(l4d2ctl):
+    from importlib.metadata import version
+
+    result = l4d2ctl("--version")
+    assert (result.exit_code, result.stdout.strip()) == (0, f"l4d2ctl {version('l4d2ctl')}")
+
+
+def test_a_rejections_reason_goes_to_stderr_and_the_step_stream_stays_on_stdout(l4d2ctl):
+    result = l4d2ctl("start", "ghost")
+    assert result.exit_code == 3
+    assert "l4d2ctl: start ghost rejected: instance 'ghost' is not known: init it first" in result.stderr
+    assert "not known" not in result.stdout and "start ghost" in result.stdout
+
+
+def test_a_global_option_after_the_subcommand_gets_a_hint_where_it_goes(l4d2ctl):
+    result = l4d2ctl("status", "--host", "simulated")
+    assert result.exit_code == 2
+    assert "--host is a global option: put it before the subcommand" in result.stderr
