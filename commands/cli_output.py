@@ -79,5 +79,6 @@ class CommandPrinter:
             return
         # The step stream stays on stdout; why a command did not succeed goes to stderr.
         self.line(outcome)
+        self.console.file.flush()  # the outcome line first, even where stdout is a pipe
         self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
                           f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)
