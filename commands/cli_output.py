@@ -73,12 +73,10 @@ class CommandPrinter:
             click.echo(json.dumps(command.summary()))
             return
         mark, colour = OUTCOME_STYLE[command.outcome]
-        outcome = f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]"
+        self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
         if command.error is None:
-            self.line(outcome)
             return
         # The step stream stays on stdout; why a command did not succeed goes to stderr.
-        self.line(outcome)
         self.console.file.flush()  # the outcome line first, even where stdout is a pipe
         self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
                           f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ledger.lifecycle import RETRYABLE, Command, State, refusal
+from ledger.lifecycle import COMMAND_NAMES, RETRYABLE, Command, State, refusal
 from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
@@ -36,9 +36,11 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
     _check_links(command, state)
     try:
         name = validate_name(command.instance)
-        kind = Command(command.command)
-    except (InvalidInput, ValueError) as error:
-        raise Rejected(_unknown(command) if isinstance(error, ValueError) else str(error)) from None
+    except InvalidInput as error:
+        raise Rejected(str(error)) from None
+    if command.command not in COMMAND_NAMES:
+        raise Rejected(_unknown(command))
+    kind = Command(command.command)
     instance = state.instance(name)
     recorded = None if instance.state is None else State(instance.state)
     reason = refusal(kind, recorded, name)

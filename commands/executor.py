@@ -29,10 +29,10 @@ from ledger.events import EventPayload
 from projections import CommandView, Projections
 
 from .decide import decide
-from .observe import UnitWatcher
 from .errors import Rejected
-from .steps import NothingToDo, Plan, Step
+from .observe import UnitWatcher
 from .settings import os_user
+from .steps import NothingToDo, Plan, Step
 
 Observer = Callable[[dict], None]
 LineSink = Callable[[CommandView, str, str], None]

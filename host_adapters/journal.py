@@ -75,14 +75,14 @@ def parse_entry(line: str) -> UnitEntry | None:
     if not (unit.startswith(UNIT_PREFIX) and unit.endswith(UNIT_SUFFIX)) or "__CURSOR" not in fields:
         return None
     event = classify(fields)
+    if event is None:
+        return None
     try:
         # When systemd logged it (journald's own receipt time only as a fallback): what is compared with
         # the times of l4d2ctl's commands, to tell their own doing from what happened outside them.
         stamp = fields.get("_SOURCE_REALTIME_TIMESTAMP") or fields["__REALTIME_TIMESTAMP"]
         at = datetime.fromtimestamp(int(stamp) / 1_000_000, timezone.utc)
     except (KeyError, ValueError, OverflowError, OSError):
-        return None
-    if event is None:
         return None
     return UnitEntry(source=fields["__CURSOR"], instance=unit[len(UNIT_PREFIX):-len(UNIT_SUFFIX)], at=at,
                      event=event, fields={key: fields[key] for key in KEPT_FIELDS if key in fields})
