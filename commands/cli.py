@@ -18,7 +18,7 @@ from ledger.lifecycle import ROW_KINDS, Command, Outcome
 from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .errors import InvalidInput, Rejected
 from .names import validate_name
-from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
+from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 from .text_rules import shown
 
 REQUEST_ID_MAX = 200
@@ -35,11 +35,12 @@ REQUEST_ID_MAX = 200
 @click.option("--lock-timeout", envvar="L4D2CTL_LOCK_TIMEOUT", type=click.FloatRange(0, 3600),
               default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for the ledger's write lock before giving up (exit 4).")
-@click.option("--sudo-helper", envvar="L4D2CTL_SUDO_HELPER", metavar="PATH",
-              help="Run privileged steps through `sudo -n`: systemctl, and this left4me-overlay helper for mounts.")
+@click.option("--helper", envvar="L4D2CTL_HELPER", metavar="PATH", default=DEFAULT_HELPER, show_default=True,
+              type=click.Path(dir_okay=False),
+              help="The privileged helper every root step goes through (through `sudo -n` when not root).")
 @click.pass_context
 def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: str, lock_timeout: float,
-        sudo_helper: str | None) -> None:
+        helper: str) -> None:
     """Event-sourced lifecycle control for Left 4 Dead 2 dedicated servers.
 
     Every command is appended to a hash-chained SQLite ledger first, then
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
     for option, value in (("--root", root), ("--db", db)):
         if value is not None and not value.isprintable():
             raise InvalidInput(f"{option} {shown(value)}: must be a path of printable characters")
-    ctx.obj = Settings.from_options(root, db, actor, host, lock_timeout, sudo_helper)
+    ctx.obj = Settings.from_options(root, db, actor, host, lock_timeout, helper)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------

@@ -94,4 +94,4 @@ def check_host(settings: Settings) -> None:
 def host_for(settings: Settings) -> Host:
     """The host adapters the settings ask for (built only when a command is about to run)."""
     check_host(settings)
-    return build_host(settings.host, settings.root, settings.sudo_helper)
+    return build_host(settings.host, settings.root, settings.helper)

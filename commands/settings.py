@@ -7,6 +7,8 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from host_adapters.helper import DEFAULT_HELPER
+
 DEFAULT_ROOT = "/var/lib/left4me"
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -20,15 +22,15 @@ class Settings:
     actor: str | None
     host: str
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-    sudo_helper: str | None = None
+    helper: str = DEFAULT_HELPER
 
     @classmethod
     def from_options(cls, root: str, db: str | None, actor: str | None, host: str,
-                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, sudo_helper: str | None = None) -> "Settings":
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, helper: str = DEFAULT_HELPER) -> "Settings":
         """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
         root_path = Path(root).absolute()
         return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,
-                   lock_timeout=lock_timeout, sudo_helper=sudo_helper)
+                   lock_timeout=lock_timeout, helper=helper)
 
 
 def os_user() -> str:

@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from host_adapters import Cancelled, Host, HostError, StepIO
+from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
 from ledger.lifecycle import UNDO_PREFIX
 
 from .spec import Spec, dump_spec
 
-CFG_DIR = "left4dead2/cfg"
 READY_POLL = 0.5
 
 
@@ -64,10 +63,9 @@ def init_steps(name: str, spec: Spec) -> list[Step]:
     """Create the instance's directories and write instance.env, server.cfg and spec.yaml."""
 
     def create_directories(host: Host, io: StepIO) -> None:
-        for directory in ("upper", "work", "merged"):
-            host.fs.make_dirs(f"{runtime_dir(name)}/{directory}")
+        host.runtime.prepare(name, io)
         host.fs.make_dirs(instance_dir(name))
-        io.say(f"{runtime_dir(name)}/{{upper,work,merged}} and {instance_dir(name)}/ exist")
+        io.say(f"{instance_dir(name)}/ exists")
 
     def write_file(file_name: str, content: str) -> Callable[[Host, StepIO], None]:
         def write(host: Host, io: StepIO) -> None:
@@ -144,22 +142,19 @@ def _release(name: str) -> Callable[[Host, StepIO], None]:
 
 
 def _serving_steps(name: str, blueprint: Spec) -> list[Step]:
-    """Stage server.cfg and the alias cfgs (never under a mounted overlay), start the unit, wait for A2S_INFO."""
-    upper_cfg = f"{runtime_dir(name)}/upper/{CFG_DIR}"
+    """Stage server.cfg and the alias cfgs in instances/NAME/cfg/, have the helper copy them into the upper layer
+    (never under a mounted overlay), start the unit, wait for A2S_INFO."""
+    staged = f"{instance_dir(name)}/cfg"
 
     def remove_stale_cfgs(host: Host, io: StepIO) -> None:
-        merged = _merged(host, name)
-        if host.mounter.is_mounted(merged):
-            raise HostError(f"{merged} is still mounted: the cfgs are staged only while the overlay is not mounted")
-        host.fs.make_dirs(upper_cfg)
-        for stale in host.fs.list_names(upper_cfg):
-            if stale.startswith("server") and stale.endswith(".cfg"):
-                host.fs.remove_file(f"{upper_cfg}/{stale}")
-                io.say(f"removed stale {upper_cfg}/{stale}")
+        host.fs.make_dirs(staged)
+        for stale in host.fs.list_names(staged):
+            host.fs.remove_file(f"{staged}/{stale}")
+            io.say(f"removed stale {staged}/{stale}")
 
     def stage_server_cfg(host: Host, io: StepIO) -> None:
-        host.fs.write_bytes(f"{upper_cfg}/server.cfg", host.fs.read_bytes(f"{instance_dir(name)}/server.cfg"))
-        io.say(f"staged {upper_cfg}/server.cfg")
+        host.fs.write_bytes(f"{staged}/server.cfg", host.fs.read_bytes(f"{instance_dir(name)}/server.cfg"))
+        io.say(f"staged {staged}/server.cfg")
 
     def stage_alias_cfgs(host: Host, io: StepIO) -> None:
         for overlay in blueprint.overlays:
@@ -169,8 +164,11 @@ def _serving_steps(name: str, blueprint: Spec) -> list[Step]:
             if not host.fs.exists(source):
                 io.say(f"no {source}; nothing staged for alias {overlay.alias}")
                 continue
-            host.fs.write_bytes(f"{upper_cfg}/server_{overlay.alias}.cfg", host.fs.read_bytes(source))
+            host.fs.write_bytes(f"{staged}/server_{overlay.alias}.cfg", host.fs.read_bytes(source))
             io.say(f"staged {source} as server_{overlay.alias}.cfg")
+
+    def copy_into_upper_layer(host: Host, io: StepIO) -> None:
+        host.runtime.stage(name, io)
 
     def enable_unit(host: Host, io: StepIO) -> None:
         host.services.enable_now(name, io)
@@ -179,6 +177,7 @@ def _serving_steps(name: str, blueprint: Spec) -> list[Step]:
         Step("remove stale cfgs", remove_stale_cfgs),
         Step("stage server.cfg", stage_server_cfg),
         Step("stage alias cfgs", stage_alias_cfgs),
+        Step("copy cfgs into the upper layer", copy_into_upper_layer),
         Step("enable and start unit", enable_unit),
         Step("wait until serving", _wait_until_serving(name, blueprint)),
     ]
@@ -235,20 +234,20 @@ def stop_steps(name: str) -> list[Step]:
 def purge_steps(name: str) -> list[Step]:
     """Delete and reset: stop and unmount (failures noted, not fatal), then remove the instance's files."""
 
-    def remove(directory: str) -> Callable[[Host, StepIO], None]:
-        def remove_directory(host: Host, io: StepIO) -> None:
-            merged = _merged(host, name)
-            if host.mounter.is_mounted(merged):
-                raise HostError(f"{merged} is still mounted; refusing to remove files beneath it")
-            host.fs.remove_tree(directory)
-            io.say(f"removed {directory}")
+    def remove_instance_files(host: Host, io: StepIO) -> None:
+        merged = _merged(host, name)
+        if host.mounter.is_mounted(merged):
+            raise HostError(f"{merged} is still mounted; refusing to remove files beneath it")
+        host.fs.remove_tree(instance_dir(name))
+        io.say(f"removed {instance_dir(name)}")
 
-        return remove_directory
+    def remove_runtime_files(host: Host, io: StepIO) -> None:
+        host.runtime.remove(name, io)
 
     return [
         *_release_steps(name),
-        Step("remove instance files", remove(instance_dir(name))),
-        Step("remove runtime files", remove(runtime_dir(name))),
+        Step("remove instance files", remove_instance_files),
+        Step("remove runtime files", remove_runtime_files),
     ]
 
 

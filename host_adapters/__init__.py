@@ -2,10 +2,13 @@
 
 from .errors import Cancelled, HostError
 from .protocols import (
+    CFG_DIR,
     Filesystem,
     Host,
     JournalRead,
     Mounter,
+    RuntimeTree,
+    SecretStore,
     ServerQuery,
     ServiceControl,
     StepIO,
@@ -16,5 +19,5 @@ from .protocols import (
     unit_name,
 )
 
-__all__ = ["Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "ServerQuery", "ServiceControl", "StepIO",
+__all__ = ["CFG_DIR", "Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "RuntimeTree", "SecretStore", "ServerQuery", "ServiceControl", "StepIO",
            "UnitEntry", "UnitEvent", "UnitJournal", "UnitStatus", "unit_name"]

@@ -6,35 +6,48 @@ from pathlib import Path
 
 from .errors import HostError
 from .a2s_query import A2SQuery
-from .fakes import SIMULATED, FakeJournal, FakeMounter, FakeServerQuery, FakeServiceControl, FileState
+from .fakes import (
+    SIMULATED,
+    FakeJournal,
+    FakeMounter,
+    FakeRuntime,
+    FakeSecrets,
+    FakeServerQuery,
+    FakeServiceControl,
+    FileState,
+)
+from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
 from .journal import JournalctlJournal
 from .local_fs import LocalFilesystem
-from .overlay import HelperMounter, KernelOverlayMounter
+from .overlay import HelperMounter
 from .protocols import Host
 from .systemd import SystemctlServiceControl, systemd_is_running
 
 SIMULATED_STATE = ".simulated/host.json"
 SIMULATED_JOURNAL = ".simulated/journal.json"
-SUDO = ["sudo", "-n"]
+SIMULATED_SECRETS = ".simulated/secrets.json"
 
 
-def build_host(kind: str, root: Path, sudo_helper: str | None = None) -> Host:
-    """The real host (systemd + kernel overlayfs) or a simulated one (real files, recorded units and mounts).
+def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
+    """The real host (systemd, kernel overlayfs, the privileged helper) or a simulated one (real instance files,
+    recorded units, mounts and secrets).
 
-    With `sudo_helper` (the path of left4me-overlay), privileged steps go through
-    `sudo -n`: systemctl for the units, the helper for mounts, as the sudoers
-    snippet in scripts/host allows.
+    On the real host every privileged step goes through `helper` (left4me-host):
+    run directly by root, through `sudo -n` by anyone else; it must be
+    configured for this same root.
     """
     fs = LocalFilesystem(root)
     if kind == "simulated":
         state = FileState(fs.root / SIMULATED_STATE)
         journal = FileState(fs.root / SIMULATED_JOURNAL)
         services = FakeServiceControl(state, fs.root, label=SIMULATED, journal=journal)
-        return Host(fs, FakeMounter(state, label=SIMULATED), services, FakeJournal(journal), FakeServerQuery(services),
-                    simulated=True)
+        mounter = FakeMounter(state, label=SIMULATED)
+        secrets = FakeSecrets(FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED)
+        return Host(fs, mounter, services, FakeJournal(journal), FakeServerQuery(services),
+                    FakeRuntime(fs, mounter, secrets, label=SIMULATED), secrets, simulated=True)
     if not systemd_is_running():
         raise HostError("systemd is not running on this machine; use --host simulated")
-    if sudo_helper:
-        return Host(fs, HelperMounter(sudo_helper, SUDO), SystemctlServiceControl(SUDO), JournalctlJournal(),
-                    A2SQuery())
-    return Host(fs, KernelOverlayMounter(), SystemctlServiceControl(), JournalctlJournal(), A2SQuery())
+    client = HelperClient(helper)
+    client.check_root(fs.root)
+    return Host(fs, HelperMounter(client), SystemctlServiceControl(client), JournalctlJournal(), A2SQuery(),
+                HelperRuntime(client), HelperSecrets(client))

@@ -6,8 +6,11 @@ call fail, or hang until the command is cancelled (or the process killed).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import Cancelled, HostError
-from .protocols import JournalRead, StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
+from .protocols import CFG_DIR, JournalRead, StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
 
 SIMULATED = "simulated: "
 
@@ -50,19 +53,23 @@ class MemoryState(dict):
 class FileState(dict):
     """Fake host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, mode: int = 0o644):
         try:
             super().__init__(json.loads(path.read_text()) if path.exists() else {})
         except (OSError, ValueError) as error:
             raise HostError(f"simulated host state {path} cannot be read: {error}") from error
         self.path = path
+        self.mode = mode
 
     def save(self) -> None:
-        """Write the state atomically."""
+        """Write the state atomically, with the file's mode."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(self, sort_keys=True, indent=1))
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, self.mode)
+            os.fchmod(descriptor, self.mode)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(json.dumps(self, sort_keys=True, indent=1))
             os.replace(temporary, self.path)
         except OSError as error:
             raise HostError(f"simulated host state {self.path} cannot be written: {error.strerror}") from error
@@ -143,12 +150,6 @@ class FakeMounter:
         self.faults = faults or Faults()
         self.label = label
 
-    def mount(self, lowerdirs: list[Path], upper: Path, work: Path, merged: Path, io: StepIO) -> None:
-        """Record `merged` as mounted."""
-        self.faults.check(f"mount {merged}", io)
-        _set_mounted(self.state, merged, True)
-        io.say(f"{self.label}mounted overlay at {merged}")
-
     def unmount(self, merged: Path, io: StepIO) -> None:
         """Record `merged` as unmounted."""
         self.faults.check(f"unmount {merged}", io)
@@ -158,6 +159,110 @@ class FakeMounter:
     def is_mounted(self, merged: Path) -> bool:
         """Whether `merged` is recorded as mounted."""
         return str(merged) in self.state.get("mounts", [])
+
+
+class FakeSecrets:
+    """Secret values in a state store (a 0600 file when simulated), fingerprinted with a key of its own."""
+
+    def __init__(self, store: MemoryState | FileState, faults: Faults | None = None, label: str = ""):
+        self.store = store
+        self.faults = faults or Faults()
+        self.label = label
+
+    def put(self, name: str, cvar: str, value: str) -> str:
+        """Keep the value aside under its fingerprint."""
+        fingerprint = self._fingerprint(name, cvar, value)
+        self.store.setdefault("incoming", {})[f"{name}/{cvar}/{fingerprint}"] = value
+        self.store.save()
+        return fingerprint
+
+    def commit(self, name: str, cvar: str, fingerprint: str, io: StepIO) -> None:
+        """Make the value kept aside the cvar's value; done already is fine, a value never kept is not."""
+        self.faults.check(f"secret commit {name} {cvar}", io)
+        incoming = self.store.setdefault("incoming", {})
+        value = incoming.pop(f"{name}/{cvar}/{fingerprint}", None)
+        if value is None and self._fingerprint(name, cvar, self.values(name).get(cvar, "")) != fingerprint:
+            raise HostError(f"no value with fingerprint {fingerprint} was kept for {cvar}: set it again")
+        if value is not None:
+            self.store.setdefault("values", {}).setdefault(name, {})[cvar] = value
+        self.store.save()
+        io.say(f"{self.label}{cvar} of {name} set (fingerprint {fingerprint})")
+
+    def unset(self, name: str, cvar: str, io: StepIO) -> None:
+        """Forget the cvar's value."""
+        self.faults.check(f"secret unset {name} {cvar}", io)
+        found = self.store.setdefault("values", {}).get(name, {}).pop(cvar, None)
+        self.store.save()
+        io.say(f"{self.label}{cvar} of {name} {'removed' if found is not None else 'was not set'}")
+
+    def values(self, name: str) -> dict[str, str]:
+        """The instance's cvars and their values."""
+        return dict(self.store.get("values", {}).get(name, {}))
+
+    def forget(self, name: str) -> None:
+        """Drop every value of the instance (its files are removed)."""
+        if self.store.get("values", {}).pop(name, None) is not None:
+            self.store.save()
+
+    def _fingerprint(self, name: str, cvar: str, value: str) -> str:
+        key = self.store.setdefault("key", secrets.token_hex(32))
+        return hmac.new(key.encode(), f"{name}\0{cvar}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class FakeRuntime:
+    """The runtime tree written straight through the filesystem adapter, with the helper's rules on mounts."""
+
+    def __init__(self, fs: MemoryFilesystem, mounter: FakeMounter, secrets_store: FakeSecrets,
+                 faults: Faults | None = None, label: str = ""):
+        self.fs = fs
+        self.mounter = mounter
+        self.secrets = secrets_store
+        self.faults = faults or Faults()
+        self.label = label
+
+    def prepare(self, name: str, io: StepIO) -> None:
+        """Create runtime/NAME/{upper,work,merged}."""
+        self.faults.check(f"prepare {name}", io)
+        self._refuse_mounted(name, "prepared")
+        for directory in ("upper", "work", "merged"):
+            self.fs.make_dirs(f"runtime/{name}/{directory}")
+        io.say(f"{self.label}runtime/{name}/{{upper,work,merged}} exist")
+
+    def stage(self, name: str, io: StepIO) -> None:
+        """Replace the upper layer's server*.cfg with instances/NAME/cfg/'s; server.cfg gets the secrets."""
+        self.faults.check(f"stage {name}", io)
+        self._refuse_mounted(name, "staged")
+        upper_cfg, source = f"runtime/{name}/upper/{CFG_DIR}", f"instances/{name}/cfg"
+        for directory in ("upper", "work", "merged"):
+            self.fs.make_dirs(f"runtime/{name}/{directory}")
+        self.fs.make_dirs(upper_cfg)
+        for stale in self.fs.list_names(upper_cfg):
+            if _staged_cfg(stale):
+                self.fs.remove_file(f"{upper_cfg}/{stale}")
+        staged = [entry for entry in self.fs.list_names(source) if _staged_cfg(entry)]
+        for entry in staged:
+            data = self.fs.read_bytes(f"{source}/{entry}")
+            if entry == "server.cfg":
+                data += "".join(f'{cvar} "{value}"\n' for cvar, value in sorted(self.secrets.values(name).items())
+                                ).encode()
+            self.fs.write_bytes(f"{upper_cfg}/{entry}", data)
+        io.say(f"{self.label}staged {', '.join(staged) or 'no cfgs'} into {upper_cfg}")
+
+    def remove(self, name: str, io: StepIO) -> None:
+        """Remove runtime/NAME and forget the instance's secrets."""
+        self.faults.check(f"remove runtime {name}", io)
+        self._refuse_mounted(name, "removed")
+        self.fs.remove_tree(f"runtime/{name}")
+        self.secrets.forget(name)
+        io.say(f"{self.label}removed runtime/{name} and its secrets")
+
+    def _refuse_mounted(self, name: str, what: str) -> None:
+        if self.mounter.is_mounted(self.fs.root / "runtime" / name / "merged"):
+            raise HostError(f"runtime/{name}/merged is mounted: it is {what} only while it is not")
+
+
+def _staged_cfg(file_name: str) -> bool:
+    return file_name.startswith("server") and file_name.endswith(".cfg")
 
 
 class FakeServiceControl:

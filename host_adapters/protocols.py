@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
+
+
 @dataclass
 class StepIO:
     """What a long host operation may use: a line sink for its output, and a cancel check."""
@@ -52,16 +55,40 @@ class Filesystem(Protocol):
 
 
 class Mounter(Protocol):
-    """Kernel overlayfs mounts; mount and unmount are idempotent."""
-
-    def mount(self, lowerdirs: list[Path], upper: Path, work: Path, merged: Path, io: StepIO) -> None:
-        """Mount an overlay at `merged` unless one is mounted there already."""
+    """Kernel overlayfs mounts (the unit's ExecStartPre mounts); unmount is idempotent."""
 
     def unmount(self, merged: Path, io: StepIO) -> None:
         """Unmount `merged` if it is mounted."""
 
     def is_mounted(self, merged: Path) -> bool:
         """Whether something is mounted at `merged`."""
+
+
+class RuntimeTree(Protocol):
+    """runtime/NAME, which only root changes: the upper layer the game owns, the work and merged directories."""
+
+    def prepare(self, name: str, io: StepIO) -> None:
+        """Create runtime/NAME/{upper,work,merged} with their owners (idempotent)."""
+
+    def stage(self, name: str, io: StepIO) -> None:
+        """Replace the upper layer's server*.cfg with instances/NAME/cfg/'s, server.cfg with the secrets appended,
+        and write the unit's environment from instance.env; refused while the overlay is mounted."""
+
+    def remove(self, name: str, io: StepIO) -> None:
+        """Remove runtime/NAME and the instance's secret values; refused while the overlay is mounted."""
+
+
+class SecretStore(Protocol):
+    """Secret cvar values, kept outside the ledger where only root (and, staged, the game) can read them."""
+
+    def put(self, name: str, cvar: str, value: str) -> str:
+        """Keep `value` aside until a `secret-set` command commits it; its keyed fingerprint."""
+
+    def commit(self, name: str, cvar: str, fingerprint: str, io: StepIO) -> None:
+        """Make the value kept aside under `fingerprint` the cvar's value (idempotent)."""
+
+    def unset(self, name: str, cvar: str, io: StepIO) -> None:
+        """Remove the cvar's value (idempotent)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +180,8 @@ class Host:
     services: ServiceControl
     journal: UnitJournal
     query: ServerQuery
+    runtime: RuntimeTree
+    secrets: SecretStore
     simulated: bool = False
 
 

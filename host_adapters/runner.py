@@ -23,19 +23,27 @@ class RunResult:
     stderr: list[str]
 
 
-def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: float = 0.1) -> RunResult:
-    """Run `argv`; each output line goes to `io`; a cancel or timeout ends the child.
+def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: float = 0.1,
+        input_text: str | None = None) -> RunResult:
+    """Run `argv` (with `input_text` on its stdin, else nothing); each output line goes to `io`; a cancel or
+    timeout ends the child.
 
     Raises `Cancelled` when `io.should_cancel()` turns true while it runs, and
     `HostError` when the program is missing or runs past `timeout` seconds.
     """
     try:
         child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, errors="replace",
+            argv, stdin=subprocess.DEVNULL if input_text is None else subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, errors="replace",
         )
     except OSError as error:
         raise HostError(f"{argv[0]}: {error.strerror}") from error
+    if input_text is not None:
+        try:
+            child.stdin.write(input_text)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
     stdout: list[str] = []
     stderr: list[str] = []
     readers = [
@@ -61,9 +69,10 @@ def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: floa
     return RunResult(child.returncode, stdout, stderr)
 
 
-def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None) -> RunResult:
+def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None,
+                input_text: str | None = None) -> RunResult:
     """Like `run`, but a non-zero exit raises `HostError` carrying the stderr tail."""
-    result = run(argv, io, timeout=timeout)
+    result = run(argv, io, timeout=timeout, input_text=input_text)
     if result.returncode != 0:
         raise HostError(f"{' '.join(argv)} exited with status {result.returncode}", result.stderr[-STDERR_TAIL:])
     return result

@@ -1,10 +1,11 @@
-"""Instance units through systemctl, optionally behind a command prefix such as a sudo helper."""
+"""Instance units: started and stopped through the privileged helper, asked about with systemctl and journalctl."""
 
 from __future__ import annotations
 
 import os
 
 from .errors import HostError
+from .helper import HelperClient
 from .journal import JOURNALCTL
 from .protocols import StepIO, UnitStatus, unit_name
 from .runner import run, run_checked
@@ -22,10 +23,10 @@ def systemd_is_running(run_dir: str = "/run/systemd/system") -> bool:
 
 
 class SystemctlServiceControl:
-    """`systemctl enable --now` / `disable --now` / `show` on left4me-server@NAME.service."""
+    """left4me-server@NAME.service: `left4me-host start|stop NAME` to change it, `systemctl show` to ask."""
 
-    def __init__(self, command_prefix: list[str] | None = None):
-        self.command_prefix = command_prefix or []
+    def __init__(self, client: HelperClient):
+        self.client = client
 
     def enable_now(self, name: str, io: StepIO) -> None:
         """Clear a failed state (and its start limit), then enable and start the unit; its ExecStartPre mounts.
@@ -33,18 +34,15 @@ class SystemctlServiceControl:
         When the unit fails to start, its last journal lines join the error, so
         the recorded command says why (a missing overlay, a crashing server).
         """
-        run([*self.command_prefix, SYSTEMCTL, "reset-failed", unit_name(name)], StepIO(), timeout=QUERY_TIMEOUT)
         try:
-            run_checked([*self.command_prefix, SYSTEMCTL, "enable", "--now", unit_name(name)], io,
-                        timeout=SYSTEMCTL_TIMEOUT)
+            self.client.call("start", name, io=io, timeout=SYSTEMCTL_TIMEOUT)
         except HostError as error:
             raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in self.journal_tail(name)]) \
                 from None
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the unit; its ExecStopPost unmounts the overlay."""
-        run_checked([*self.command_prefix, SYSTEMCTL, "disable", "--now", unit_name(name)], io,
-                    timeout=SYSTEMCTL_TIMEOUT)
+        self.client.call("stop", name, io=io, timeout=SYSTEMCTL_TIMEOUT)
 
     def status(self, name: str) -> UnitStatus:
         """ActiveState, SubState, whether enabled, and NRestarts, from `systemctl show`."""

@@ -10,6 +10,8 @@ from host_adapters import Host
 from host_adapters.fakes import (
     FakeJournal,
     FakeMounter,
+    FakeRuntime,
+    FakeSecrets,
     FakeServerQuery,
     FakeServiceControl,
     Faults,
@@ -47,8 +49,10 @@ class FakeHost:
         self.faults.calls.clear()
         self.services = FakeServiceControl(self.state, self.fs.root, self.faults)
         self.query = FakeServerQuery(self.services)
-        self.host = Host(self.fs, FakeMounter(self.state, self.faults), self.services,
-                         FakeJournal(self.services.journal), self.query)
+        mounter = FakeMounter(self.state, self.faults)
+        self.secrets = FakeSecrets(MemoryState(), self.faults)
+        self.host = Host(self.fs, mounter, self.services, FakeJournal(self.services.journal), self.query,
+                         FakeRuntime(self.fs, mounter, self.secrets, self.faults), self.secrets)
         self.executor = Executor(self.ledger, self.host)
 
     def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:

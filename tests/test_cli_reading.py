@@ -81,7 +81,8 @@ def test_show_json_adds_the_steps_with_their_output(lived):
     shown = _json(lived("show", start["command_id"], "--json"))
     assert set(shown) == COMMAND_FIELDS | {"steps"}
     assert [step["step"] for step in shown["steps"]] == [
-        "release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs", "enable and start unit", "wait until serving"]
+        "release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
+        "copy cfgs into the upper layer", "enable and start unit", "wait until serving"]
     assert all(set(step) == {"step", "at", "output"} for step in shown["steps"])
 
 

@@ -15,8 +15,17 @@ from commands.executor_lock import ExecutorLock
 from commands.requests import append_command
 from projections import Projections
 from host_adapters import Host
-from host_adapters.factory import SIMULATED_STATE, build_host
-from host_adapters.fakes import FakeJournal, FakeMounter, FakeServerQuery, FakeServiceControl, Faults, FileState
+from host_adapters.factory import SIMULATED_SECRETS, SIMULATED_STATE, build_host
+from host_adapters.fakes import (
+    FakeJournal,
+    FakeMounter,
+    FakeRuntime,
+    FakeSecrets,
+    FakeServerQuery,
+    FakeServiceControl,
+    Faults,
+    FileState,
+)
 from host_adapters.local_fs import LocalFilesystem
 from ledger import Ledger, verify_ledger
 
@@ -26,7 +35,7 @@ from .real_host import host_files, make_root, run
 # The commands that set the stage for each command under test, and how many steps that command has.
 SETUP = {"init": [], "start": ["init"], "stop": ["init", "start"], "delete": ["init", "start"],
          "reset": ["init", "start"]}
-STEPS = {"init": 4, "start": 6, "stop": 2, "delete": 4, "reset": 4}
+STEPS = {"init": 4, "start": 7, "stop": 2, "delete": 4, "reset": 4}
 # Kill points: after CommandStarted (1), then after each StepCompleted (2 .. steps + 1).
 CASES = [(command, die_after) for command, steps in STEPS.items() for die_after in range(1, steps + 2)]
 
@@ -82,8 +91,10 @@ def _hang_inside_enable(root: str) -> None:
     state = FileState(Path(root) / SIMULATED_STATE)
     faults = Faults(hang_at=1)  # the first unit or mount call: start's "enable and start unit"
     services = FakeServiceControl(state, Path(root), faults)
-    host = Host(LocalFilesystem(root), FakeMounter(state, faults), services, FakeJournal(services.journal),
-                FakeServerQuery(services), simulated=True)
+    fs, mounter = LocalFilesystem(root), FakeMounter(state, faults)
+    secrets = FakeSecrets(FileState(Path(root) / SIMULATED_SECRETS, mode=0o600))
+    host = Host(fs, mounter, services, FakeJournal(services.journal), FakeServerQuery(services),
+                FakeRuntime(fs, mounter, secrets), secrets, simulated=True)
     with Ledger.open(f"{root}/ledger.db") as ledger:
         Executor(ledger, host).run_pending()
 
@@ -94,13 +105,13 @@ def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_c
     child.start()
     deadline = time.monotonic() + 60
     with Ledger.open(root / "ledger.db") as ledger:
-        while sum(e.type == "StepCompleted" for e in ledger.read(command_id=command_id)) < 4:
+        while sum(e.type == "StepCompleted" for e in ledger.read(command_id=command_id)) < 5:
             assert time.monotonic() < deadline and child.is_alive()
             time.sleep(0.05)
     time.sleep(0.3)  # well inside the hanging step
     os.kill(child.pid, signal.SIGKILL)
     child.join(timeout=30)
-    _assert_recovers(root, "start", command_id, completed_steps=4, clean=clean)
+    _assert_recovers(root, "start", command_id, completed_steps=5, clean=clean)
 
 
 def _assert_recovers(root, command, command_id, *, completed_steps, clean):

@@ -134,7 +134,7 @@ def test_a_cancel_ends_a_hanging_step_and_records_where(host, ledger_path):
     worker.join(timeout=10)
     command = host.executor.projections.command(command_id)
     assert command.outcome == "cancelled"
-    assert command.error == "cancelled by alice at step 'enable and start unit'"
+    assert command.error == "cancelled by alice at step 'copy cfgs into the upper layer'"
     assert host.step_names(command) == ["release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
                                         "undo: disable and stop unit", "undo: unmount overlay"]
     assert not host.services.status("alpha").active, "a cancelled start is undone"

@@ -9,7 +9,8 @@ from host_adapters import StepIO
 from .fake_host import SPEC, FakeHost
 
 INIT_STEPS = ["create directories", "write instance.env", "write server.cfg", "write spec.yaml"]
-START_STEPS = ["release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs", "enable and start unit", "wait until serving"]
+START_STEPS = ["release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
+               "copy cfgs into the upper layer", "enable and start unit", "wait until serving"]
 UNDO_STEPS = ["undo: disable and stop unit", "undo: unmount overlay"]
 PURGE_STEPS = ["disable and stop unit", "unmount overlay", "remove instance files", "remove runtime files"]
 
@@ -184,8 +185,7 @@ def test_restart_after_a_reset_initializes_again(host):
 
 def test_a_start_that_finds_the_overlay_mounted_stops_the_unit_before_staging(host):
     host.init()
-    merged = host.fs.root / "runtime/alpha/merged"
-    host.host.mounter.mount([], merged.parent / "upper", merged.parent / "work", merged, StepIO())
+    host.state["mounts"] = [str(host.fs.root / "runtime/alpha/merged")]  # mounted, with no journal entry to observe
     command = host.run("alpha", "start")
     assert command.outcome == "succeeded"
     assert "its unit runs outside the record; stopping it before staging" in host.steps(command)[0]["output"][0]

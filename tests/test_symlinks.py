@@ -62,8 +62,9 @@ def test_start_refuses_to_stage_through_a_linked_upper_directory(root, outside):
     (root / "runtime/alpha/upper").symlink_to(outside)
     started = run(root, "alpha", "start")
     assert started.outcome == "failed"
-    assert [step["step"] for step in steps(root, started)] == ["release overlay", "undo: disable and stop unit",
-                                                          "undo: unmount overlay"]
+    assert [step["step"] for step in steps(root, started)] == [
+        "release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
+        "undo: disable and stop unit", "undo: unmount overlay"]
     assert "runtime/alpha/upper: is a symlink" in started.error
     assert _untouched(outside)
 

@@ -1,0 +1,82 @@
+"""The privileged helper left4me-host, run directly as root or through `sudo -n` by a member of group left4me.
+
+Everything l4d2ctl does as root on a real host goes through the helper's
+exact interface (`left4me-host VERB NAME [ARG]`): units, mounts, the runtime
+tree the game owns, and secret values. The helper keeps its own root (from a
+root-owned configuration file); `root` asks which one, so l4d2ctl never acts
+on one root while the helper acts on another.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import HostError
+from .protocols import StepIO
+from .runner import RunResult, run_checked
+
+DEFAULT_HELPER = "/usr/local/bin/left4me-host"
+SUDO = "/usr/bin/sudo"
+HELPER_TIMEOUT = 300.0
+QUICK_TIMEOUT = 30.0
+
+
+class HelperClient:
+    """Calls one verb of the helper at a time; as root directly, otherwise with `sudo -n` (never a password prompt)."""
+
+    def __init__(self, helper: str, as_root: bool | None = None):
+        as_root = os.geteuid() == 0 if as_root is None else as_root
+        self.prefix = [helper] if as_root else [SUDO, "-n", helper]
+
+    def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
+             timeout: float = HELPER_TIMEOUT) -> RunResult:
+        """Run `left4me-host VERB ARGUMENTS...`, its lines going to `io`; a non-zero exit is a `HostError`."""
+        return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout, input_text=input_text)
+
+    def check_root(self, root: Path) -> None:
+        """Refuse to work on `root` when the helper is configured for another one."""
+        result = self.call("root", timeout=QUICK_TIMEOUT)
+        configured = result.stdout[-1] if result.stdout else ""
+        if Path(configured) != root:
+            raise HostError(f"{self.prefix[-1]} manages the root {configured or '(none)'}, not {root}: "
+                            f"use --root {configured}" if configured else f"{self.prefix[-1]} names no root")
+
+
+class HelperRuntime:
+    """The instance's runtime tree (the game's upper layer, work and merged directories), through the helper."""
+
+    def __init__(self, client: HelperClient):
+        self.client = client
+
+    def prepare(self, name: str, io: StepIO) -> None:
+        """Create runtime/NAME/{upper,work,merged} with their owners."""
+        self.client.call("prepare", name, io=io)
+
+    def stage(self, name: str, io: StepIO) -> None:
+        """Copy instances/NAME/cfg/server*.cfg into the upper layer (server.cfg with the secrets); write unit.env."""
+        self.client.call("stage", name, io=io)
+
+    def remove(self, name: str, io: StepIO) -> None:
+        """Remove runtime/NAME and the instance's secrets (refused while mounted)."""
+        self.client.call("remove", name, io=io)
+
+
+class HelperSecrets:
+    """Secret values, kept by the helper where only root reads them; l4d2ctl sees fingerprints only."""
+
+    def __init__(self, client: HelperClient):
+        self.client = client
+
+    def put(self, name: str, cvar: str, value: str) -> str:
+        """Keep `value` aside for NAME's CVAR until a command commits it; its keyed fingerprint."""
+        result = self.client.call("secret-put", name, cvar, input_text=value + "\n", timeout=QUICK_TIMEOUT)
+        return result.stdout[-1] if result.stdout else ""
+
+    def commit(self, name: str, cvar: str, fingerprint: str, io: StepIO) -> None:
+        """Make the value kept aside with `fingerprint` the cvar's value (done already: nothing)."""
+        self.client.call("secret-commit", name, cvar, fingerprint, io=io)
+
+    def unset(self, name: str, cvar: str, io: StepIO) -> None:
+        """Remove the cvar's value (not set: nothing)."""
+        self.client.call("secret-unset", name, cvar, io=io)
