@@ -7,6 +7,7 @@ Reading commands import only what reading needs; the lifecycle machinery
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -154,6 +155,69 @@ _rerun("replay", "replay_of", "Re-run any finished command with the same argumen
 def cancel(settings: Settings, command_id: str, no_wait: bool, as_json: bool) -> int:
     """Ask a pending or running command to stop between steps (exit 0 once cancelled; 3 if it finished first)."""
     return _session(settings, as_json).cancel(command_id, no_wait)
+
+
+@cli.group()
+def secret() -> None:
+    """Secret cvars (rcon_password, sv_password): values kept outside the ledger, which records fingerprints."""
+
+
+CVAR = click.argument("cvar")
+
+
+@secret.command(name="set")
+@NAME
+@CVAR
+@lifecycle
+@click.pass_obj
+def secret_set(settings: Settings, name: str, cvar: str, no_wait: bool, as_json: bool,
+               request_id: str | None) -> int:
+    """Set CVAR of an instance to a value read from stdin (not echoed); the next start stages it into server.cfg."""
+    from .secrets import hand_over, read_secret_value, validate_cvar
+
+    validate_name(name)
+    validate_cvar(cvar)
+    value = read_secret_value()
+    session = _session(settings, as_json)
+    args = hand_over(session, name, cvar, value)
+    return session.request(name, Command.SECRET_SET, args, request_id=request_id, no_wait=no_wait)
+
+
+@secret.command(name="unset")
+@NAME
+@CVAR
+@lifecycle
+@click.pass_obj
+def secret_unset(settings: Settings, name: str, cvar: str, no_wait: bool, as_json: bool,
+                 request_id: str | None) -> int:
+    """Remove CVAR's value from an instance; the next start stages server.cfg without it."""
+    from .secrets import validate_cvar
+
+    validate_name(name)
+    validate_cvar(cvar)
+    return _session(settings, as_json).request(name, Command.SECRET_UNSET, {"cvar": cvar}, request_id=request_id,
+                                               no_wait=no_wait)
+
+
+@secret.command(name="list")
+@NAME
+@click.option("--json", "as_json", is_flag=True, help="Print a list of objects.")
+@click.pass_obj
+def secret_list(settings: Settings, name: str, as_json: bool) -> int:
+    """The instance's secret cvars: fingerprint, when set and by whom (never the value)."""
+    validate_name(name)
+    instance = _read(settings).instance(name)
+    if not instance.known:
+        raise Rejected(f"instance {name!r} is not known")
+    rows = [{"cvar": cvar, **{key: entry[key] for key in ("fingerprint", "set_at", "actor")}}
+            for cvar, entry in sorted(instance.secrets.items())]
+    if as_json:
+        _emit_json(rows)
+    else:
+        from .tables import print_secrets
+
+        print_secrets(_console(), name, rows)
+    return EXIT_OK
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -354,5 +418,7 @@ def rebuild(settings: Settings, as_json: bool) -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Umask 007: what l4d2ctl creates is shared with its group (the operators,
+    group left4me on an installed host) and nobody else."""
+    os.umask(0o007)
     cli.main()

@@ -15,7 +15,18 @@ from projections import CommandView, InstanceView
 from .errors import InvalidInput, Rejected
 from .names import validate_name
 from .spec import Spec, parse_spec
-from .steps import Plan, init_steps, purge_plan, restart_plan, running_plan, start_plan, stop_plan
+from .steps import (
+    Plan,
+    init_steps,
+    purge_plan,
+    restart_plan,
+    running_plan,
+    secret_set_plan,
+    secret_unset_plan,
+    start_plan,
+    stop_plan,
+)
+from .text_rules import CVAR_PATTERN, CVAR_RULE, FINGERPRINT_PATTERN
 
 
 class RecordedState(Protocol):
@@ -61,12 +72,30 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
             return stop_plan(name)
         case Command.DELETE | Command.RESET:
             return purge_plan(name)
+        case Command.SECRET_SET:
+            return secret_set_plan(name, _cvar(command), _fingerprint(command))
+        case Command.SECRET_UNSET:
+            return secret_unset_plan(name, _cvar(command))
         case _:
             raise Rejected(_unknown(command))
 
 
 def _unknown(command: CommandView) -> str:
     return f"{command.command!r} is not a command this l4d2ctl knows; nothing was done"
+
+
+def _cvar(command: CommandView) -> str:
+    cvar = command.args.get("cvar")
+    if not isinstance(cvar, str) or not CVAR_PATTERN.fullmatch(cvar):
+        raise Rejected(f"cvar {cvar!r}: {CVAR_RULE}")
+    return cvar
+
+
+def _fingerprint(command: CommandView) -> str:
+    fingerprint = command.args.get("fingerprint")
+    if not isinstance(fingerprint, str) or not FINGERPRINT_PATTERN.fullmatch(fingerprint):
+        raise Rejected("no value was handed over for this secret (no fingerprint): set it again")
+    return fingerprint
 
 
 def _blueprint(instance: InstanceView) -> Spec:

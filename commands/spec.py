@@ -15,11 +15,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, fie
 from pydantic_core import PydanticCustomError
 
 from .errors import InvalidSpec
-from .text_rules import name_problem, printable, shown, unsafe_character
+from .text_rules import name_problem, printable, secret_cvar_set_by, shown, unsafe_character
 
 MAX_SPEC_BYTES = 256 * 1024
 DEFAULT_READY_TIMEOUT = 60
 MAX_READY_TIMEOUT = 3600
+MAX_OVERLAYS = 63  # overlayfs is given at most 64 lower layers (left4me-host's MAX_LAYERS), the installation last
 _OVERLAY_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 # systemd's EnvironmentFile parser treats these as escapes and quotes, and a
 # `$` invites expansion; an argument holding one would not reach srcds as written.
@@ -34,6 +35,15 @@ def _one_line(value: str) -> str:
     bad = unsafe_character(value)
     if bad:
         raise _refuse("unsafe_text", "must not contain control or line-breaking characters (found {char})", char=bad)
+    return value
+
+
+def _config_line(value: str) -> str:
+    _one_line(value)
+    cvar = secret_cvar_set_by(value)
+    if cvar:
+        raise _refuse("secret_in_spec", "sets {cvar}, a secret: the spec is sealed into the ledger for good; "
+                      "use `l4d2ctl secret set NAME {cvar}` instead", cvar=cvar)
     return value
 
 
@@ -86,7 +96,7 @@ def _alias(value: str) -> str:
 Port = Annotated[int, AfterValidator(_port)]
 ReadyTimeout = Annotated[int, AfterValidator(_ready_timeout)]
 Argument = Annotated[str, AfterValidator(_argument)]
-ConfigLine = Annotated[str, AfterValidator(_one_line)]
+ConfigLine = Annotated[str, AfterValidator(_config_line)]
 OverlayPath = Annotated[str, AfterValidator(_overlay_path)]
 Alias = Annotated[str, AfterValidator(_alias)]
 
@@ -119,6 +129,9 @@ class Spec(BaseModel):
     @field_validator("overlays")
     @classmethod
     def _layers_do_not_clash(cls, overlays: list[Overlay]) -> list[Overlay]:
+        if len(overlays) > MAX_OVERLAYS:
+            raise _refuse("too_many_overlays", "{count} overlays; at most {limit} (with the installation, the "
+                          "64 lower layers overlayfs is given)", count=len(overlays), limit=MAX_OVERLAYS)
         seen_aliases: dict[str, int] = {}
         for index, overlay in enumerate(overlays):
             if overlay.alias in seen_aliases:

@@ -80,7 +80,7 @@ def init_steps(name: str, spec: Spec) -> list[Step]:
     return [
         Step("create directories", create_directories),
         Step("write instance.env", write_instance_env),
-        Step("write server.cfg", write_file("server.cfg", "\n".join(spec.config))),
+        Step("write server.cfg", write_file("server.cfg", "".join(f"{line}\n" for line in spec.config))),
         Step("write spec.yaml", write_file("spec.yaml", dump_spec(spec))),
     ]
 
@@ -211,6 +211,25 @@ def _wait_until_serving(name: str, blueprint: Spec) -> Callable[[Host, StepIO], 
 
 def _journal(host: Host, name: str) -> list[str]:
     return [f"journal: {line}" for line in host.services.journal_tail(name)]
+
+
+def secret_set_plan(name: str, cvar: str, fingerprint: str) -> Plan:
+    """Secret set: make the value the CLI handed the host (kept aside under its fingerprint) the cvar's value."""
+
+    def store_secret(host: Host, io: StepIO) -> None:
+        host.secrets.commit(name, cvar, fingerprint, io)
+        io.say("the next start stages it into server.cfg (a running server keeps its value until then)")
+
+    return Plan([Step("store secret", store_secret)])
+
+
+def secret_unset_plan(name: str, cvar: str) -> Plan:
+    """Secret unset: remove the cvar's value."""
+
+    def remove_secret(host: Host, io: StepIO) -> None:
+        host.secrets.unset(name, cvar, io)
+
+    return Plan([Step("remove secret", remove_secret)])
 
 
 def stop_plan(name: str) -> Plan:

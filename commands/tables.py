@@ -102,3 +102,16 @@ def print_command(console: Console, command: CommandView, steps: list[dict], fai
         _print_step(console, step)
     detail = f": {_text(command.error)}" if command.error else ""
     console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)
+
+
+def print_secrets(console: Console, name: str, secrets: list[dict]) -> None:
+    """An instance's secret cvars: fingerprint, when set, by whom (values are never known here)."""
+    if not secrets:
+        console.print(f"{name} has no secrets set (`l4d2ctl secret set {name} rcon_password` sets one)")
+        return
+    table = Table(title=f"Secrets of {name}", title_justify="left")
+    for column in ("cvar", "fingerprint", "set (UTC)", "by"):
+        table.add_column(column, no_wrap=True)
+    for secret in secrets:
+        table.add_row(secret["cvar"], secret["fingerprint"], _when(secret["set_at"]), _text(secret["actor"]))
+    console.print(table)

@@ -12,6 +12,15 @@ import unicodedata
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 NAME_RULE = "must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
 
+CVAR_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+CVAR_RULE = "must be 1-64 characters of a-z, 0-9 and '_', not starting with a digit"
+# A secret value goes between double quotes on one server.cfg line.
+SECRET_VALUE_PATTERN = re.compile(r"[\x20\x21\x23-\x7e]{1,255}")
+SECRET_VALUE_RULE = "must be 1-255 printable ASCII characters, without '\"'"
+FINGERPRINT_PATTERN = re.compile(r"[0-9a-f]{32}")
+# Cvars whose values are secrets: set with `l4d2ctl secret set`, never in a spec (it is sealed into the ledger).
+SECRET_CVARS = ("rcon_password", "sv_password")
+
 # Categories that break a line or cannot be encoded: controls (NUL, CR, LF, NEL...),
 # surrogates, and the Unicode line and paragraph separators.
 _LINE_BREAKING_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
@@ -30,6 +39,15 @@ def printable(text: str) -> str:
 def name_problem(value: str) -> str | None:
     """Why `value` is not a valid instance name or alias, or None when it is."""
     return None if NAME_PATTERN.fullmatch(value) else NAME_RULE
+
+
+def secret_cvar_set_by(config_line: str) -> str | None:
+    """The secret cvar (rcon_password, sv_password) a server.cfg line sets in any of its ';'-separated commands."""
+    for command in config_line.split(";"):
+        words = command.split()
+        if words and words[0].strip('"').lower() in SECRET_CVARS:
+            return words[0].strip('"').lower()
+    return None
 
 
 def unsafe_character(value: str) -> str | None:

@@ -49,6 +49,9 @@ class MemoryState(dict):
     def save(self) -> None:
         """Nothing to persist."""
 
+    def reload(self) -> None:
+        """Nothing to read again."""
+
 
 class FileState(dict):
     """Fake host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
@@ -60,6 +63,11 @@ class FileState(dict):
             raise HostError(f"simulated host state {path} cannot be read: {error}") from error
         self.path = path
         self.mode = mode
+
+    def reload(self) -> None:
+        """Read the file again: another process (a CLI handing over a secret) may have written it."""
+        self.clear()
+        self.update(type(self)(self.path, self.mode))
 
     def save(self) -> None:
         """Write the state atomically, with the file's mode."""
@@ -171,6 +179,7 @@ class FakeSecrets:
 
     def put(self, name: str, cvar: str, value: str) -> str:
         """Keep the value aside under its fingerprint."""
+        self.store.reload()
         fingerprint = self._fingerprint(name, cvar, value)
         self.store.setdefault("incoming", {})[f"{name}/{cvar}/{fingerprint}"] = value
         self.store.save()
@@ -179,6 +188,7 @@ class FakeSecrets:
     def commit(self, name: str, cvar: str, fingerprint: str, io: StepIO) -> None:
         """Make the value kept aside the cvar's value; done already is fine, a value never kept is not."""
         self.faults.check(f"secret commit {name} {cvar}", io)
+        self.store.reload()
         incoming = self.store.setdefault("incoming", {})
         value = incoming.pop(f"{name}/{cvar}/{fingerprint}", None)
         if value is None and self._fingerprint(name, cvar, self.values(name).get(cvar, "")) != fingerprint:
@@ -191,16 +201,19 @@ class FakeSecrets:
     def unset(self, name: str, cvar: str, io: StepIO) -> None:
         """Forget the cvar's value."""
         self.faults.check(f"secret unset {name} {cvar}", io)
+        self.store.reload()
         found = self.store.setdefault("values", {}).get(name, {}).pop(cvar, None)
         self.store.save()
         io.say(f"{self.label}{cvar} of {name} {'removed' if found is not None else 'was not set'}")
 
     def values(self, name: str) -> dict[str, str]:
         """The instance's cvars and their values."""
+        self.store.reload()
         return dict(self.store.get("values", {}).get(name, {}))
 
     def forget(self, name: str) -> None:
         """Drop every value of the instance (its files are removed)."""
+        self.store.reload()
         if self.store.get("values", {}).pop(name, None) is not None:
             self.store.save()
 
@@ -243,6 +256,7 @@ class FakeRuntime:
         for entry in staged:
             data = self.fs.read_bytes(f"{source}/{entry}")
             if entry == "server.cfg":
+                data += b"" if not data or data.endswith(b"\n") else b"\n"
                 data += "".join(f'{cvar} "{value}"\n' for cvar, value in sorted(self.secrets.values(name).items())
                                 ).encode()
             self.fs.write_bytes(f"{upper_cfg}/{entry}", data)

@@ -28,7 +28,7 @@ class LocalFilesystem:
         self.root = Path(os.path.realpath(root))
 
     def make_dirs(self, path: str) -> None:
-        """Create a directory and its missing parents (mode 0755)."""
+        """Create a directory and its missing parents (modes from the umask)."""
         with self._directory(_parts(path), create=True):
             pass
 
@@ -39,7 +39,7 @@ class LocalFilesystem:
             temporary = f".{name}.{secrets.token_hex(4)}.tmp"
             with self._errors(path):
                 descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     0o644, dir_fd=directory)
+                                     0o666, dir_fd=directory)
                 try:
                     with os.fdopen(descriptor, "wb") as file:
                         file.write(data)
@@ -121,7 +121,7 @@ class LocalFilesystem:
                         raise
                     with self._errors(shown):
                         try:
-                            os.mkdir(part, 0o755, dir_fd=current)
+                            os.mkdir(part, 0o777, dir_fd=current)
                         except FileExistsError:
                             pass
                         following = os.open(part, _DIR_FLAGS, dir_fd=current)

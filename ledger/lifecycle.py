@@ -20,6 +20,8 @@ class Command(StrEnum):
     RESTART = "restart"
     DELETE = "delete"
     RESET = "reset"
+    SECRET_SET = "secret-set"
+    SECRET_UNSET = "secret-unset"
 
 
 class Observation(StrEnum):
@@ -75,6 +77,10 @@ ROW_KINDS = (*Command, *Observation)
 
 # Commands that leave the unit running when they succeed: a failure or cancel mid-way is undone.
 STARTING = (Command.START, Command.RESTART)
+# Commands that change an instance's secret values (never its state): the next start stages them.
+SECRET_COMMANDS = (Command.SECRET_SET, Command.SECRET_UNSET)
+# Commands that remove an instance's files, secret values included.
+PURGING = (Command.DELETE, Command.RESET)
 UNDO_PREFIX = "undo: "
 """How the steps that undo a start are named: recorded after the step that failed."""
 
@@ -113,6 +119,8 @@ def _success(command: Command, before: State | None) -> State:
             return State.DELETED
         case Command.RESET:
             return State.RESET
+        case Command.SECRET_SET | Command.SECRET_UNSET if before is not None:
+            return before
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
 
@@ -152,7 +160,7 @@ def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
             return True
         case Command.INIT | Command.START | Command.RESTART:
             return False
-        case Command.STOP | Command.DELETE:
+        case Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET:
             return before
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
@@ -171,7 +179,8 @@ def refusal(command: Command, state: State | None, name: str) -> str | None:
             return None
         case _, State.DELETED:
             return f"instance {name!r} was deleted: init it again first"
-        case (Command.START | Command.STOP | Command.RESTART | Command.RESET), _:
+        case (Command.START | Command.STOP | Command.RESTART | Command.RESET | Command.SECRET_SET
+              | Command.SECRET_UNSET), _:
             return None
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .events import NewEvent, RecordedEvent
 
 DEFAULT_BUSY_TIMEOUT = 10.0
-LEDGER_FILE_MODE = 0o640
+LEDGER_FILE_MODE = 0o660
 LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -81,7 +81,7 @@ class Ledger:
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> "Ledger":
-        """Open the ledger at `path`, creating it (mode 0640) when `create` is set.
+        """Open the ledger at `path`, creating it (mode 0660: its owner and group) when `create` is set.
 
         A file that does not exist and is not to be created opens as an empty
         in-memory ledger, so reading a ledger nobody has written yet succeeds.

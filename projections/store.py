@@ -19,7 +19,7 @@ from ledger.lifecycle import Outcome, State
 
 from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
-PROJECTION_VERSION = 6
+PROJECTION_VERSION = 7
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
@@ -28,7 +28,7 @@ COMMAND_COLUMNS = {
 }
 INSTANCE_COLUMNS = {
     "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
-    "last_outcome": str, "last_actor": str, "updated_at": str, "needs_init": int,
+    "last_outcome": str, "last_actor": str, "updated_at": str, "needs_init": int, "secrets": str,
 }
 COMMAND_INDEXES = {
     "commands_by_instance": ["instance", "requested_seq"],

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.lifecycle import (
+    PURGING,
     TERMINAL_TYPES,
     UNFINISHED,
     Command,
@@ -85,6 +86,7 @@ class InstanceView:
     last_actor: str | None = None
     updated_at: str | None = None
     needs_init: bool = False
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def known(self) -> bool:
@@ -98,14 +100,14 @@ class InstanceView:
     def as_row(self) -> dict[str, Any]:
         """The instance as a row of the `instances` table."""
         blueprint = None if self.blueprint is None else json.dumps(self.blueprint, sort_keys=True)
-        return {**vars(self), "blueprint": blueprint}
+        return {**vars(self), "blueprint": blueprint, "secrets": json.dumps(self.secrets, sort_keys=True)}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "InstanceView":
         """An instance from a row of the `instances` table."""
         blueprint = row["blueprint"]
         return cls(**(row | {"blueprint": None if blueprint is None else json.loads(blueprint),
-                             "needs_init": bool(row["needs_init"])}))
+                             "needs_init": bool(row["needs_init"]), "secrets": json.loads(row["secrets"] or "{}")}))
 
 
 STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "last_outcome", "last_actor",
@@ -164,9 +166,8 @@ class Fold:
         if instance is None:
             instance = self.instances[command.instance] = InstanceView(command.instance)
         name = Command(command.command)
-        if outcome is Outcome.SUCCEEDED and name is Command.INIT:
-            instance.blueprint = command.args["spec"]
-            instance.port = instance.blueprint["port"]
+        if outcome is Outcome.SUCCEEDED:
+            _record_success(instance, name, command, row["recorded_at"])
         instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None)
         instance.needs_init = needs_init_after(name, outcome, instance.needs_init)
         _touch(instance, command, row["recorded_at"])
@@ -190,6 +191,21 @@ class Fold:
             return
         instance.state = state_observed(Observation(payload["kind"]), _state(instance.state))
         _touch(instance, view, observed_at)
+
+
+def _record_success(instance: InstanceView, name: Command, command: CommandView, at: str) -> None:
+    """What a succeeded command leaves recorded beside the state: the blueprint, the secrets' fingerprints."""
+    if name is Command.INIT:
+        instance.blueprint = command.args["spec"]
+        instance.port = instance.blueprint["port"]
+    elif name is Command.SECRET_SET:
+        instance.secrets = {**instance.secrets, command.args["cvar"]: {
+            "fingerprint": command.args["fingerprint"], "set_at": at, "actor": command.actor,
+            "command_id": command.command_id}}
+    elif name is Command.SECRET_UNSET:
+        instance.secrets = {cvar: entry for cvar, entry in instance.secrets.items() if cvar != command.args["cvar"]}
+    elif name in PURGING:
+        instance.secrets = {}
 
 
 def _state(value: str | None) -> State | None:

@@ -28,7 +28,7 @@ def test_init_writes_instance_env_with_port_args_and_lowerdirs_top_first(root):
 
 def test_init_writes_server_cfg_as_the_config_lines(root):
     run(root, "alpha", "init")
-    assert (root / "instances/alpha/server.cfg").read_text() == 'hostname "Friday Versus"\nsv_gametypes versus'
+    assert (root / "instances/alpha/server.cfg").read_text() == 'hostname "Friday Versus"\nsv_gametypes versus\n'
 
 
 def test_init_writes_an_empty_server_cfg_for_no_config_lines(root):

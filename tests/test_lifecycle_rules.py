@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.lifecycle import (
+    SECRET_COMMANDS,
     Command,
     Observation,
     Outcome,
@@ -43,10 +44,24 @@ SUCCEEDED = {C.INIT: S.INITIALIZED, C.START: S.RUNNING, C.RESTART: S.RUNNING, C.
 
 
 @pytest.mark.parametrize("before", [None, *State])
-@pytest.mark.parametrize("command", list(Command))
+@pytest.mark.parametrize("command", [command for command in Command if command not in SECRET_COMMANDS])
 def test_a_success_leaves_the_commands_state_and_a_stop_keeps_a_reset_instance_reset(command, before):
     expected = S.RESET if (command, before) == (C.STOP, S.RESET) else SUCCEEDED[command]
     assert state_after(command, O.SUCCEEDED, before) is expected
+
+
+@pytest.mark.parametrize("before", list(State))
+@pytest.mark.parametrize("command", SECRET_COMMANDS)
+def test_a_secret_command_never_changes_the_state(command, before):
+    assert state_after(command, O.SUCCEEDED, before) is before
+    assert state_after(command, O.FAILED, before) is before
+
+
+@pytest.mark.parametrize("command", SECRET_COMMANDS)
+def test_a_secret_command_of_an_unknown_or_deleted_instance_is_refused(command):
+    assert refusal(command, None, "alpha") == "instance 'alpha' is not known: init it first"
+    assert refusal(command, S.DELETED, "alpha") == "instance 'alpha' was deleted: init it again first"
+    assert refusal(command, S.RUNNING, "alpha") is None
 
 
 @pytest.mark.parametrize("before", [S.INITIALIZED, S.STOPPED, S.RUNNING, S.RESET])

@@ -57,7 +57,7 @@ def test_start_after_reset_initializes_again_first(host):
     host.run("alpha", "reset")
     command = host.run("alpha", "start")
     assert host.step_names(command) == INIT_STEPS + START_STEPS
-    assert host.fs.read_bytes("instances/alpha/server.cfg") == b'hostname "Friday Versus"\nsv_gametypes versus'
+    assert host.fs.read_bytes("instances/alpha/server.cfg") == b'hostname "Friday Versus"\nsv_gametypes versus\n'
 
 
 def test_start_after_reset_uses_the_blueprint_in_the_ledger_not_the_file_on_disk(host):
