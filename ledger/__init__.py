@@ -6,7 +6,7 @@ read the ledger start fast.
 
 from importlib import import_module
 
-from .errors import LedgerError, LedgerLocked, SchemaTooNew
+from .errors import ChainBroken, LedgerError, LedgerLocked, SchemaTooNew
 from .store import Ledger, format_time, parse_time, utc_now
 from .verify import ChainReport, verify_ledger
 from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, Observation, Outcome, State
@@ -45,6 +45,7 @@ __all__ = [
     "ChainReport",
     "Ledger",
     "LedgerError",
+    "ChainBroken",
     "LedgerLocked",
     "SchemaTooNew",
     "format_time",

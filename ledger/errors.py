@@ -9,5 +9,9 @@ class LedgerLocked(LedgerError):
     """Another process held the ledger's write lock past the busy timeout."""
 
 
+class ChainBroken(LedgerError):
+    """The hash chain does not hold: nothing may be appended onto it."""
+
+
 class SchemaTooNew(LedgerError):
     """The ledger file was written by a newer l4d2ctl than the one reading it."""

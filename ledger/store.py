@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from .chain import GENESIS_HASH, canonical_json, event_hash
-from .errors import LedgerError, LedgerLocked
+from .chain import GENESIS_HASH, ChainWalk, canonical_json, event_hash, walk_chain
+from .errors import ChainBroken, LedgerError, LedgerLocked
 from .holders import processes_with_open
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 LEDGER_FILE_MODE = 0o660
+CHAIN_CHECKPOINT = "chain"  # the position up to which an append verified the chain: "seq:hash"
+CHAIN_BROKEN = "chain-broken"  # the first bad seq a full walk found ("" once one holds again)
 LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -274,9 +276,39 @@ class Ledger:
             row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         return row if row is not None else (0, GENESIS_HASH)
 
+    def _check_chain_locked(self) -> None:
+        """Refuse to append onto a broken chain: re-walk it from the last point an append verified to the head.
+
+        The point is kept beside the events (as a position); the event there must
+        still have the hash it had. Cheap, since each append moves the point to
+        its own head; `verify` still walks everything from genesis.
+        """
+        seq, checked_hash = 0, GENESIS_HASH
+        point = self.position(CHAIN_CHECKPOINT)
+        if point and not self.position(CHAIN_BROKEN):
+            seq_text, _, checked_hash = point.partition(":")
+            seq = int(seq_text)
+            rows = list(self.rows(upto_seq=seq, after_seq=seq - 1))
+            if not rows or rows[0]["hash"] != checked_hash or event_hash(rows[0]["prev_hash"], rows[0]) != checked_hash:
+                raise ChainBroken(f"ledger {self.path}: seq {seq} changed or went missing since it was verified; "
+                                  f"nothing was appended (see `l4d2ctl verify`)")
+        walk = walk_chain(self.rows(after_seq=seq), seq, checked_hash)
+        if walk.first_bad_seq is not None:
+            raise ChainBroken(f"ledger {self.path}: the hash chain breaks at seq {walk.first_bad_seq} ({walk.reason}); "
+                              f"nothing was appended (see `l4d2ctl verify`)")
+
+    def remember_chain_walk(self, walk: ChainWalk) -> None:
+        """Keep what a walk from genesis found: the point it verified, or a break that appends refuse to build on
+        until a walk from genesis holds again."""
+        with self.transaction():
+            self.set_position(CHAIN_BROKEN, "" if walk.first_bad_seq is None else str(walk.first_bad_seq))
+            if walk.first_bad_seq is None:
+                self.set_position(CHAIN_CHECKPOINT, f"{walk.last_seq}:{walk.last_hash}")
+
     def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         from .events import RecordedEvent  # loaded already: the caller built its events from these models
 
+        self._check_chain_locked()
         seq, prev_hash = self.head()
         recorded_at = utc_now()
         recorded = []
@@ -299,6 +331,8 @@ class Ledger:
             self.db.conn.execute(_INSERT, [row[column] for column in _COLUMNS])
             # Every field was validated on the way in (the event) or assigned here.
             recorded.append(RecordedEvent.model_construct(**{**row, "payload": event.payload}))
+        self.set_position(CHAIN_CHECKPOINT, f"{seq}:{prev_hash}")
+        self.set_position(CHAIN_BROKEN, "")
         return recorded
 
     @contextmanager

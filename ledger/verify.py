@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .chain import GENESIS_HASH, event_hash
+from .chain import walk_chain
 from .store import Ledger
 
 
@@ -19,23 +19,16 @@ class ChainReport:
 
 
 def verify_ledger(ledger: Ledger) -> ChainReport:
-    """Re-walk every event from genesis, checking seq continuity, links and hashes.
+    """Re-walk every event from genesis (`walk_chain`), after SQLite's own integrity check.
 
-    Names the first seq where the chain no longer holds: a missing seq for a
-    deleted event, the edited event for a changed one, and for a forged event
-    whose own hash was made to fit, the event after it.
+    On a ledger this user may write, what the walk found is remembered: a break
+    makes every later append refuse (until a walk holds again, say after the
+    file is restored), and a whole chain becomes the point appends check from.
     """
     problems = ledger.integrity_problems()
     if problems:
         return ChainReport(False, 0, None, f"SQLite integrity check: {problems[0]}")
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for row in ledger.rows():
-        seq = row["seq"]
-        if seq != expected_seq:
-            return ChainReport(False, count, expected_seq, f"seq {expected_seq} is missing")
-        if row["prev_hash"] != prev_hash:
-            return ChainReport(False, count, seq, f"seq {seq} does not link to seq {seq - 1}")
-        if event_hash(prev_hash, row) != row["hash"]:
-            return ChainReport(False, count, seq, f"seq {seq} does not match its hash")
-        expected_seq, prev_hash, count = seq + 1, row["hash"], count + 1
-    return ChainReport(True, count)
+    walk = walk_chain(ledger.rows())
+    if not ledger.readonly:
+        ledger.remember_chain_walk(walk)
+    return ChainReport(walk.first_bad_seq is None, walk.events, walk.first_bad_seq, walk.reason)

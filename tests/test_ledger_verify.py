@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from commands.cli import cli
-from ledger import Ledger, verify_ledger
+from ledger import ChainBroken, Ledger, verify_ledger
 from ledger.chain import event_hash
 
 from .conftest import an_event
@@ -124,3 +124,65 @@ def test_verify_cli_on_a_file_that_is_not_a_ledger_exits_four_in_one_line(tmp_pa
     result = CliRunner().invoke(cli, ["--db", str(junk), "verify"])
     assert result.exit_code == 4
     assert result.output.count("\n") == 1 and "not a database" in result.output
+
+
+def _appending_fails(path) -> str:
+    with Ledger.open(path) as ledger, pytest.raises(ChainBroken) as refused:
+        ledger.append([an_event(command_id="late")])
+    return str(refused.value)
+
+
+def _count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def test_nothing_is_appended_onto_a_chain_edited_after_the_last_verified_point(ledger_path, tamperable):
+    tamperable.execute("UPDATE positions SET value = ? WHERE source = 'chain'", [f"5:{_row(tamperable, 5)['hash']}"])
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 8")
+    assert "breaks at seq 8 (seq 8 does not match its hash)" in _appending_fails(ledger_path)
+    assert _count(tamperable) == EVENTS
+
+
+def test_nothing_is_appended_where_the_last_verified_event_was_edited(ledger_path, tamperable):
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 10")
+    assert "seq 10 changed or went missing since it was verified" in _appending_fails(ledger_path)
+    assert _count(tamperable) == EVENTS
+
+
+def test_nothing_is_appended_where_the_last_verified_event_changed(ledger_path, tamperable):
+    tamperable.execute("UPDATE events SET hash = 'forged', actor = 'mallory' WHERE seq = 10")
+    assert "seq 10 changed or went missing since it was verified" in _appending_fails(ledger_path)
+    assert _count(tamperable) == EVENTS
+
+
+def test_nothing_is_appended_onto_a_truncated_chain_whose_head_was_verified(ledger_path, tamperable):
+    tamperable.execute("DELETE FROM events WHERE seq = 10")
+    assert "seq 10 changed or went missing" in _appending_fails(ledger_path)
+
+
+def test_a_ledger_without_a_verified_point_is_walked_from_genesis_before_the_first_append(ledger_path, tamperable):
+    tamperable.execute("DELETE FROM positions")
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 3")
+    assert "breaks at seq 3" in _appending_fails(ledger_path)
+
+
+def test_after_verify_found_a_break_no_cli_command_is_appended_and_it_exits_4_naming_the_seq(
+        ledger_path, tamperable, tmp_path):
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 7")
+    assert not _report(ledger_path).ok
+    result = CliRunner().invoke(cli, ["--db", str(ledger_path), "--root", str(tmp_path), "--host", "simulated",
+                                      "start", "alpha"])
+    assert result.exit_code == 4
+    assert "the hash chain breaks at seq 7" in result.stderr
+    assert _count(tamperable) == EVENTS
+
+
+def test_once_the_file_is_whole_again_appends_resume(ledger_path, tamperable):
+    original = _row(tamperable, 7)["actor"]
+    tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 7")
+    assert not _report(ledger_path).ok
+    assert "breaks at seq 7" in _appending_fails(ledger_path)
+    tamperable.execute("UPDATE events SET actor = ? WHERE seq = 7", [original])
+    with Ledger.open(ledger_path) as ledger:
+        ledger.append([an_event(command_id="late")])
+    assert _report(ledger_path).ok
