@@ -1,0 +1,457 @@
+"""left4me-host, the one program l4d2ctl runs as root: its interface, and that nothing points it outside the root.
+
+Most tests call the helper's `run` in-process against a throwaway root; the
+real mounts need root on Linux (they skip elsewhere, saying why). A recording
+stand-in for the privileged calls lets hypothesis throw arbitrary arguments at
+it and check every mount, unmount and systemctl call it would have made.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commands.spec import MAX_OVERLAYS
+from commands.text_rules import CVAR_PATTERN, FINGERPRINT_PATTERN, NAME_PATTERN, SECRET_VALUE_PATTERN
+from host_adapters.overlay import mounted_points
+
+HELPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "host" / "left4me-host"
+GAME_USER = "nobody"
+needs_root = pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                                reason="the helper runs as root: chown, overlay mounts")
+
+
+def _load_helper():
+    loader = SourceFileLoader("left4me_host", str(HELPER_SOURCE))
+    module = module_from_spec(spec_from_loader("left4me_host", loader))
+    loader.exec_module(module)
+    return module
+
+
+helper = _load_helper()
+
+
+class RecordingSystem(helper.System):
+    """The privileged calls, recorded with what each path really named at that moment, instead of made."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def mount_overlay(self, target: str, options: str) -> None:
+        layers = [value for option in options.split(",") for value in option.split("=", 1)[1].split(":")]
+        self.calls.append(("mount", _resolved(target), [_resolved(layer) for layer in layers]))
+
+    def umount_here(self, name: str) -> None:
+        self.calls.append(("umount", os.path.realpath(name)))
+
+    def systemctl(self, *arguments: str, check: bool = True) -> None:
+        self.calls.append(("systemctl", *arguments))
+
+    def chown(self, fd: int, uid: int, gid: int) -> None:
+        self.calls.append(("chown", _resolved(f"/proc/self/fd/{fd}")))
+
+
+def _resolved(path: str) -> str:
+    return os.readlink(path) if path.startswith("/proc/self/fd/") else os.path.realpath(path)
+
+
+def _instance(root: Path, name: str, layers: list[str] | None = None) -> None:
+    """An instance as l4d2ctl leaves it for the helper: instance.env and the cfgs to stage."""
+    (root / f"instances/{name}/cfg").mkdir(parents=True, exist_ok=True)
+    lowers = layers if layers is not None else [f"{root}/overlays/o", f"{root}/installation"]
+    (root / f"instances/{name}/instance.env").write_text(
+        f"L4D2_PORT=27015\nL4D2_ARGS=+map c1m1_hotel\nL4D2_LOWERDIRS={':'.join(lowers)}\n")
+    (root / f"instances/{name}/cfg/server.cfg").write_text(f"hostname {name}\n")
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A root the game user can reach (pytest's own temporary directories are root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="left4me-host-"))
+    base.chmod(0o755)
+    root = base / "root"
+    (root / "installation/left4dead2").mkdir(parents=True)
+    (root / "installation/srcds_run").write_text("game")
+    (root / "overlays/o/left4dead2/cfg").mkdir(parents=True)
+    (root / "overlays/o/left4dead2/cfg/server.cfg").write_text("sv_o 1\n")
+    _instance(root, "a")
+    yield root
+    for point in sorted((p for p in _mounts() if p.startswith(str(base))), reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+    shutil.rmtree(base)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "file").write_text("untouched")
+    return outside
+
+
+def _config(root: Path):
+    return helper.Config(str(root), GAME_USER)
+
+
+def _run(root: Path, *argv: str, system=None, stdin: str = ""):
+    return helper.run(list(argv), _config(root), system or RecordingSystem(), io.StringIO(stdin))
+
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        return mounted_points(table.read())
+
+
+def _mount_options(point: Path) -> list[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as table:
+        for line in table:
+            fields = line.split(" ")
+            if fields[4] == str(point):
+                return fields[5].split(",")
+    return []
+
+
+def test_the_patterns_agree_with_l4d2ctls_own():
+    assert helper.NAME.pattern.removesuffix(r"\Z") == NAME_PATTERN.pattern
+    assert helper.CVAR.pattern.removesuffix(r"\Z") == CVAR_PATTERN.pattern
+    assert helper.FINGERPRINT.pattern.removesuffix(r"\Z") == FINGERPRINT_PATTERN.pattern
+    assert helper.MAX_LAYERS == MAX_OVERLAYS + 1
+    for value in ("hunter2", 'a"b', "x" * 255, "x" * 256, "tab\there", "ünï"):
+        helper_accepts = bool(helper.SECRET_VALUE.match(value)) and '"' not in value
+        assert helper_accepts == bool(SECRET_VALUE_PATTERN.fullmatch(value)), value
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["frob", "a"], ["start"], ["start", "a", "b"], ["start", "a b"], ["start", "a left4me-server@b"],
+    ["start", "../a"], ["start", "a/b"], ["start", "A"], ["start", "-a"], ["start", "a.service"],
+    ["start", "a" * 64], ["start", "a\n"], ["root", "a"], ["secret-put", "a", "RCON"],
+    ["secret-commit", "a", "rcon_password", "not-hex"], ["mount", "a", "--root=/"],
+], ids=repr)
+def test_arguments_outside_the_interface_are_refused_before_anything_runs(root, argv):
+    system = RecordingSystem()
+    with pytest.raises(helper.Refused):
+        _run(root, *argv, system=system)
+    assert system.calls == []
+
+
+def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
+    system = RecordingSystem()
+    with pytest.raises(helper.Refused, match="stage the instance first"):
+        _run(root, "start", "a", system=system)
+    _run(root, "stage", "a", system=system)
+    system.calls.clear()
+    _run(root, "start", "a", system=system)
+    _run(root, "stop", "a", system=system)
+    assert system.calls == [("systemctl", "reset-failed", "left4me-server@a.service"),
+                            ("systemctl", "enable", "--now", "left4me-server@a.service"),
+                            ("systemctl", "disable", "--now", "left4me-server@a.service")]
+
+
+def test_root_prints_the_configured_root_whatever_the_caller_says(root):
+    assert _run(root, "root") == str(root)
+
+
+@pytest.mark.parametrize("layers, why", [
+    (["{root}"], "not a normalized path under"),
+    (["{root}/overlays"], "neither below overlays/ nor installation/"),
+    (["{root}/instances/a"], "neither below overlays/ nor installation/"),
+    (["/etc"], "not a normalized path under"),
+    (["{root}/overlays/../../x"], "not a normalized path under"),
+    (["{root}/overlays/o,upperdir=/x"], "not a normalized path under"),
+    (["{root}/overlays/o\\x"], "not a normalized path under"),
+    (["{root}/overlays/o"] * 65, "at most 64"),
+], ids=["the root", "overlays/ itself", "instances/", "outside", "dot-dot", "comma", "backslash", "65 layers"])
+def test_stage_refuses_a_lower_layer_outside_overlays_and_installation(root, layers, why):
+    _instance(root, "a", [layer.format(root=root) for layer in layers])
+    with pytest.raises(helper.Refused, match=why):
+        _run(root, "stage", "a")
+    assert not (root / "runtime/a/unit.env").exists()
+
+
+def test_stage_refuses_a_symlinked_instance_env_or_cfg(root, outside):
+    (root / "instances/a/cfg/server.cfg").unlink()
+    (root / "instances/a/cfg/server.cfg").symlink_to(outside / "file")
+    with pytest.raises(helper.Refused, match="symlink"):
+        _run(root, "stage", "a")
+
+
+def test_stage_refuses_a_fifo_instead_of_hanging_on_it(root):
+    (root / "instances/a/cfg/server.cfg").unlink()
+    os.mkfifo(root / "instances/a/cfg/server.cfg")
+    with pytest.raises(helper.Refused, match="regular file"):
+        _run(root, "stage", "a")
+
+
+@needs_root
+def test_stage_gives_the_upper_layer_to_the_game_and_keeps_the_rest_roots(root):
+    _run(root, "stage", "a", system=helper.System())
+    game = pwd.getpwnam(GAME_USER)
+    runtime = root / "runtime/a"
+    owners = {path: (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode))
+              for path in (runtime, runtime / "upper", runtime / "work", runtime / "merged", runtime / "unit.env",
+                           runtime / "upper/left4dead2/cfg/server.cfg")}
+    assert owners == {runtime: (0, 0o755), runtime / "upper": (game.pw_uid, 0o755), runtime / "work": (0, 0o700),
+                      runtime / "merged": (0, 0o755), runtime / "unit.env": (0, 0o644),
+                      runtime / "upper/left4dead2/cfg/server.cfg": (game.pw_uid, 0o640)}
+
+
+@needs_root
+def test_a_secret_reaches_the_staged_server_cfg_only(root):
+    fingerprint = _run(root, "secret-put", "a", "rcon_password", stdin="hunter2\n", system=helper.System())
+    _run(root, "secret-commit", "a", "rcon_password", fingerprint, system=helper.System())
+    _run(root, "stage", "a", system=helper.System())
+    staged = root / "runtime/a/upper/left4dead2/cfg/server.cfg"
+    assert staged.read_text() == 'hostname a\nrcon_password "hunter2"\n'
+    assert not stat.S_IMODE(staged.stat().st_mode) & 0o007, "server.cfg is not world-readable"
+    kept = root / "secrets/a/rcon_password"
+    assert (kept.stat().st_uid, stat.S_IMODE(kept.stat().st_mode)) == (0, 0o600)
+    assert stat.S_IMODE((root / "secrets").stat().st_mode) == 0o700
+    assert "hunter2" not in (root / "instances/a/cfg/server.cfg").read_text()
+
+
+@needs_root
+def test_a_fingerprint_is_keyed_and_a_commit_is_idempotent(root):
+    first = _run(root, "secret-put", "a", "rcon_password", stdin="hunter2\n", system=helper.System())
+    assert first == _run(root, "secret-put", "a", "rcon_password", stdin="hunter2\n", system=helper.System())
+    assert first != _run(root, "secret-put", "b", "rcon_password", stdin="hunter2\n", system=helper.System())
+    import hashlib
+
+    assert first not in hashlib.sha256(b"hunter2").hexdigest(), "not a bare hash a dictionary could reverse"
+    _run(root, "secret-commit", "a", "rcon_password", first, system=helper.System())
+    _run(root, "secret-commit", "a", "rcon_password", first, system=helper.System())
+    with pytest.raises(helper.Failed, match="set it again"):
+        _run(root, "secret-commit", "a", "rcon_password", "0" * 32, system=helper.System())
+
+
+@needs_root
+def test_remove_refuses_while_mounted_and_removes_root_owned_leftovers_after(root):
+    system = helper.System()
+    _run(root, "stage", "a", system=system)
+    _mount_or_skip(root, system)
+    try:
+        with pytest.raises(helper.Refused, match="mounted"):
+            _run(root, "remove", "a", system=system)
+    finally:
+        _run(root, "umount", "a", system=system)
+    (root / "runtime/a/work/work").mkdir(exist_ok=True)
+    (root / "runtime/a/work/work").chmod(0)
+    assert _run(root, "remove", "a", system=system) == "removed runtime/a"
+    assert not (root / "runtime/a").exists()
+
+
+def _mount_or_skip(root: Path, system) -> None:
+    try:
+        _run(root, "mount", "a", system=system)
+    except helper.Failed as error:
+        pytest.skip(f"overlayfs mount not permitted here: {error}")
+
+
+@needs_root
+def test_the_overlay_is_mounted_nosuid_nodev_and_the_game_can_write_below_left4dead2(root):
+    system = helper.System()
+    _run(root, "stage", "a", system=system)
+    _mount_or_skip(root, system)
+    merged = root / "runtime/a/merged"
+    try:
+        assert {"nosuid", "nodev"} <= set(_mount_options(merged))
+        assert (merged / "srcds_run").read_text() == "game"
+        game = subprocess.run(["setpriv", f"--reuid={GAME_USER}", f"--regid={pwd.getpwnam(GAME_USER).pw_gid}",
+                               "--clear-groups", "--", "touch", str(merged / "left4dead2/console.log")],
+                              capture_output=True, text=True)
+        assert game.returncode == 0, game.stderr
+        assert (root / "runtime/a/upper/left4dead2/console.log").exists()
+        planted = subprocess.run(["setpriv", f"--reuid={GAME_USER}", f"--regid={pwd.getpwnam(GAME_USER).pw_gid}",
+                                  "--clear-groups", "--", "touch", str(root / "runtime/a/planted")],
+                                 capture_output=True, text=True)
+        assert planted.returncode != 0, "the game cannot write where the helper mounts"
+    finally:
+        _run(root, "umount", "a", system=system)
+    assert str(merged) not in _mounts()
+    assert _run(root, "umount", "a", system=system) == "runtime/a/merged is not mounted"
+
+
+@needs_root
+def test_a_symlinked_upper_directory_cannot_inject_mount_options(root, outside):
+    system = helper.System()
+    _run(root, "stage", "a", system=system)
+    upper = root / "runtime/a/upper"
+    upper.rename(root / "runtime/a/upper.real")
+    injected = root / "runtime/a/x,upperdir=" / str(outside / "dir").lstrip("/")
+    injected.mkdir(parents=True)
+    upper.symlink_to(injected)
+    with pytest.raises(helper.Refused, match="symlink"):
+        _run(root, "mount", "a", system=system)
+    assert str(root / "runtime/a/merged") not in _mounts()
+    assert list((outside / "dir").iterdir()) == []
+
+
+@needs_root
+def test_umount_never_follows_a_symlinked_merged_directory(root, tmp_path):
+    system = helper.System()
+    _run(root, "stage", "a", system=system)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(elsewhere)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        merged = root / "runtime/a/merged"
+        merged.rmdir()
+        merged.symlink_to(elsewhere)
+        with pytest.raises(helper.Refused, match="symlink"):
+            _run(root, "umount", "a", system=system)
+        assert str(elsewhere) in _mounts(), "the mount the symlink points at is still there"
+    finally:
+        subprocess.run(["umount", str(elsewhere)], capture_output=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.renameat2(_AT_FDCWD, str(first).encode(), _AT_FDCWD, str(second).encode(), _RENAME_EXCHANGE)
+
+
+@needs_root
+def test_swapping_merged_for_a_symlink_mid_mount_never_puts_an_overlay_outside_the_root(root, outside):
+    system = helper.System()
+    _run(root, "stage", "a", system=system)
+    merged = root / "runtime/a/merged"
+    decoy = root / "runtime/a/decoy"
+    decoy.symlink_to(outside / "dir")
+    swapping, stop, exchanging = threading.Event(), threading.Event(), threading.Lock()
+
+    def swap():
+        while not stop.is_set():
+            with exchanging:
+                if swapping.is_set():
+                    _exchange(merged, decoy)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    outcomes = {"mounted": 0, "refused": 0}
+    try:
+        for _ in range(300):
+            swapping.set()
+            try:
+                _run(root, "mount", "a", system=system)
+                outcomes["mounted"] += 1
+            except helper.Refused:
+                outcomes["refused"] += 1
+            except helper.Failed as error:
+                pytest.skip(f"overlayfs mount not permitted here: {error}")
+            with exchanging:
+                swapping.clear()
+            overlays = {point for point in _mounts() if point.startswith(str(root.parent))}
+            assert overlays <= {str(merged), str(decoy)}, f"an overlay landed outside the root: {overlays}"
+            for point in overlays:  # the real directory, under whichever of its two names it has now
+                subprocess.run(["umount", point], check=True)
+            if merged.is_symlink():
+                _exchange(merged, decoy)
+    finally:
+        stop.set()
+        swapper.join()
+    assert list((outside / "dir").iterdir()) == []
+    assert outcomes["mounted"] > 0 and outcomes["mounted"] + outcomes["refused"] == 300
+
+
+@needs_root
+def test_the_installed_helper_ignores_its_environment(root, tmp_path):
+    config = tmp_path / "host.conf"
+    config.write_text(f"root={root}\nuser={GAME_USER}\n")
+    installed = tmp_path / "left4me-host"
+    installed.write_text(HELPER_SOURCE.read_text().replace("@PYTHON@", sys.executable)
+                         .replace("@CONFIG@", str(config)))
+    installed.chmod(0o755)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "ran"
+    (evil / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (evil / "realpath").write_text(f"#!/bin/sh\necho ran > {marker}\n")
+    (evil / "realpath").chmod(0o755)
+    environment = {"PATH": str(evil), "PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "sitecustomize.py"),
+                   "BASH_ENV": str(evil / "sitecustomize.py"), "LEFT4ME_ROOT": str(tmp_path / "other")}
+    shown = subprocess.run([str(installed), "root"], env=environment, capture_output=True, text=True)
+    assert (shown.returncode, shown.stdout.strip()) == (0, str(root)), shown.stderr
+    assert not marker.exists()
+
+
+@needs_root
+def test_a_configuration_others_can_write_is_refused(tmp_path, root):
+    config = tmp_path / "host.conf"
+    config.write_text(f"root={root}\nuser={GAME_USER}\n")
+    config.chmod(0o666)
+    with pytest.raises(helper.Refused, match="writable by nobody else"):
+        helper.Config.load(str(config))
+    config.chmod(0o644)
+    assert helper.Config.load(str(config)).root == str(root)
+
+
+@pytest.fixture(scope="module")
+def hostile_root(tmp_path_factory):
+    """A root with symlinks planted everywhere the helper looks, pointing outside it."""
+    base = tmp_path_factory.mktemp("hostile")
+    root, outside = base / "root", base / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "file").write_text("untouched")
+    (root / "installation").mkdir(parents=True)
+    (root / "overlays/o").mkdir(parents=True)
+    (root / "overlays/linked").symlink_to(outside / "dir")
+    for name in ("a", "b"):
+        _instance(root, name)
+    _instance(root, "c", [f"{root}/overlays/linked", f"{root}/installation"])
+    (root / "instances/evil").symlink_to(outside / "dir")
+    (root / "runtime/b").mkdir(parents=True)
+    for part in ("upper", "work"):
+        (root / f"runtime/b/{part}").symlink_to(outside / "dir")
+    (root / "runtime/b/merged").symlink_to(outside / "dir")
+    (root / "runtime/d").symlink_to(outside / "dir")
+    return root, outside
+
+
+VERB_OR_NOT = st.one_of(st.sampled_from(sorted(helper.VERBS)), st.text(max_size=12))
+NAME_OR_NOT = st.one_of(st.sampled_from(["a", "b", "c", "d", "evil", "..", "../..", "a/../b", "a b", "A", ""]),
+                        st.text(max_size=20))
+
+
+@needs_root
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(st.one_of(VERB_OR_NOT, NAME_OR_NOT), min_size=0, max_size=4),
+       verb=VERB_OR_NOT, names=st.lists(NAME_OR_NOT, min_size=1, max_size=3))
+def test_no_arguments_make_the_helper_act_outside_the_root(hostile_root, argv, verb, names):
+    root, outside = hostile_root
+    system = RecordingSystem()
+    for arguments in (argv, [verb, *names]):
+        try:
+            _run(root, *arguments, system=system, stdin="hunter2\n")
+        except (helper.Refused, helper.Failed, OSError):
+            pass
+    inside = str(root) + "/"
+    for call in system.calls:
+        match call:
+            case ("mount", target, layers):
+                assert all(path.startswith(inside) for path in [target, *layers]), call
+            case ("umount", path) | ("chown", path):
+                assert path.startswith(inside), call
+            case ("systemctl", *arguments):
+                unit = arguments[-1]
+                assert unit.startswith("left4me-server@") and unit.endswith(".service"), call
+                assert NAME_PATTERN.fullmatch(unit.removeprefix("left4me-server@").removesuffix(".service")), call
+    assert sorted(p.name for p in outside.rglob("*")) == ["dir", "file"]
+    assert (outside / "file").read_text() == "untouched"
