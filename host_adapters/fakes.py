@@ -246,6 +246,9 @@ class FakeRuntime:
         self.faults.check(f"stage {name}", io)
         self._refuse_mounted(name, "staged")
         upper_cfg, source = f"runtime/{name}/upper/{CFG_DIR}", f"instances/{name}/cfg"
+        for layer in self._layers(name):
+            if not self.fs.exists(layer):
+                raise HostError(f"{layer} does not exist")
         for directory in ("upper", "work", "merged"):
             self.fs.make_dirs(f"runtime/{name}/{directory}")
         self.fs.make_dirs(upper_cfg)
@@ -269,6 +272,12 @@ class FakeRuntime:
         self.fs.remove_tree(f"runtime/{name}")
         self.secrets.forget(name)
         io.say(f"{self.label}removed runtime/{name} and its secrets")
+
+    def _layers(self, name: str) -> list[str]:
+        """The lower layers instance.env names, relative to the root."""
+        env = self.fs.read_bytes(f"instances/{name}/instance.env").decode()
+        line = next(line for line in env.splitlines() if line.startswith("L4D2_LOWERDIRS="))
+        return [str(Path(layer).relative_to(self.fs.root)) for layer in line.split("=", 1)[1].split(":")]
 
     def _refuse_mounted(self, name: str, what: str) -> None:
         if self.mounter.is_mounted(self.fs.root / "runtime" / name / "merged"):

@@ -46,6 +46,8 @@ class FakeHost:
         self.state = MemoryState()
         self.fs = MemoryFilesystem(faults=self.faults)
         self.fs.write_bytes("overlays/competitive/zonemod/left4dead2/cfg/server.cfg", b"sv_zonemod 1\n")
+        self.fs.make_dirs("overlays/maps/custom")
+        self.fs.make_dirs("installation/left4dead2")
         self.faults.calls.clear()
         self.services = FakeServiceControl(self.state, self.fs.root, self.faults)
         self.query = FakeServerQuery(self.services)

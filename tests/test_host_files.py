@@ -51,7 +51,7 @@ def test_start_stages_server_cfg_and_the_alias_cfg_in_the_upper_layer(root):
     run(root, "alpha", "init")
     run(root, "alpha", "start")
     assert sorted(p.name for p in (root / CFG).iterdir()) == ["server.cfg", "server_zonemod.cfg"]
-    assert (root / CFG / "server.cfg").read_text() == 'hostname "Friday Versus"\nsv_gametypes versus'
+    assert (root / CFG / "server.cfg").read_text() == 'hostname "Friday Versus"\nsv_gametypes versus\n'
     assert (root / CFG / "server_zonemod.cfg").read_text() == "sv_zonemod 1\n"
 
 

@@ -358,8 +358,9 @@ def test_swapping_merged_for_a_symlink_mid_mount_never_puts_an_overlay_outside_t
                 pytest.skip(f"overlayfs mount not permitted here: {error}")
             with exchanging:
                 swapping.clear()
+            assert not any(point.startswith(str(outside)) for point in _mounts()), "an overlay landed outside"
             overlays = {point for point in _mounts() if point.startswith(str(root.parent))}
-            assert overlays <= {str(merged), str(decoy)}, f"an overlay landed outside the root: {overlays}"
+            assert overlays <= {str(merged), str(decoy)}, f"an overlay landed elsewhere: {overlays}"
             for point in overlays:  # the real directory, under whichever of its two names it has now
                 subprocess.run(["umount", point], check=True)
             if merged.is_symlink():
