@@ -25,13 +25,21 @@ PROJECT = Path(__file__).resolve().parent.parent
 L4D2CTL = PROJECT / ".venv" / "bin" / "l4d2ctl"
 PYTHON = PROJECT / ".venv" / "bin" / "python"
 ROOT = "/var/lib/left4me"
+BIN = "/opt/left4me/bin"
+HELPER = f"{BIN}/left4me-host"
+OPERATOR = "alice"
+GAME_USER = "left4me-game"
 BOOT_TIMEOUT = 90
+# What sudo needs from the host's /etc inside the container (its / is an empty tmpfs over the host's /usr).
+SUDO_FILES = ("/etc/pam.d", "/etc/security", "/etc/sudoers")
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="booting systemd in a container needs root"),
     pytest.mark.skipif(shutil.which("systemd-nspawn") is None,
                        reason="systemd-nspawn is not installed (apt-get install systemd-container)"),
     pytest.mark.skipif(not L4D2CTL.exists(), reason="l4d2ctl is not installed in this checkout's .venv"),
+    pytest.mark.skipif(shutil.which("sudo") is None or not all(os.path.exists(path) for path in SUDO_FILES),
+                       reason="sudo is not installed (apt-get install sudo): operators reach the helper through it"),
 ]
 
 
@@ -50,9 +58,20 @@ class Container:
             raise AssertionError(f"`{command}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def l4d2ctl(self, *args: str) -> subprocess.CompletedProcess:
-        """l4d2ctl inside the container, against the real systemd (no check: callers look at the code)."""
-        return self.run(f"{L4D2CTL} {shlex.join(args)}", check=False)
+    def l4d2ctl(self, *args: str, user: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """l4d2ctl inside the container, against the real systemd, as root or as `user` (no check: callers look
+        at the code)."""
+        command = f"env L4D2CTL_HELPER={HELPER} {L4D2CTL} {shlex.join(args)}"
+        if stdin is not None:
+            command = f"printf '%s\\n' {shlex.quote(stdin)} | {command}"
+        return self.run(as_user(user, command) if user else command, check=False)
+
+
+def as_user(user: str, command: str) -> str:
+    """A shell command run as `user` with its groups (setpriv: no PAM session, as a service or a login would not
+    matter here)."""
+    return (f"setpriv --reuid={user} --regid=$(id -g {user}) --init-groups -- /bin/sh -c "
+            f"{shlex.quote('cd /tmp && ' + command)}")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +80,7 @@ def container():
     nspawn = subprocess.Popen(
         ["systemd-nspawn", "-D", "/", "--volatile=yes", "--boot", "--private-network", "--register=no",
          "--keep-unit", f"--machine={name}", f"--bind-ro={PROJECT}", f"--bind-ro={sys.base_prefix}",
-         "--", "systemd.firstboot=off"],
+         *(f"--bind-ro={path}" for path in SUDO_FILES), "--", "systemd.firstboot=off"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     deadline = time.monotonic() + BOOT_TIMEOUT
@@ -89,7 +108,11 @@ def container():
 @pytest.fixture(scope="module")
 def host(container):
     """The host files installed, a stand-in game installation, two overlays, and two specs."""
-    container.run(f"{PROJECT}/scripts/host/install --bin /opt/left4me/bin --l4d2ctl {L4D2CTL}")
+    container.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers")
+    # The operator: a member of group left4me, nothing more. /root is made traversable only so that the
+    # operator can run this checkout's Python (bound in from under /root); the container is thrown away.
+    container.run(f"useradd --create-home --groups left4me {OPERATOR} && chmod 0755 /root && "
+                  "echo \"127.0.0.1 localhost $(hostname)\" > /etc/hosts")
     container.run(
         f"install -m 0755 {PROJECT}/scripts/host/srcds_run {ROOT}/installation/srcds_run && "
         f"mkdir -p {ROOT}/overlays/competitive/zonemod/left4dead2/cfg {ROOT}/overlays/maps/custom && "
@@ -180,10 +203,10 @@ def test_a_missing_overlay_makes_start_fail_with_the_units_error_recorded(host):
     failed = host.l4d2ctl("start", "broken", "--json")
     assert failed.returncode == 1
     command = json.loads(failed.stdout)
-    assert command["outcome"] == "failed" and command["error"].startswith("enable and start unit:")
+    assert command["outcome"] == "failed" and command["error"].startswith("copy cfgs into the upper layer:")
     failure = json.loads(host.l4d2ctl("show", command["command_id"], "--json").stdout)["failure"]
-    recorded = "\n".join(failure["output"] + failure["stderr_tail"])
-    assert "missing/layer does not exist" in recorded, recorded
+    recorded = "\n".join([failure["error"], *failure["output"], *failure["stderr_tail"]])
+    assert "overlays/missing/layer does not exist" in recorded, recorded
     assert not _mounted(host, "broken")
     time.sleep(15)  # longer than RestartSec: a unit left enabled would have been restarted by now
     unit = _unit_properties(host, "broken")
@@ -282,3 +305,108 @@ def _started_pids_script(*command_ids: str) -> str:
             f"with Ledger.open('{ROOT}/ledger.db') as ledger:\n"
             f"    for command_id in {list(command_ids)!r}:\n"
             f"        print(*[e.payload.pid for e in ledger.read(command_id=command_id) if e.type == 'CommandStarted'])\n")
+
+
+def _gone(container, name: str) -> bool:
+    return container.run(f"test -e {ROOT}/instances/{name} || test -e {ROOT}/runtime/{name} || "
+                         f"test -e {ROOT}/secrets/{name}", check=False).returncode != 0
+
+
+def test_an_operator_without_root_runs_the_whole_lifecycle_through_the_installed_files(host):
+    spec = json.dumps({"port": 27019, "arguments": ["+map c5m1_waterfront"], "config": ['hostname "Operated"']})
+    host.run(f"echo {shlex.quote(spec)} > /tmp/operated.yaml")
+
+    def alice(*args: str) -> subprocess.CompletedProcess:
+        return host.l4d2ctl(*args, user=OPERATOR)
+
+    assert alice("init", "operated", "--spec", "/tmp/operated.yaml").returncode == 0
+    started = alice("start", "operated", "--json")
+    assert started.returncode == 0, started.stdout + started.stderr
+    unit = _unit_properties(host, "operated")
+    assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+    assert _query(host, 27019) == ["Operated", "c5m1_waterfront", 8]
+    assert json.loads(started.stdout)["actor"] == OPERATOR
+    game_writes = host.run(as_user(GAME_USER, f"touch {ROOT}/runtime/operated/merged/left4dead2/console.log"),
+                           check=False)
+    assert game_writes.returncode == 0, game_writes.stderr
+    assert host.run(as_user(GAME_USER, f"touch {ROOT}/runtime/operated/planted"), check=False).returncode != 0
+
+    assert alice("stop", "operated").returncode == 0
+    assert _unit(host, "operated") == "inactive" and not _mounted(host, "operated")
+    assert alice("restart", "operated").returncode == 0
+    assert _unit_properties(host, "operated")["ActiveState"] == "active"
+    assert alice("reset", "operated").returncode == 0
+    assert alice("start", "operated").returncode == 0
+    assert _query(host, 27019) is not None
+    assert alice("delete", "operated").returncode == 0
+    unit = _unit_properties(host, "operated")
+    assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
+    assert not _mounted(host, "operated") and _gone(host, "operated")
+    for reading in (("status", "--json"), ("history", "operated", "--json"), ("audit", "--json"), ("verify",)):
+        assert alice(*reading).returncode == 0, reading
+
+
+def test_the_ledger_is_the_operators_and_nobody_elses(host):
+    assert host.l4d2ctl("status").returncode == 0
+    modes = host.run(f"stat -c '%U:%G %a' {ROOT} {ROOT}/ledger.db {ROOT}/runtime {ROOT}/secrets").stdout.split("\n")
+    assert [line.split(" ")[1] for line in modes[:4]] == ["3771", "660", "755", "700"], modes
+    assert modes[1].split(" ")[0].endswith(":left4me"), modes
+    assert host.run(as_user(GAME_USER, f"cat {ROOT}/ledger.db"), check=False).returncode != 0
+    assert host.run(as_user(OPERATOR, f"ls {ROOT}/secrets"), check=False).returncode != 0
+
+
+def test_a_secret_reaches_server_cfg_and_nowhere_in_the_ledger(host):
+    secret = "e2e-hunter2-9f3a"
+    host.run(f"echo {shlex.quote(json.dumps({'port': 27020}))} > /tmp/secretive.yaml")
+    assert host.l4d2ctl("init", "secretive", "--spec", "/tmp/secretive.yaml", user=OPERATOR).returncode == 0
+    host.run(f"echo {shlex.quote(json.dumps({'port': 27021, 'config': [f'rcon_password {secret}']}))} > /tmp/leaky.yaml")
+    refused = host.l4d2ctl("init", "leaky", "--spec", "/tmp/leaky.yaml", user=OPERATOR)
+    assert refused.returncode == 2 and "secret set" in refused.stderr
+    set_ = host.l4d2ctl("secret", "set", "secretive", "rcon_password", "--json", user=OPERATOR, stdin=secret)
+    assert set_.returncode == 0, set_.stdout + set_.stderr
+    assert host.l4d2ctl("start", "secretive", user=OPERATOR).returncode == 0
+    staged = f"{ROOT}/runtime/secretive/upper/left4dead2/cfg/server.cfg"
+    assert f'rcon_password "{secret}"' in host.run(f"cat {staged}").stdout
+    assert host.run(f"stat -c '%U %a' {staged}").stdout.split() == [GAME_USER, "640"]
+    outputs = [set_.stdout, *(host.l4d2ctl(*args, user=OPERATOR).stdout for args in (
+        ("show", json.loads(set_.stdout)["command_id"], "--json"), ("history", "secretive", "--json"),
+        ("audit", "--json"), ("status", "--json"), ("secret", "list", "secretive", "--json")))]
+    assert not any(secret in output for output in outputs)
+    listed = json.loads(outputs[-1])
+    assert [entry["cvar"] for entry in listed] == ["rcon_password"] and len(listed[0]["fingerprint"]) == 32
+    assert host.run(f"cat {ROOT}/ledger.db* | grep -ac {secret}", check=False).stdout.strip() == "0"
+    assert host.l4d2ctl("delete", "secretive", user=OPERATOR).returncode == 0
+    assert _gone(host, "secretive")
+
+
+ESCALATIONS = [
+    f"sudo -n {HELPER} start 'nosuch probe'", f"sudo -n {HELPER} start nosuch probe",
+    f"sudo -n {HELPER} start ../probe", f"sudo -n {HELPER} start probe.service", f"sudo -n {HELPER} start Probe",
+    f"sudo -n {HELPER} start 'x left4me-server@y.service'", f"sudo -n {HELPER} frob probe",
+    f"sudo -n {HELPER} mount probe --bind", f"sudo -n {HELPER}",
+    "sudo -n /usr/bin/systemctl start probe.service", f"sudo -n LEFT4ME_ROOT=/tmp {HELPER} root",
+    f"sudo -n /usr/bin/env LEFT4ME_ROOT=/tmp {HELPER} root", "sudo -n /bin/sh -c id",
+]
+
+
+@pytest.mark.parametrize("attempt", ESCALATIONS)
+def test_an_operator_gets_nothing_else_as_root(host, attempt):
+    host.run("printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"id > /run/probe-ran\"\\n' "
+             "> /run/systemd/system/probe.service && systemctl daemon-reload")
+    tried = host.run(as_user(OPERATOR, attempt), check=False)
+    assert tried.returncode != 0, tried.stdout
+    assert host.run("test -e /run/probe-ran", check=False).returncode != 0
+    assert host.run("systemctl is-active probe.service", check=False).stdout.strip() != "active"
+
+
+def test_the_operator_may_ask_the_helper_its_root_and_nothing_changes_it(host):
+    shown = host.run(as_user(OPERATOR, f"LEFT4ME_ROOT=/tmp sudo -n {HELPER} root"))
+    assert shown.stdout.strip() == ROOT
+
+
+def test_the_unit_is_sandboxed(host):
+    analysis = host.run("systemd-analyze security --no-pager left4me-server@scored.service", check=False).stdout
+    overall = next(line for line in analysis.splitlines() if "Overall exposure level" in line)
+    score = float(overall.split(":")[-1].split()[0])
+    print(f"systemd-analyze security: {overall.strip()}")
+    assert score <= 2.5, overall
