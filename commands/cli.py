@@ -1,4 +1,4 @@
-"""The `l4d2ctl` command line, built with click; the contract is shared/CLI.md.
+"""The `l4d2ctl` command line, built with click; the contract is docs/cli.md.
 
 Reading commands import only what reading needs; the lifecycle machinery
 (spec models, executor, host adapters) loads inside the commands that use it.

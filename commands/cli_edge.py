@@ -40,7 +40,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
 
 
 def exit_code_of(outcome: str) -> int:
-    """The exit code a command's outcome maps to (CLI.md)."""
+    """The exit code a command's outcome maps to (docs/cli.md)."""
     return OUTCOME_EXIT_CODES[outcome]
 
 

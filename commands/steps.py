@@ -243,7 +243,7 @@ def purge_plan(name: str) -> Plan:
 
 
 def stop_steps(name: str) -> list[Step]:
-    """Disable and stop the unit, then unmount the overlay if still mounted (a failed unmount is noted, as in the seed)."""
+    """Disable and stop the unit, then unmount the overlay if still mounted (a failed unmount is noted, not fatal)."""
     return [
         Step("disable and stop unit", _disable_unit(name)),
         Step("unmount overlay", _tolerating(_unmount(name))),
@@ -271,7 +271,7 @@ def purge_steps(name: str) -> list[Step]:
 
 
 def _release_steps(name: str) -> list[Step]:
-    """Disable and stop the unit, unmount the overlay; failures noted, not fatal (as the seed's delete)."""
+    """Disable and stop the unit, unmount the overlay; failures noted, not fatal."""
     return [
         Step("disable and stop unit", _tolerating(_disable_unit(name))),
         Step("unmount overlay", _tolerating(_unmount(name))),

@@ -55,7 +55,7 @@ class CommandView:
         return self.outcome not in UNFINISHED
 
     def summary(self) -> dict[str, Any]:
-        """The command as CLI.md's history/audit JSON object."""
+        """The command as the history/audit JSON object of docs/cli.md."""
         return {key: getattr(self, key) for key in SUMMARY_FIELDS}
 
     def as_row(self) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class InstanceView:
         return self.state is not None
 
     def summary(self) -> dict[str, Any]:
-        """The instance as CLI.md's status JSON object."""
+        """The instance as the status JSON object of docs/cli.md."""
         return {key: getattr(self, key) for key in STATUS_FIELDS}
 
     def as_row(self) -> dict[str, Any]:

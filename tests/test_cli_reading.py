@@ -1,4 +1,4 @@
-"""Reading through the CLI: every JSON shape and exit code of CLI.md, in-process and as the installed program."""
+"""Reading through the CLI: every JSON shape and exit code of docs/cli.md, in-process and as the installed program."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""On real files, init and start write exactly what the seed wrote."""
+"""On real files, init and start write exactly what the original left4me host code wrote."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ SCENARIOS = {
     "delete": ["init", "start"],
     "reset": ["init", "start"],
 }
-# Steps whose failures the seed tolerates: noted in the output, the command goes on.
+# Steps whose failures the original host code tolerated (and so does l4d2ctl): noted in the output, the command goes on.
 TOLERANT_STEPS = {"stop": {"unmount overlay"}, "delete": {"disable and stop unit", "unmount overlay"},
                   "reset": {"disable and stop unit", "unmount overlay"}}
 
