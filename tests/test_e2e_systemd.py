@@ -331,8 +331,15 @@ def test_an_operator_without_root_runs_the_whole_lifecycle_through_the_installed
     assert game_writes.returncode == 0, game_writes.stderr
     assert host.run(as_user(GAME_USER, f"touch {ROOT}/runtime/operated/planted"), check=False).returncode != 0
 
-    assert alice("stop", "operated").returncode == 0
+    stopped = alice("stop", "operated", "--json")
+    assert stopped.returncode == 0
     assert _unit(host, "operated") == "inactive" and not _mounted(host, "operated")
+    assert alice("replay", json.loads(stopped.stdout)["command_id"]).returncode == 0
+    assert alice("cancel", json.loads(stopped.stdout)["command_id"]).returncode == 3, "it had finished"
+    assert alice("start", "operated", "--no-wait").returncode == 0
+    assert alice("executor", "--once").returncode == 0
+    assert json.loads(alice("status", "operated", "--json").stdout)["state"] == "running"
+    assert alice("stop", "operated").returncode == 0
     assert alice("restart", "operated").returncode == 0
     assert _unit_properties(host, "operated")["ActiveState"] == "active"
     assert alice("reset", "operated").returncode == 0
