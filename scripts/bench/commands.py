@@ -33,6 +33,8 @@ from host_adapters import Host
 from host_adapters.fakes import (
     FakeJournal,
     FakeMounter,
+    FakeRuntime,
+    FakeSecrets,
     FakeServerQuery,
     FakeServiceControl,
     MemoryFilesystem,
@@ -58,8 +60,11 @@ def l4d2ctl_rate(path: Path, commands: int, history: int) -> float:
         build_ledger(path, INSTANCES * history * 7, INSTANCES)
     state = MemoryState()
     fs = MemoryFilesystem()
+    fs.make_dirs("installation")
     services = FakeServiceControl(state, fs.root)
-    host = Host(fs, FakeMounter(state), services, FakeJournal(services.journal), FakeServerQuery(services))
+    mounter, secrets = FakeMounter(state), FakeSecrets(MemoryState())
+    host = Host(fs, mounter, services, FakeJournal(services.journal), FakeServerQuery(services),
+                FakeRuntime(fs, mounter, secrets), secrets)
     with Ledger.open(path) as ledger:
         executor = Executor(ledger, host)
         for number in range(INSTANCES):
