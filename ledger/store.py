@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 LEDGER_FILE_MODE = 0o660
-CHAIN_CHECKPOINT = "chain"  # the position up to which an append verified the chain: "seq:hash"
-CHAIN_BROKEN = "chain-broken"  # the first bad seq a full walk found ("" once one holds again)
+# The position up to which the chain was verified ("seq:hash"), or "broken:SEQ" once a full walk found a break.
+CHAIN_CHECKPOINT = "chain"
+BROKEN = "broken:"
 LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -285,7 +286,7 @@ class Ledger:
         """
         seq, checked_hash = 0, GENESIS_HASH
         point = self.position(CHAIN_CHECKPOINT)
-        if point and not self.position(CHAIN_BROKEN):
+        if point and not point.startswith(BROKEN):
             seq_text, _, checked_hash = point.partition(":")
             seq = int(seq_text)
             rows = list(self.rows(upto_seq=seq, after_seq=seq - 1))
@@ -300,10 +301,8 @@ class Ledger:
     def remember_chain_walk(self, walk: ChainWalk) -> None:
         """Keep what a walk from genesis found: the point it verified, or a break that appends refuse to build on
         until a walk from genesis holds again."""
-        with self.transaction():
-            self.set_position(CHAIN_BROKEN, "" if walk.first_bad_seq is None else str(walk.first_bad_seq))
-            if walk.first_bad_seq is None:
-                self.set_position(CHAIN_CHECKPOINT, f"{walk.last_seq}:{walk.last_hash}")
+        broken = walk.first_bad_seq is not None
+        self.set_position(CHAIN_CHECKPOINT, f"{BROKEN}{walk.first_bad_seq}" if broken else f"{walk.last_seq}:{walk.last_hash}")
 
     def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         from .events import RecordedEvent  # loaded already: the caller built its events from these models
@@ -332,7 +331,6 @@ class Ledger:
             # Every field was validated on the way in (the event) or assigned here.
             recorded.append(RecordedEvent.model_construct(**{**row, "payload": event.payload}))
         self.set_position(CHAIN_CHECKPOINT, f"{seq}:{prev_hash}")
-        self.set_position(CHAIN_BROKEN, "")
         return recorded
 
     @contextmanager
