@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from commands.errors import InvalidSpec
 from commands.spec import MAX_SPEC_BYTES, Spec, dump_spec, load_spec, load_spec_text
+from commands.text_rules import secret_cvar_set_by
 
 EXAMPLE = """
 port: 27015
@@ -169,7 +170,7 @@ def valid_specs(draw) -> Spec:
     return Spec.model_validate({
         "port": draw(st.integers(1, 65535)),
         "arguments": draw(st.lists(_ARGUMENT.filter(lambda a: not a.endswith("\ufffe")), max_size=4)),
-        "config": draw(st.lists(_SAFE_TEXT, max_size=4)),
+        "config": draw(st.lists(_SAFE_TEXT.filter(lambda line: secret_cvar_set_by(line) is None), max_size=4)),
         "overlays": overlays,
     })
 
