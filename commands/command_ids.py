@@ -11,6 +11,8 @@ from .errors import InvalidInput, Rejected
 from .text_rules import shown
 
 COMMAND_ID = re.compile(r"[0-9a-f]{12}")
+ID_PREFIX = re.compile(r"[0-9a-f]{4,12}")
+CANDIDATES_SHOWN = 5
 
 
 def new_command_id() -> str:
@@ -19,11 +21,17 @@ def new_command_id() -> str:
 
 
 def known_command(projections: Projections, command_id: str) -> CommandView:
-    """The recorded command with a well-formed id; `InvalidInput` if malformed, `Rejected` if absent."""
-    if not COMMAND_ID.fullmatch(command_id):
-        raise InvalidInput(f"command id {shown(command_id)}: must be 12 hex digits")
+    """The recorded command with this id or unique id prefix (at least 4 hex digits).
+
+    `InvalidInput` if malformed or ambiguous (naming the candidates), `Rejected` if absent.
+    """
+    if not ID_PREFIX.fullmatch(command_id):
+        raise InvalidInput(f"command id {shown(command_id)}: must be 4-12 hex digits (an id or a unique prefix of one)")
     projections.sync()
-    command = projections.command(command_id)
-    if command is None:
+    candidates = projections.command_ids_starting(command_id, CANDIDATES_SHOWN + 1)
+    if not candidates:
         raise Rejected(f"no command {command_id} in ledger {projections.ledger.path}")
-    return command
+    if len(candidates) > 1:
+        listed = ", ".join(candidates[:CANDIDATES_SHOWN]) + (", …" if len(candidates) > CANDIDATES_SHOWN else "")
+        raise InvalidInput(f"command id prefix {command_id} is ambiguous: {listed}")
+    return projections.command(candidates[0])

@@ -60,7 +60,18 @@ def append_command(
     if request_key is None:
         return ledger.append([event])[0].command_id, True
     recorded, created = ledger.append_requested(event)
+    if not created and (recorded.instance, recorded.payload) != (instance, event.payload):
+        first = recorded.payload
+        raise InvalidInput(f"--request-id {shown(request_key)} was first used for {first.command} {recorded.instance} "
+                           f"(command {recorded.command_id}{_differs(first, event.payload)}); "
+                           f"this is {command} {instance}: nothing was recorded")
     return recorded.command_id, created
+
+
+def _differs(first: CommandRequested, now: CommandRequested) -> str:
+    """When the command and instance match, which of its arguments or links differ."""
+    fields = [name for name in ("args", "retry_of", "replay_of") if getattr(first, name) != getattr(now, name)]
+    return f", with other {' and '.join(fields)}" if fields and first.command == now.command else ""
 
 
 def append_cancel(ledger: Ledger, requester: Requester, command: CommandView) -> None:

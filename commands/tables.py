@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -11,6 +12,21 @@ from projections import CommandView
 
 from .cli_output import OUTCOME_STYLE
 from .text_rules import printable
+
+# Columns never cut (an id must stay copyable, a state readable), each at least as wide as its longest value.
+WHOLE = {"state": max(map(len, State)), "id": 12, "outcome": 2 + max(map(len, OUTCOME_STYLE))}
+# Columns that may fold, but not below this: a port, a date (its time folds below it).
+NARROWEST = {"port": 5, "requested (UTC)": 10, "updated (UTC)": 10, "set (UTC)": 10}
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    """A table that stays readable at 80 columns: light borders; ids, states and outcomes never cut, the rest folds."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in columns:
+        table.add_column(column, no_wrap=column in WHOLE, min_width=WHOLE.get(column, NARROWEST.get(column, min(len(column), 8))),
+                         overflow="fold")
+    return table
+
 
 STATE_STYLE = {State.RUNNING: "green", State.INITIALIZED: "cyan", State.STOPPED: "yellow", State.FAILED: "red",
                State.RESET: "magenta", State.DELETED: "dim"}
@@ -34,17 +50,14 @@ def _outcome(outcome: str | None) -> str:
 def status_table(instances: list[dict]) -> Table:
     """Instances (status objects) and their recorded state; with live fields, unit, server and drift too."""
     live = bool(instances) and "unit" in instances[0]
-    table = Table(title="Instances" + (" (recorded state, and live)" if live else " (recorded state)"),
-                  title_justify="left")
     columns = ["name", "state", "port"] + (["unit", "server", "drift"] if live else
-                                            ["last command", "outcome", "by", "updated (UTC)"])
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("name", "updated (UTC)"))
+                                            ["last command", "id", "outcome", "by", "updated (UTC)"])
+    table = _table("Instances" + (" (recorded state, and live)" if live else " (recorded state)"), columns)
     for instance in instances:
         colour = STATE_STYLE.get(instance["state"] or "", "white")
         cells = [_text(instance["name"]), f"[{colour}]{instance['state']}[/{colour}]", _text(instance["port"])]
         if not live:
-            cells += [f"{_text(instance['last_command'])} {_text(instance['last_command_id'])}",
+            cells += [_text(instance["last_command"]), _text(instance["last_command_id"]),
                       _outcome(instance["last_outcome"]), _text(instance["last_actor"]), _when(instance["updated_at"])]
         else:
             query = instance["query"]
@@ -57,11 +70,9 @@ def status_table(instances: list[dict]) -> Table:
 
 def commands_table(title: str, commands: list[CommandView], *, with_instance: bool) -> Table:
     """Commands oldest first: when, what, who (and the real OS user), how it ended."""
-    table = Table(title=title, title_justify="left")
     columns = ["requested (UTC)", "command", "id", *(["instance"] if with_instance else []), "actor (os user)",
                "outcome", "detail"]
-    for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column in ("requested (UTC)", "command", "id"))
+    table = _table(title, columns)
     for command in commands:
         links = [f"retry of {command.retry_of}"] if command.retry_of else []
         links += [f"replay of {command.replay_of}"] if command.replay_of else []
@@ -109,9 +120,7 @@ def print_secrets(console: Console, name: str, secrets: list[dict]) -> None:
     if not secrets:
         console.print(f"{name} has no secrets set (`l4d2ctl secret set {name} rcon_password` sets one)")
         return
-    table = Table(title=f"Secrets of {name}", title_justify="left")
-    for column in ("cvar", "fingerprint", "set (UTC)", "by"):
-        table.add_column(column, no_wrap=True)
+    table = _table(f"Secrets of {name}", ["cvar", "fingerprint", "set (UTC)", "by"])
     for secret in secrets:
         table.add_row(secret["cvar"], secret["fingerprint"], _when(secret["set_at"]), _text(secret["actor"]))
     console.print(table)

@@ -121,6 +121,12 @@ class Projections:
         """One command by id."""
         return self._load_command(command_id)
 
+    def command_ids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` command ids that start with `prefix` (hex digits), oldest first."""
+        rows = self._raw("SELECT command_id FROM commands WHERE command_id >= ? AND command_id < ? "
+                         "ORDER BY requested_seq LIMIT ?", [prefix, prefix + "g", limit])
+        return [row["command_id"] for row in rows]
+
     def acting_on(self, instance: str, moment: str) -> bool:
         """Whether a command of `instance` was acting on the host at `moment` (started by then, not yet done).
 

@@ -1,0 +1,86 @@
+"""What a newcomer runs into in the first hour, through the installed `l4d2ctl` program on a simulated host."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger import Ledger
+
+from .conftest import an_event
+from .real_host import make_root, write_spec
+
+L4D2CTL = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.skipif(L4D2CTL is None, reason="l4d2ctl is not installed beside this Python")
+
+
+@pytest.fixture
+def run(tmp_path):
+    root = make_root(tmp_path / "root")
+    spec = write_spec(tmp_path / "friday.yaml")
+
+    def run(*args: str, columns: int = 80, stdin: str | None = None) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated",
+                       "COLUMNS": str(columns), "L4D2CTL_ACTOR": "newcomer"}
+        return subprocess.run([L4D2CTL, *args], capture_output=True, text=True, env=environment, input=stdin,
+                              timeout=60)
+
+    run.spec = str(spec)
+    return run
+
+
+def _ids(run) -> list[str]:
+    return [row["command_id"] for row in json.loads(run("audit", "--json").stdout)]
+
+
+def test_a_request_id_reused_for_another_command_is_exit_2_naming_the_first_use(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    first = json.loads(run("start", "alpha", "--request-id", "k1", "--json").stdout)
+    reused = run("stop", "alpha", "--request-id", "k1")
+    assert reused.returncode == 2
+    assert f"--request-id 'k1' was first used for start alpha (command {first['command_id']})" in reused.stderr
+    assert len(_ids(run)) == 2, "nothing was appended"
+    assert json.loads(run("status", "alpha", "--json").stdout)["state"] == "running"
+
+
+def test_the_same_request_id_for_the_same_command_returns_the_first(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    first = json.loads(run("start", "alpha", "--request-id", "k1", "--json").stdout)
+    again = json.loads(run("start", "alpha", "--request-id", "k1", "--json").stdout)
+    assert again["command_id"] == first["command_id"] and len(_ids(run)) == 2
+
+
+def test_a_unique_prefix_of_four_hex_digits_names_a_command(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    command_id = _ids(run)[0]
+    shown = run("show", command_id[:4], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["command_id"] == command_id
+
+
+def test_an_ambiguous_prefix_is_exit_2_listing_the_candidates(tmp_path):
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        ledger.append([an_event(command_id=command_id) for command_id in ("abcd00000001", "abcd00000002")])
+    result = subprocess.run([L4D2CTL, "--db", str(tmp_path / "ledger.db"), "show", "abcd"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "command id prefix abcd is ambiguous: abcd00000001, abcd00000002" in result.stderr
+
+
+def test_a_prefix_shorter_than_four_digits_is_exit_2(run):
+    assert run("show", "abc").returncode == 2
+
+
+@pytest.mark.parametrize("reading", [("status",), ("history", "alpha"), ("audit",)])
+def test_tables_never_cut_an_id_or_a_state_even_at_80_columns_or_in_a_pipe(run, reading):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    command_id = _ids(run)[0]
+    for columns in (80, 200):
+        text = run(*reading, columns=columns).stdout
+        assert command_id in text and "…" not in text
+    assert "initialized" in run("status").stdout
