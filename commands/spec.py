@@ -6,7 +6,10 @@ Every refusal names the field and the reason in one line, e.g.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +21,7 @@ from .errors import InvalidSpec
 from .text_rules import name_problem, printable, secret_cvar_set_by, shown, unsafe_character
 
 MAX_SPEC_BYTES = 256 * 1024
+PROBLEMS_SHOWN = 5
 DEFAULT_READY_TIMEOUT = 60
 MAX_READY_TIMEOUT = 3600
 MAX_OVERLAYS = 63  # overlayfs is given at most 64 lower layers (left4me-host's MAX_LAYERS), the installation last
@@ -189,15 +193,25 @@ def _field_path(location: tuple) -> str:
 
 
 def _describe(error: ValidationError) -> str:
+    """Every problem on one line, each naming its field; an unknown key gets the known one it resembles."""
     problems = error.errors()
-    first = problems[0]
-    message = _MESSAGES.get(first["type"], first["msg"])
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    return f"{_field_path(first['loc'])}: {printable(message)}{more}"
+    described = [f"{_field_path(problem['loc'])}: {printable(_message(problem))}"
+                 for problem in problems[:PROBLEMS_SHOWN]]
+    more = f" (and {len(problems) - PROBLEMS_SHOWN} more)" if len(problems) > PROBLEMS_SHOWN else ""
+    return "; ".join(described) + more
+
+
+def _message(problem: dict) -> str:
+    message = _MESSAGES.get(problem["type"], problem["msg"])
+    if problem["type"] == "extra_forbidden" and isinstance(problem["loc"][-1], str):
+        known = Overlay.model_fields if len(problem["loc"]) > 1 else Spec.model_fields
+        close = difflib.get_close_matches(problem["loc"][-1], list(known), n=1, cutoff=0.6)
+        message += f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+    return message
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """YAML's safe loader, minus anchors and aliases (no shared or exploding structures)."""
+    """YAML's safe loader, minus anchors and aliases (no shared or exploding structures) and duplicate keys."""
 
     def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
         if self.check_event(yaml.AliasEvent):
@@ -205,6 +219,16 @@ class _SpecLoader(yaml.SafeLoader):
                 None, None, "anchors and aliases are not allowed in a spec", self.peek_event().start_mark
             )
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (a strict spec says each thing once)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _parse_yaml(text: str) -> Any:
@@ -248,7 +272,10 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate the spec file at `path`; errors name the file and the field."""
     shown_path = printable(str(path))
     try:
-        with open(path, "rb") as file:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise InvalidSpec(f"{shown_path}: cannot read spec: not a regular file")
             content = file.read(MAX_SPEC_BYTES + 1)
     except OSError as error:
         raise InvalidSpec(f"{shown_path}: cannot read spec: {error.strerror}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -114,8 +116,30 @@ def test_deep_nesting_is_refused_not_crashed():
     refusal("port: " + "[" * 100_000)
 
 
-def test_several_problems_are_counted_in_the_one_line():
-    assert "(and 2 more problems)" in refusal("port: 0\narguments: [1]\nconfig: [2]")
+def test_every_problem_is_named_in_the_one_line():
+    message = refusal("port: 0\narguments: [1]\nconfig: [2]")
+    assert "\n" not in message
+    assert all(field in message for field in ("spec.port:", "spec.arguments[0]:", "spec.config[0]:"))
+
+
+def test_beyond_five_problems_the_rest_are_counted():
+    assert "(and 2 more)" in refusal("port: 1\n" + "".join(f"extra{n}: 1\n" for n in range(7)))
+
+
+@pytest.mark.parametrize("typo, meant", [("overlay", "overlays"), ("argument", "arguments"), ("prot", "port")])
+def test_an_unknown_key_names_the_known_one_it_resembles(typo, meant):
+    assert f"did you mean {meant!r}?" in refusal(f"port: 1\n{typo}: 1\n")
+
+
+def test_a_duplicate_key_is_refused_naming_it_and_its_line():
+    assert "line 2, column 1: key 'port' appears twice" in refusal("port: 27020\nport: 27021\n")
+
+
+def test_a_spec_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidSpec, match="not a regular file"):
+        load_spec(fifo)
 
 
 def test_load_spec_names_the_file(tmp_path):
