@@ -106,6 +106,9 @@ def init(settings: Settings, name: str, spec_path: Path, no_wait: bool, as_json:
 
     validate_name(name)
     spec = load_spec(spec_path)
+    if not (settings.root / "installation").is_dir():
+        raise InvalidInput(f"--root {shown(str(settings.root))} has no installation/ (the shared game): is it the "
+                           f"host root you meant? Put the game there first (see the README, 'Filling the host')")
     return _session(settings, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
                                                request_id=request_id, no_wait=no_wait)
 
@@ -227,11 +230,30 @@ def _read(settings: Settings):
     """The projections over the ledger, brought up to date (a missing ledger reads as empty)."""
     from projections import Projections
 
+    if _no_ledger(settings):
+        _hint(f"no ledger at {settings.db} yet: nothing is recorded there "
+              f"(a first command, e.g. `l4d2ctl init NAME --spec FILE`, creates it; is --root/--db right?)")
     ledger = Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout)
     click.get_current_context().call_on_close(ledger.close)
     projections = Projections(ledger)
     projections.sync()
     return projections
+
+
+def _no_ledger(settings: Settings) -> bool:
+    """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report)."""
+    try:
+        os.stat(settings.db)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _hint(text: str) -> None:
+    """One line for people on stderr: what they may have meant, never part of the output scripts read."""
+    click.echo(f"l4d2ctl: {text}", err=True)
 
 
 def _emit_json(value) -> None:
@@ -361,9 +383,12 @@ def verify(settings: Settings, as_json: bool) -> int:
     """Re-walk the hash chain and run SQLite's integrity check (exit 4 on a break)."""
     from ledger import verify_ledger
 
+    missing = _no_ledger(settings)
     with Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout) as ledger:
         report = verify_ledger(ledger)
-    if as_json:
+    if missing and not as_json:
+        _hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
+    elif as_json:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
                     "reason": report.reason})
     elif report.ok:

@@ -42,10 +42,8 @@ def hand_over(session, name: str, cvar: str, value: str) -> dict[str, str]:
     Where the recorded state refuses the command, nothing is handed over: the
     command is still recorded, and rejected, without a fingerprint.
     """
-    from .session import host_for
-
     session.projections.sync()
     instance = session.projections.instance(name)
     if refusal(Command.SECRET_SET, None if instance.state is None else State(instance.state), name) is not None:
         return {"cvar": cvar}
-    return {"cvar": cvar, "fingerprint": host_for(session.settings).secrets.put(name, cvar, value)}
+    return {"cvar": cvar, "fingerprint": session.host().secrets.put(name, cvar, value)}

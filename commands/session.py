@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 
+import click
 from rich.console import Console
 
 from host_adapters import Host
@@ -36,10 +37,18 @@ class Session:
         self.printer = CommandPrinter(self.console, simulated=settings.host == "simulated", as_json=as_json)
         self.ledger = Ledger.open(settings.db, busy_timeout=settings.lock_timeout)
         self.projections = Projections(self.ledger)
+        self._host: Host | None = None
+
+    def host(self) -> Host:
+        """The host adapters, built once, before anything is appended: a host that cannot be built records nothing."""
+        if self._host is None:
+            self._host = host_for(self.settings)
+        return self._host
 
     def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,
                 no_wait: bool, **links: str) -> int:
         """Append a command (once per request id) and follow it; return its exit code."""
+        self.host()
         command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                              request_key=request_id, **links)
         return self.follow(command_id, created, no_wait)
@@ -68,14 +77,24 @@ class Session:
         self.projections.sync()
         command = self.projections.command(command_id)
         self.printer.requested(command, created)
+        if no_wait and not command.finished and not self._executor_running():
+            click.echo("l4d2ctl: no executor is running: this command runs when `l4d2ctl executor` starts, or when "
+                       "the next command that waits runs the queue", err=True)
         if not no_wait and not command.finished:
             waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
             with waiting:
-                command = see_through(self.ledger, ExecutorLock(self.settings.db), lambda: host_for(self.settings),
-                                      command_id,
+                command = see_through(self.ledger, ExecutorLock(self.settings.db), self.host, command_id,
                                       observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
         return command
+
+    def _executor_running(self) -> bool:
+        """Whether some process holds the executor lock right now."""
+        lock = ExecutorLock(self.settings.db)
+        if lock.try_acquire():
+            lock.release()
+            return False
+        return True
 
     def known_command(self, command_id: str) -> CommandView:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""

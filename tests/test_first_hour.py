@@ -84,3 +84,42 @@ def test_tables_never_cut_an_id_or_a_state_even_at_80_columns_or_in_a_pipe(run, 
         text = run(*reading, columns=columns).stdout
         assert command_id in text and "…" not in text
     assert "initialized" in run("status").stdout
+
+
+def test_a_host_that_cannot_be_built_records_nothing(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    (tmp_path / "root/.simulated").mkdir(exist_ok=True)
+    (tmp_path / "root/.simulated/host.json").write_text("{not json")
+    result = run("start", "alpha")
+    assert result.returncode == 1 and "simulated host state" in result.stderr
+    assert len(_ids(run)) == 1, "the start was not appended, so it cannot run later behind somebody's back"
+
+
+def test_init_into_a_root_without_an_installation_is_exit_2_and_creates_nothing(run, tmp_path):
+    elsewhere = tmp_path / "typo"
+    result = run("--root", str(elsewhere), "init", "alpha", "--spec", run.spec)
+    assert result.returncode == 2 and "has no installation/" in result.stderr
+    assert not elsewhere.exists()
+
+
+def test_reading_a_root_with_no_ledger_says_so_on_stderr(run, tmp_path):
+    result = run("--root", str(tmp_path / "typo"), "status", "--json")
+    assert (result.returncode, json.loads(result.stdout)) == (0, [])
+    assert "no ledger at" in result.stderr
+
+
+def test_verify_of_a_missing_ledger_does_not_claim_an_intact_chain(run, tmp_path):
+    result = run("--db", str(tmp_path / "wrong.db"), "verify")
+    assert "chain intact" not in result.stdout and "nothing to verify" in result.stderr
+
+
+def test_no_wait_with_no_executor_running_says_when_the_command_will_run(run):
+    result = run("init", "alpha", "--spec", run.spec, "--no-wait")
+    assert result.returncode == 0 and "no executor is running" in result.stderr
+
+
+def test_a_missing_overlay_fails_the_simulated_start_as_it_would_the_real_one(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    (tmp_path / "root/overlays/maps/custom").rmdir()
+    result = run("start", "alpha")
+    assert result.returncode == 1 and "overlays/maps/custom does not exist" in result.stderr
