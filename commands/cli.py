@@ -301,7 +301,10 @@ def status(settings: Settings, name: str | None, live: bool, as_json: bool) -> i
 def history(settings: Settings, name: str, as_json: bool) -> int:
     """Every command of one instance, oldest first."""
     validate_name(name)
-    commands = _read(settings).history(name)
+    projections = _read(settings)
+    commands = projections.history(name)
+    if not commands:
+        raise Rejected(f"instance {name!r} is not known: nothing was ever requested for it")
     if as_json:
         _emit_json([command.summary() for command in commands])
     else:
@@ -337,15 +340,19 @@ def _filter_text(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Only this kind of command (or observation).")
 @click.option("--since", callback=_moment("--since"), help="From this ISO 8601 time (inclusive; UTC unless given).")
 @click.option("--until", callback=_moment("--until"), help="Before this ISO 8601 time (exclusive; UTC unless given).")
+@click.option("--outcome", "outcome_filter", type=click.Choice([outcome.value for outcome in Outcome]),
+              help="Only commands that stand at (or ended in) this outcome.")
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N of them (still listed oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
 @click.pass_obj
 def audit(settings: Settings, actor_filter: str | None, instance: str | None, command_filter: str | None,
-          since: datetime | None, until: datetime | None, as_json: bool) -> int:
+          since: datetime | None, until: datetime | None, outcome_filter: str | None, limit: int | None,
+          as_json: bool) -> int:
     """Who did what: every command across all instances, oldest first."""
     if instance is not None:
         validate_name(instance)
     commands = _read(settings).audit(actor=actor_filter, instance=instance, command=command_filter,
-                                     since=since, until=until)
+                                     outcome=outcome_filter, since=since, until=until, limit=limit)
     if as_json:
         _emit_json([command.summary() for command in commands])
     else:
@@ -368,7 +375,8 @@ def show(settings: Settings, command_id: str, as_json: bool) -> int:
     steps = projections.steps(command_id)
     failure = projections.failure(command_id)
     if as_json:
-        _emit_json(command.summary() | {"steps": steps} | ({"failure": failure} if failure else {}))
+        _emit_json(command.summary() | {"args": command.args, "steps": steps}
+                   | ({"failure": failure} if failure else {}))
     else:
         from .tables import print_command
 

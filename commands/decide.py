@@ -41,6 +41,9 @@ class RecordedState(Protocol):
     def port_holder(self, port: int, other_than: str) -> InstanceView | None:
         """A live instance other than `other_than` that uses `port`."""
 
+    def succeeded_retry(self, command_id: str) -> CommandView | None:
+        """A retry of `command_id` that succeeded, if one did."""
+
 
 def decide(command: CommandView, state: RecordedState) -> Plan:
     """The plan `command` carries out on the host, given the recorded state; `Rejected` if none is allowed."""
@@ -106,13 +109,23 @@ def _check_links(command: CommandView, view: RecordedState) -> None:
     if command.retry_of is not None:
         original = view.command(command.retry_of)
         if original is None or original.outcome not in RETRYABLE:
-            outcome = original.outcome if original else "unknown"
-            raise Rejected(f"command {command.retry_of} is {outcome}; only {', '.join(RETRYABLE)} commands can be retried")
+            raise Rejected(f"command {command.retry_of} {_stands(original)}; only {', '.join(RETRYABLE)} commands "
+                           f"can be retried")
+        fixed = view.succeeded_retry(command.retry_of)
+        if fixed is not None and fixed.command_id != command.command_id:
+            raise Rejected(f"command {command.retry_of} was already retried successfully by {fixed.command_id}; "
+                           f"replay it to run it once more")
     if command.replay_of is not None:
         original = view.command(command.replay_of)
         if original is None or not original.finished:
-            outcome = original.outcome if original else "unknown"
-            raise Rejected(f"command {command.replay_of} is {outcome}; only finished commands can be replayed")
+            raise Rejected(f"command {command.replay_of} {_stands(original)}; only finished commands can be replayed")
+
+
+def _stands(command: CommandView | None) -> str:
+    """Where a command stands, in words: `is not recorded`, `is still pending`, `ended succeeded`..."""
+    if command is None:
+        return "is not recorded"
+    return f"ended {command.outcome}" if command.finished else f"is still {command.outcome}"
 
 
 def _stored_spec(document: object, what: str) -> Spec:

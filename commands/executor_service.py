@@ -17,8 +17,8 @@ from .session import host_for
 from .settings import Settings
 from .text_rules import printable
 
-REPORTED = ("CommandStarted", "CommandSucceeded", "CommandFailed", "CommandRejected", "CommandCancelled",
-            "CommandInterrupted", "Observed")
+REPORTED = ("CommandStarted", "StepCompleted", "CommandSucceeded", "CommandFailed", "CommandRejected",
+            "CommandCancelled", "CommandInterrupted", "Observed")
 
 
 def serve(settings: Settings, once: bool) -> None:
@@ -35,10 +35,14 @@ def serve(settings: Settings, once: bool) -> None:
 
         def report(row: dict) -> None:
             if row["type"] in REPORTED:
+                payload = json.loads(row["payload"])
                 what = row["type"]
                 if what == "Observed":
-                    payload = json.loads(row["payload"])
                     what = f"observed {payload['kind']}: {escape(printable(payload['detail']))}"
+                elif payload.get("step") or payload.get("error") or payload.get("reason"):
+                    step = f" at step {payload['step']!r}" if payload.get("step") else ""
+                    why = payload.get("error") or payload.get("reason") or ""
+                    what = f"{what}{escape(step)}: {escape(printable(why))}" if why else f"{what}{escape(step)}"
                 console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {what}",
                               soft_wrap=True, highlight=False)
 

@@ -257,8 +257,8 @@ def purge_steps(name: str) -> list[Step]:
         merged = _merged(host, name)
         if host.mounter.is_mounted(merged):
             raise HostError(f"{merged} is still mounted; refusing to remove files beneath it")
-        host.fs.remove_tree(instance_dir(name))
-        io.say(f"removed {instance_dir(name)}")
+        removed = host.fs.remove_tree(instance_dir(name))
+        io.say(f"removed {instance_dir(name)}" if removed else f"no {instance_dir(name)} to remove")
 
     def remove_runtime_files(host: Host, io: StepIO) -> None:
         host.runtime.remove(name, io)

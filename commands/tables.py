@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -100,6 +102,9 @@ def print_command(console: Console, command: CommandView, steps: list[dict], fai
                          ("started", _when(command.started_at)), ("finished", _when(command.finished_at))):
         if value:
             console.print(f"  {label} {value}", highlight=False)
+    for key, value in sorted(command.args.items()):
+        shown = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+        console.print(f"  {_text(key)}: {_text(shown)}", highlight=False)
     done = [step for step in steps if not step["step"].startswith(UNDO_PREFIX)]
     undone = [step for step in steps if step["step"].startswith(UNDO_PREFIX)]
     for step in done:

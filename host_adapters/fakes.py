@@ -133,12 +133,14 @@ class MemoryFilesystem:
         self.faults.check(f"remove_file {path}")
         self.files.pop(PurePosixPath(path), None)
 
-    def remove_tree(self, path: str) -> None:
-        """Remove a directory and everything under it."""
+    def remove_tree(self, path: str) -> bool:
+        """Remove a directory and everything under it (whether anything was there)."""
         self.faults.check(f"remove_tree {path}")
         pure = PurePosixPath(path)
+        found = pure in self.dirs or pure in self.files
         self.files = {p: d for p, d in self.files.items() if not _within(p, pure)}
         self.dirs = {p for p in self.dirs if not _within(p, pure)}
+        return found
 
     def _make_dirs(self, pure: PurePosixPath) -> None:
         while pure != PurePosixPath("."):
@@ -269,9 +271,9 @@ class FakeRuntime:
         """Remove runtime/NAME and forget the instance's secrets."""
         self.faults.check(f"remove runtime {name}", io)
         self._refuse_mounted(name, "removed")
-        self.fs.remove_tree(f"runtime/{name}")
+        removed = self.fs.remove_tree(f"runtime/{name}")
         self.secrets.forget(name)
-        io.say(f"{self.label}removed runtime/{name} and its secrets")
+        io.say(f"{self.label}{'removed' if removed else 'no'} runtime/{name}{'' if removed else ' to remove'}")
 
     def _layers(self, name: str) -> list[str]:
         """The lower layers instance.env names, relative to the root."""

@@ -91,8 +91,8 @@ class LocalFilesystem:
         except FileNotFoundError:
             pass
 
-    def remove_tree(self, path: str) -> None:
-        """Remove a directory tree if it exists; a symlink there is unlinked, never followed."""
+    def remove_tree(self, path: str) -> bool:
+        """Remove a directory tree if it exists (whether it did); a symlink there is unlinked, never followed."""
         *parents, name = _parts(path)
         try:
             with self._directory(parents) as directory, self._errors(path):
@@ -102,7 +102,8 @@ class LocalFilesystem:
                 else:
                     os.unlink(name, dir_fd=directory)
         except FileNotFoundError:
-            pass
+            return False
+        return True
 
     @contextmanager
     def _directory(self, parts: list[str], create: bool = False) -> Iterator[int]:

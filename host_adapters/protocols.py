@@ -50,8 +50,8 @@ class Filesystem(Protocol):
     def remove_file(self, path: str) -> None:
         """Remove a file if it exists."""
 
-    def remove_tree(self, path: str) -> None:
-        """Remove a directory tree if it exists; a symlink there is removed, not followed."""
+    def remove_tree(self, path: str) -> bool:
+        """Remove a directory tree if it exists (whether it did); a symlink there is removed, not followed."""
 
 
 class Mounter(Protocol):

@@ -121,6 +121,10 @@ class Projections:
         """One command by id."""
         return self._load_command(command_id)
 
+    def succeeded_retry(self, command_id: str) -> CommandView | None:
+        """A retry of `command_id` that succeeded, if one did."""
+        return next(self._commands("retry_of = ? AND outcome = ?", [command_id, Outcome.SUCCEEDED], limit=1), None)
+
     def command_ids_starting(self, prefix: str, limit: int) -> list[str]:
         """Up to `limit` command ids that start with `prefix` (hex digits), oldest first."""
         rows = self._raw("SELECT command_id FROM commands WHERE command_id >= ? AND command_id < ? "
@@ -152,10 +156,12 @@ class Projections:
         return list(self._commands("instance = ?", [instance]))
 
     def audit(self, *, actor: str | None = None, instance: str | None = None, command: str | None = None,
-              since: datetime | None = None, until: datetime | None = None) -> list[CommandView]:
-        """Every command matching the filters (since inclusive, until exclusive, on request time), oldest first."""
+              outcome: str | None = None, since: datetime | None = None, until: datetime | None = None,
+              limit: int | None = None) -> list[CommandView]:
+        """Every command matching the filters (since inclusive, until exclusive, on request time), oldest first;
+        with `limit`, only the newest that many."""
         clauses, params = [], []
-        for column, value in (("actor", actor), ("instance", instance), ("command", command)):
+        for column, value in (("actor", actor), ("instance", instance), ("command", command), ("outcome", outcome)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -163,7 +169,12 @@ class Projections:
             if moment is not None:
                 clauses.append(f"requested_at {operator} ?")
                 params.append(format_time(moment))
-        return list(self._commands(" AND ".join(clauses) or "1", params))
+        where = " AND ".join(clauses) or "1"
+        if limit is not None:
+            where += f" AND requested_seq >= coalesce((SELECT requested_seq FROM commands WHERE {where} " \
+                     f"ORDER BY requested_seq DESC LIMIT 1 OFFSET ?), 0)"
+            params = [*params, *params, limit - 1]
+        return list(self._commands(where, params))
 
     def steps(self, command_id: str) -> list[dict[str, Any]]:
         """The completed steps of a command, in order, each with when it ended and its output."""

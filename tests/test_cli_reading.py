@@ -79,7 +79,7 @@ def test_audit_json_spans_instances_and_filters(lived):
 def test_show_json_adds_the_steps_with_their_output(lived):
     start = _json(lived("history", "alpha", "--json"))[1]
     shown = _json(lived("show", start["command_id"], "--json"))
-    assert set(shown) == COMMAND_FIELDS | {"steps"}
+    assert set(shown) == COMMAND_FIELDS | {"args", "steps"}
     assert [step["step"] for step in shown["steps"]] == [
         "release overlay", "remove stale cfgs", "stage server.cfg", "stage alias cfgs",
         "copy cfgs into the upper layer", "enable and start unit", "wait until serving"]
@@ -109,7 +109,7 @@ def test_bad_read_arguments_exit_two_in_one_line(lived, args):
 def test_reads_of_a_ledger_that_does_not_exist_are_empty(l4d2ctl, root):
     assert _json(l4d2ctl("status", "--json")) == []
     assert _json(l4d2ctl("audit", "--json")) == []
-    assert _json(l4d2ctl("history", "alpha", "--json")) == []
+    assert l4d2ctl("history", "alpha", "--json").exit_code == 3, "nothing was ever requested for alpha"
     assert not (root / "ledger.db").exists()
 
 
@@ -172,7 +172,7 @@ def test_the_installed_program_speaks_the_same_json_and_exit_codes(root, tmp_pat
     assert [set(c) for c in json.loads(run("history", "alpha", "--json").stdout)] == [COMMAND_FIELDS]
     assert json.loads(run("audit", "--actor", "ci", "--json").stdout)[0]["actor"] == "ci"
     command_id = json.loads(init.stdout)["command_id"]
-    assert set(json.loads(run("show", command_id, "--json").stdout)) == COMMAND_FIELDS | {"steps"}
+    assert set(json.loads(run("show", command_id, "--json").stdout)) == COMMAND_FIELDS | {"args", "steps"}
     assert json.loads(run("verify", "--json").stdout)["ok"] is True
     (root / "instances/alpha/server.cfg").unlink()
     junk = tmp_path / "junk.db"

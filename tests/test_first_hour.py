@@ -123,3 +123,51 @@ def test_a_missing_overlay_fails_the_simulated_start_as_it_would_the_real_one(ru
     (tmp_path / "root/overlays/maps/custom").rmdir()
     result = run("start", "alpha")
     assert result.returncode == 1 and "overlays/maps/custom does not exist" in result.stderr
+
+
+def test_history_of_an_instance_never_requested_is_exit_3_like_status(run):
+    assert run("history", "nosuch").returncode == 3
+    assert run("status", "nosuch").returncode == 3
+
+
+def test_show_of_an_init_shows_the_spec_it_recorded(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    command_id = _ids(run)[0]
+    assert json.loads(run("show", command_id, "--json").stdout)["args"]["spec"]["port"] == 27015
+    assert '"port": 27015' in run("show", command_id, columns=200).stdout
+
+
+def test_audit_filters_by_outcome_and_keeps_the_newest_n(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    for _ in range(3):
+        run("start", "ghost")
+    rejected = json.loads(run("audit", "--outcome", "rejected", "--json").stdout)
+    assert [row["outcome"] for row in rejected] == ["rejected"] * 3
+    newest = json.loads(run("audit", "--limit", "2", "--json").stdout)
+    assert [row["command_id"] for row in newest] == _ids(run)[-2:]
+
+
+def test_deleting_an_instance_whose_files_are_gone_says_so_instead_of_removed(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    assert run("delete", "alpha").returncode == 0
+    again = run("delete", "alpha", columns=200)
+    assert again.returncode == 0
+    assert "no instances/alpha to remove" in again.stdout and "removed instances/alpha" not in again.stdout
+
+
+def test_retrying_what_a_retry_already_fixed_is_refused_naming_that_retry(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    (tmp_path / "root/overlays/maps/custom").rmdir()
+    failed = json.loads(run("start", "alpha", "--json").stdout)
+    (tmp_path / "root/overlays/maps/custom").mkdir()
+    fixed = json.loads(run("retry", failed["command_id"], "--json").stdout)
+    assert fixed["outcome"] == "succeeded"
+    again = run("retry", failed["command_id"])
+    assert again.returncode == 3
+    assert f"was already retried successfully by {fixed['command_id']}" in again.stderr
+
+
+def test_a_rejection_says_how_the_linked_command_ended_in_words(run):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    result = run("retry", _ids(run)[0])
+    assert "ended succeeded; only failed, interrupted, cancelled commands can be retried" in result.stderr
