@@ -49,8 +49,12 @@ helper = _load_helper()
 class RecordingSystem(helper.System):
     """The privileged calls, recorded with what each path really named at that moment, instead of made."""
 
-    def __init__(self):
+    def __init__(self, active: bool = False):
         self.calls: list[tuple] = []
+        self.active = active
+
+    def is_active(self, unit_name: str) -> bool:
+        return self.active
 
     def mount_overlay(self, target: str, options: str) -> None:
         layers = [value for option in options.split(",") for value in option.split("=", 1)[1].split(":")]
@@ -162,6 +166,67 @@ def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
                             ("systemctl", "disable", "--now", "left4me-server@a.service")]
 
 
+@pytest.mark.parametrize("verb", ["prepare", "stage", "remove"])
+def test_the_runtime_tree_is_not_touched_while_the_unit_runs(root, verb):
+    with pytest.raises(helper.Refused, match="left4me-server@a.service is running"):
+        _run(root, verb, "a", system=RecordingSystem(active=True))
+    assert not (root / "runtime").exists()
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "²", "٣٣", "0" * 5000 + "1", "+1", " 1"])
+def test_a_port_that_is_not_plain_digits_in_range_is_refused(root, port):
+    (root / "instances/a/instance.env").write_text(f"L4D2_PORT={port}\nL4D2_ARGS=\n"
+                                                   f"L4D2_LOWERDIRS={root}/installation\n")
+    with pytest.raises(helper.Refused, match="L4D2_PORT"):
+        _run(root, "stage", "a")
+
+
+def test_remove_takes_a_tree_deeper_than_python_recursion(root):
+    _run(root, "stage", "a")
+    fd = os.open(root / "runtime/a/upper", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1200):
+        os.mkdir("d", dir_fd=fd)
+        below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    os.close(fd)
+    assert _run(root, "remove", "a") == "removed runtime/a"
+    assert not (root / "runtime/a").exists()
+
+
+def test_remove_refuses_a_fifo_swapped_in_for_a_directory_instead_of_hanging(root):
+    _run(root, "stage", "a")
+    fd = os.open(root / "runtime/a/upper", os.O_RDONLY | os.O_DIRECTORY)
+    os.mkfifo("left4dead2-fifo", dir_fd=fd)
+    with pytest.raises(helper.Refused):
+        helper._open_directory(fd, "left4dead2-fifo")
+    os.close(fd)
+
+
+def test_stage_clears_whatever_the_game_left_where_the_cfgs_go(root):
+    _run(root, "stage", "a")
+    cfg = root / "runtime/a/upper/left4dead2/cfg"
+    (cfg / "server.cfg").unlink()
+    (cfg / "server.cfg").mkdir()
+    (cfg / "server.cfg/inner").write_text("x")
+    _run(root, "stage", "a")
+    assert (cfg / "server.cfg").read_text() == "hostname a\n"
+    remove_cfg_dir = root / "runtime/a/upper/left4dead2"
+    for entry in (remove_cfg_dir / "cfg").iterdir():
+        entry.unlink()
+    (remove_cfg_dir / "cfg").rmdir()
+    (remove_cfg_dir / "cfg").write_text("a file where a directory goes")
+    _run(root, "stage", "a")
+    assert (cfg / "server.cfg").read_text() == "hostname a\n"
+
+
+def test_values_waiting_for_their_command_are_capped(root):
+    for number in range(helper.MAX_WAITING_SECRETS):
+        _run(root, "secret-put", "a", "rcon_password", stdin=f"value{number}\n")
+    with pytest.raises(helper.Refused, match="already wait"):
+        _run(root, "secret-put", "a", "rcon_password", stdin="one more\n")
+
+
 def test_root_prints_the_configured_root_whatever_the_caller_says(root):
     assert _run(root, "root") == str(root)
 
@@ -205,7 +270,7 @@ def test_stage_gives_the_upper_layer_to_the_game_and_keeps_the_rest_roots(root):
     owners = {path: (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode))
               for path in (runtime, runtime / "upper", runtime / "work", runtime / "merged", runtime / "unit.env",
                            runtime / "upper/left4dead2/cfg/server.cfg")}
-    assert owners == {runtime: (0, 0o755), runtime / "upper": (game.pw_uid, 0o755), runtime / "work": (0, 0o700),
+    assert owners == {runtime: (0, 0o755), runtime / "upper": (game.pw_uid, 0o750), runtime / "work": (0, 0o700),
                       runtime / "merged": (0, 0o755), runtime / "unit.env": (0, 0o644),
                       runtime / "upper/left4dead2/cfg/server.cfg": (game.pw_uid, 0o640)}
 
