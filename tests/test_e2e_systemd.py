@@ -417,3 +417,14 @@ def test_the_unit_is_sandboxed(host):
     score = float(overall.split(":")[-1].split()[0])
     print(f"systemd-analyze security: {overall.strip()}")
     assert score <= 2.5, overall
+
+
+def test_install_never_follows_a_symlink_an_operator_planted_in_the_root(host):
+    other = "/var/lib/left4me-other"
+    installed = f"{PROJECT}/scripts/host/install --root {other} --bin /opt/left4me-other/bin --config /etc/left4me/other.conf"
+    host.run(installed)
+    host.run("install -m 0600 /dev/null /root/decoy && echo secret > /root/decoy")
+    host.run(as_user(OPERATOR, f"ln -s /root/decoy {other}/ledger.db"))
+    again = host.run(installed, check=False)
+    assert again.returncode != 0 and "not a file l4d2ctl made" in again.stderr
+    assert host.run("stat -c '%U:%G %a' /root/decoy").stdout.strip() == "root:root 600"
