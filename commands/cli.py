@@ -27,9 +27,9 @@ REQUEST_ID_MAX = 200
 
 @click.group(cls=L4d2ctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="l4d2ctl", prog_name="l4d2ctl", message="%(prog)s %(version)s")
-@click.option("--root", envvar="LEFT4ME_ROOT", default=DEFAULT_ROOT, show_default=True,
+@click.option("--root", envvar="LEFT4ME_ROOT", default=DEFAULT_ROOT, show_default=True, metavar="PATH",
               help="Host root holding installation/, overlays/, instances/, runtime/.")
-@click.option("--db", envvar="L4D2CTL_DB", help="Ledger file (default: <root>/ledger.db).")
+@click.option("--db", envvar="L4D2CTL_DB", metavar="PATH", help="Ledger file (default: <root>/ledger.db).")
 @click.option("--actor", envvar="L4D2CTL_ACTOR", help="Who to record as acting (default: the invoking user).")
 @click.option("--host", "host", envvar="L4D2CTL_HOST", type=click.Choice(["systemd", "simulated"]),
               default="systemd", show_default=True, help="Drive real systemd, or simulate mounts and units.")

@@ -50,11 +50,13 @@ def main() -> int:
     root = options.root or Path(tempfile.mkdtemp(prefix="l4d2ctl-demo-"))
     spec = make_host(root)
     l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent)) or "l4d2ctl"
+    terminal = sys.stdout.isatty()
     env = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated", "L4D2CTL_ACTOR": "demo-operator",
-           "COLUMNS": os.environ.get("COLUMNS", "110")}
+           "COLUMNS": os.environ.get("COLUMNS", "110"), **({"FORCE_COLOR": "1"} if terminal else {})}
+    bold, plain = ("\033[1m", "\033[0m") if terminal else ("", "")
 
     def step(title: str, *args: str, expect: int = 0) -> str:
-        print(f"\n\033[1m── {title}\033[0m\n$ l4d2ctl {shlex.join(args)}", flush=True)
+        print(f"\n{bold}── {title}{plain}\n$ l4d2ctl {shlex.join(args)}", flush=True)
         result = subprocess.run([l4d2ctl, *args], env=env, stdout=subprocess.PIPE, text=True)
         print(result.stdout, end="", flush=True)
         if result.returncode != expect:

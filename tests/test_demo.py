@@ -22,3 +22,10 @@ def test_the_demo_runs_the_whole_lifecycle_and_verifies(tmp_path):
                      "✗ start ghost rejected", "History of friday", "Audit", "chain intact"):
         assert expected in result.stdout
     assert (tmp_path / "root/runtime/friday/upper/left4dead2/cfg/server_zonemod.cfg").exists()
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_the_demo_in_a_pipe_prints_no_escape_codes(tmp_path):
+    result = subprocess.run([sys.executable, str(DEMO), "--root", str(tmp_path / "root")],
+                            capture_output=True, text=True, timeout=120)
+    assert "\x1b" not in result.stdout
