@@ -171,3 +171,19 @@ def test_a_rejection_says_how_the_linked_command_ended_in_words(run):
     assert run("init", "alpha", "--spec", run.spec).returncode == 0
     result = run("retry", _ids(run)[0])
     assert "ended succeeded; only failed, interrupted, cancelled commands can be retried" in result.stderr
+
+
+def test_help_names_paths_as_paths(run):
+    shown = run("--help", columns=200).stdout
+    assert "--root PATH" in shown and "--db PATH" in shown and "--helper PATH" in shown
+
+
+def test_the_readme_stands_alone_every_local_link_is_in_the_repository():
+    import re
+
+    project = Path(__file__).resolve().parent.parent
+    readme = (project / "README.md").read_text()
+    assert "../shared" not in readme
+    links = [target for target in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in target]
+    assert links, "the README links the contract and the design"
+    assert all((project / target).exists() for target in links), links
