@@ -56,7 +56,8 @@ class LocalFilesystem:
         *parents, name = _parts(path)
         try:
             with self._directory(parents) as directory, self._errors(path):
-                descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+                # O_NONBLOCK: a FIFO planted where a file belongs is refused below instead of blocking the executor.
+                descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
                 with os.fdopen(descriptor, "rb") as file:
                     if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                         raise HostError(f"{path}: not a regular file")

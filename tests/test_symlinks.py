@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from .real_host import make_root, run, steps
@@ -79,3 +81,12 @@ def test_start_refuses_an_alias_cfg_reached_through_a_linked_overlay(root, outsi
     assert started.outcome == "failed"
     assert "overlays/linked: is a symlink" in started.error
     assert not (root / "runtime/alpha/upper/left4dead2/cfg/server_linked.cfg").exists()
+
+
+def test_a_fifo_as_an_overlays_server_cfg_fails_the_start_instead_of_blocking_it(root):
+    spec = {"port": 27015, "overlays": [{"path": "piped", "alias": "piped"}]}
+    (root / "overlays/piped/left4dead2/cfg").mkdir(parents=True)
+    os.mkfifo(root / "overlays/piped/left4dead2/cfg/server.cfg")
+    run(root, "alpha", "init", {"spec": spec})
+    started = run(root, "alpha", "start")
+    assert started.outcome == "failed" and "not a regular file" in started.error
