@@ -106,15 +106,12 @@ def init(settings: Settings, name: str, spec_path: Path, no_wait: bool, as_json:
 
     validate_name(name)
     spec = load_spec(spec_path)
-    if not (settings.root / "installation").is_dir():
-        raise InvalidInput(f"--root {shown(str(settings.root))} has no installation/ (the shared game): is it the "
-                           f"host root you meant? Put the game there first (see the README, 'Filling the host')")
     return _session(settings, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
                                                request_id=request_id, no_wait=no_wait)
 
 
 def _simple_lifecycle(command: Command, summary: str) -> None:
-    @cli.command(name=command, help=summary)
+    @cli.command(name=command.value, help=summary)
     @NAME
     @lifecycle
     @click.pass_obj
@@ -372,8 +369,8 @@ def show(settings: Settings, command_id: str, as_json: bool) -> int:
 
     projections = _read(settings)
     command = known_command(projections, command_id)
-    steps = projections.steps(command_id)
-    failure = projections.failure(command_id)
+    steps = projections.steps(command.command_id)
+    failure = projections.failure(command.command_id)
     if as_json:
         _emit_json(command.summary() | {"args": command.args, "steps": steps}
                    | ({"failure": failure} if failure else {}))

@@ -57,6 +57,9 @@ class L4d2ctlGroup(click.Group):
         """Run the CLI; every known error ends as one line and its documented exit code."""
         try:
             code = super().main(args, prog_name or "l4d2ctl", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help())
+            sys.exit(EXIT_INVALID)
         except click.UsageError as error:
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
             if isinstance(error, click.NoSuchOption) and error.option_name in self._global_options():

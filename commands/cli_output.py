@@ -48,6 +48,10 @@ class CommandPrinter:
         self.line(f"[bold]{command.command} {escape(command.instance)}[/bold]  command {command.command_id}, "
                   f"by {escape(printable(command.actor))}{again}")
 
+    def queued(self, command: CommandView) -> None:
+        """With --no-wait: just the id a script needs (the object, with --json)."""
+        click.echo(json.dumps(command.summary()) if self.as_json else command.command_id)
+
     def on_line(self, command: CommandView, step: str, line: str) -> None:
         """A line a step printed while it ran."""
         if command.command_id == self.command_id:
@@ -66,6 +70,8 @@ class CommandPrinter:
                     self.line(f"    [dim]{escape(printable(output))}[/dim]")
         elif row["type"] == "CancelRequested":
             self.line(f"  [yellow]cancel requested by {escape(printable(row['actor']))}[/yellow]")
+        elif row["type"] == "CommandFailed" and payload.get("step"):
+            self.line(f"  [red]✗[/red] {escape(payload['step'])} [dim](failed; anything undone is above)[/dim]")
 
     def finished(self, command: CommandView) -> None:
         """The outcome, as a line for people or the history object as JSON."""

@@ -25,6 +25,7 @@ def known_command(projections: Projections, command_id: str) -> CommandView:
 
     `InvalidInput` if malformed or ambiguous (naming the candidates), `Rejected` if absent.
     """
+    command_id = command_id.lower()
     if not ID_PREFIX.fullmatch(command_id):
         raise InvalidInput(f"command id {shown(command_id)}: must be 4-12 hex digits (an id or a unique prefix of one)")
     projections.sync()

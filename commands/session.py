@@ -33,6 +33,10 @@ class Session:
         self.settings = settings
         self.requester = Requester(resolve_actor(settings.actor, dict(os.environ), os_user()), os_user())
         check_host(settings)
+        if not (settings.root / "installation").is_dir():
+            raise InvalidInput(f"--root {shown(str(settings.root))} has no installation/ (the shared game): is it "
+                               f"the host root you meant? Put the game there first (see the README, 'Filling the "
+                               f"host'); nothing was recorded")
         self.console = Console()
         self.printer = CommandPrinter(self.console, simulated=settings.host == "simulated", as_json=as_json)
         self.ledger = Ledger.open(settings.db, busy_timeout=settings.lock_timeout)
@@ -61,9 +65,9 @@ class Session:
         """
         target = self.known_command(command_id)
         if target.finished:
-            raise Rejected(f"command {command_id} already ended ({target.outcome})")
+            raise Rejected(f"command {target.command_id} already ended ({target.outcome})")
         append_cancel(self.ledger, self.requester, target)
-        command = self.see(command_id, True, no_wait)
+        command = self.see(target.command_id, True, no_wait)
         if command.finished and command.outcome != Outcome.CANCELLED:
             return EXIT_REJECTED
         return EXIT_OK
@@ -76,10 +80,13 @@ class Session:
         """Show the command, see it through unless `no_wait`, and return it as it ended (or stands)."""
         self.projections.sync()
         command = self.projections.command(command_id)
+        if no_wait:
+            if not command.finished and not self._executor_running():
+                click.echo("l4d2ctl: no executor is running: this command runs when `l4d2ctl executor` starts, or "
+                           "when the next command that waits runs the queue", err=True)
+            self.printer.queued(command)
+            return command
         self.printer.requested(command, created)
-        if no_wait and not command.finished and not self._executor_running():
-            click.echo("l4d2ctl: no executor is running: this command runs when `l4d2ctl executor` starts, or when "
-                       "the next command that waits runs the queue", err=True)
         if not no_wait and not command.finished:
             waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
             with waiting:

@@ -68,6 +68,10 @@ def _argument(value: str) -> str:
     _one_line(value)
     if not value.strip():
         raise _refuse("empty_argument", "must not be empty")
+    cvar = secret_cvar_set_by(value.lstrip("+"))
+    if cvar:
+        raise _refuse("secret_in_spec", "sets {cvar}, a secret: the spec is sealed into the ledger for good; "
+                      "use `l4d2ctl secret set NAME {cvar}` instead", cvar=cvar)
     if _SYSTEMD_SPECIAL & set(value):
         raise _refuse(
             "systemd_special",

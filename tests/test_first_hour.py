@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -179,11 +180,56 @@ def test_help_names_paths_as_paths(run):
 
 
 def test_the_readme_stands_alone_every_local_link_is_in_the_repository():
-    import re
-
     project = Path(__file__).resolve().parent.parent
     readme = (project / "README.md").read_text()
     assert "../shared" not in readme
     links = [target for target in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in target]
     assert links, "the README links the contract and the design"
     assert all((project / target).exists() for target in links), links
+
+
+def test_cancel_and_show_take_a_prefix_like_every_other_id(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    (tmp_path / "root/overlays/maps/custom").rmdir()
+    failed = json.loads(run("start", "alpha", "--json").stdout)["command_id"]
+    shown = json.loads(run("show", failed[:5], "--json").stdout)
+    assert shown["steps"] and shown["failure"]["step"] == "copy cfgs into the upper layer"
+    queued = run("stop", "alpha", "--no-wait").stdout.strip()
+    cancelled = run("cancel", queued[:6].upper())
+    assert cancelled.returncode == 0 and "Traceback" not in cancelled.stderr
+    assert json.loads(run("show", queued, "--json").stdout)["outcome"] == "cancelled"
+
+
+def test_no_wait_prints_just_the_id(run):
+    result = run("init", "alpha", "--spec", run.spec, "--no-wait")
+    assert result.returncode == 0 and re.fullmatch(r"[0-9a-f]{12}\n", result.stdout)
+
+
+def test_every_write_command_refuses_a_root_without_an_installation(run, tmp_path):
+    for command in (("stop", "friday"), ("secret", "set", "friday", "rcon_password")):
+        result = run("--root", str(tmp_path / "typo"), *command, stdin="x\n")
+        assert result.returncode == 2 and "has no installation/" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_secret_in_the_launch_arguments_is_refused_too(run, tmp_path):
+    spec = write_spec(tmp_path / "leaky.yaml", {"port": 27015, "arguments": ["+rcon_password x"]})
+    result = run("init", "alpha", "--spec", str(spec))
+    assert result.returncode == 2 and "secret set" in result.stderr
+
+
+def test_bare_l4d2ctl_prints_its_help_as_help(run):
+    result = run()
+    assert result.stdout.startswith("Usage: l4d2ctl") and "\\n" not in result.stderr
+
+
+def test_a_mistyped_command_gets_plain_suggestions(run):
+    result = run("stauts")
+    assert result.returncode == 2 and "'status'" in result.stderr and "Command." not in result.stderr
+
+
+def test_a_failed_step_is_marked_on_stdout(run, tmp_path):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    (tmp_path / "root/overlays/maps/custom").rmdir()
+    result = run("start", "alpha", columns=200)
+    assert "✗ copy cfgs into the upper layer" in result.stdout

@@ -170,6 +170,7 @@ def test_after_verify_found_a_break_no_cli_command_is_appended_and_it_exits_4_na
         ledger_path, tamperable, tmp_path):
     tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 7")
     assert not _report(ledger_path).ok
+    (tmp_path / "installation").mkdir()
     result = CliRunner().invoke(cli, ["--db", str(ledger_path), "--root", str(tmp_path), "--host", "simulated",
                                       "start", "alpha"])
     assert result.exit_code == 4

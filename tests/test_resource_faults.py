@@ -125,6 +125,7 @@ def test_a_ledger_locked_past_the_timeout_exits_four_naming_who_holds_it(tmp_pat
 
 def test_the_ledger_is_created_for_its_owner_and_group_only_in_a_directory_that_is_not_world_writable(tmp_path):
     root = tmp_path / "fresh" / "root"
+    (root / "installation").mkdir(parents=True)
     assert invoke(root, "start", "ghost").exit_code == 3
     assert stat.S_IMODE((root / "ledger.db").stat().st_mode) & 0o117 == 0
     assert not stat.S_IMODE(root.stat().st_mode) & stat.S_IWOTH
