@@ -348,6 +348,8 @@ def audit(settings: Settings, actor_filter: str | None, instance: str | None, co
     """Who did what: every command across all instances, oldest first."""
     if instance is not None:
         validate_name(instance)
+    if since is not None and until is not None and since >= until:
+        raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: nothing could match")
     commands = _read(settings).audit(actor=actor_filter, instance=instance, command=command_filter,
                                      outcome=outcome_filter, since=since, until=until, limit=limit)
     if as_json:

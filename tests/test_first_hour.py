@@ -233,3 +233,8 @@ def test_a_failed_step_is_marked_on_stdout(run, tmp_path):
     (tmp_path / "root/overlays/maps/custom").rmdir()
     result = run("start", "alpha", columns=200)
     assert "✗ copy cfgs into the upper layer" in result.stdout
+
+
+def test_an_audit_window_that_cannot_match_is_exit_2(run):
+    result = run("audit", "--since", "2026-11-29", "--until", "2026-11-28")
+    assert result.returncode == 2 and "is not before --until" in result.stderr
