@@ -6,16 +6,7 @@ from pathlib import Path
 
 from .errors import HostError
 from .a2s_query import A2SQuery
-from .fakes import (
-    SIMULATED,
-    FakeJournal,
-    FakeMounter,
-    FakeRuntime,
-    FakeSecrets,
-    FakeServerQuery,
-    FakeServiceControl,
-    FileState,
-)
+from .fakes import SIMULATED, FileState, fake_host
 from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
 from .journal import JournalctlJournal
 from .local_fs import LocalFilesystem
@@ -38,13 +29,9 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
     """
     fs = LocalFilesystem(root)
     if kind == "simulated":
-        state = FileState(fs.root / SIMULATED_STATE)
-        journal = FileState(fs.root / SIMULATED_JOURNAL)
-        services = FakeServiceControl(state, fs.root, label=SIMULATED, journal=journal)
-        mounter = FakeMounter(state, label=SIMULATED)
-        secrets = FakeSecrets(FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED)
-        return Host(fs, mounter, services, FakeJournal(journal), FakeServerQuery(services),
-                    FakeRuntime(fs, mounter, secrets, label=SIMULATED), secrets, simulated=True)
+        return fake_host(fs, FileState(fs.root / SIMULATED_STATE), journal=FileState(fs.root / SIMULATED_JOURNAL),
+                         secrets_store=FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED,
+                         simulated=True)
     if not systemd_is_running():
         raise HostError("systemd is not running on this machine; use --host simulated")
     client = HelperClient(helper)

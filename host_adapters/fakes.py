@@ -18,17 +18,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import Cancelled, HostError
-from .protocols import CFG_DIR, JournalRead, StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
+from .protocols import CFG_DIR, Host, JournalRead, StepIO, UnitEntry, UnitEvent, UnitStatus, unit_name
 
 SIMULATED = "simulated: "
 
 
 @dataclass
 class Faults:
-    """Which adapter call (counted from 1 across every fake sharing it) fails or hangs."""
+    """Which adapter call (counted from 1 across every fake sharing it, or named by its start) fails or hangs."""
 
     fail_at: int | None = None
     hang_at: int | None = None
+    hang_on: str | None = None
     calls: list[str] = field(default_factory=list)
 
     def check(self, call: str, io: StepIO | None = None) -> None:
@@ -37,7 +38,7 @@ class Faults:
         number = len(self.calls)
         if number == self.fail_at:
             raise HostError(f"injected fault at call {number} ({call})", [f"fault: {call}"])
-        if number == self.hang_at:
+        if number == self.hang_at or (self.hang_on is not None and call.startswith(self.hang_on)):
             while io is None or not io.should_cancel():
                 time.sleep(0.01)
             raise Cancelled(f"{call} cancelled while hanging")
@@ -239,8 +240,7 @@ class FakeRuntime:
         """Create runtime/NAME/{upper,work,merged}."""
         self.faults.check(f"prepare {name}", io)
         self._refuse_mounted(name, "prepared")
-        for directory in ("upper", "work", "merged"):
-            self.fs.make_dirs(f"runtime/{name}/{directory}")
+        self._make_directories(name)
         io.say(f"{self.label}runtime/{name}/{{upper,work,merged}} exist")
 
     def stage(self, name: str, io: StepIO) -> None:
@@ -251,8 +251,7 @@ class FakeRuntime:
         for layer in self._layers(name):
             if not self.fs.exists(layer):
                 raise HostError(f"{layer} does not exist")
-        for directory in ("upper", "work", "merged"):
-            self.fs.make_dirs(f"runtime/{name}/{directory}")
+        self._make_directories(name)
         self.fs.make_dirs(upper_cfg)
         for stale in self.fs.list_names(upper_cfg):
             if _staged_cfg(stale):
@@ -274,6 +273,10 @@ class FakeRuntime:
         removed = self.fs.remove_tree(f"runtime/{name}")
         self.secrets.forget(name)
         io.say(f"{self.label}{'removed' if removed else 'no'} runtime/{name}{'' if removed else ' to remove'}")
+
+    def _make_directories(self, name: str) -> None:
+        for directory in ("upper", "work", "merged"):
+            self.fs.make_dirs(f"runtime/{name}/{directory}")
 
     def _layers(self, name: str) -> list[str]:
         """The lower layers instance.env names, relative to the root."""
@@ -428,6 +431,19 @@ class FakeServerQuery:
         if port in self.silent_ports or not any(unit.get("active") == "active" for unit in units.values()):
             return None
         return {"name": f"{self.services.label}fake server", "map": "c1m1_hotel", "players": 0, "max_players": 8}
+
+
+def fake_host(fs: Any, state: MemoryState | FileState, *, journal: MemoryState | FileState | None = None,
+              secrets_store: MemoryState | FileState | None = None, faults: Faults | None = None, label: str = "",
+              query: Any = None, simulated: bool = False) -> Host:
+    """Every adapter but the filesystem faked over one state store and one fault plan: units, mounts, journal,
+    A2S (unless `query` is given), the runtime tree and the secret store."""
+    faults = faults or Faults()
+    services = FakeServiceControl(state, fs.root, faults, label=label, journal=journal)
+    mounter = FakeMounter(state, faults, label=label)
+    secrets_kept = FakeSecrets(MemoryState() if secrets_store is None else secrets_store, faults, label=label)
+    return Host(fs, mounter, services, FakeJournal(services.journal), query or FakeServerQuery(services),
+                FakeRuntime(fs, mounter, secrets_kept, faults, label=label), secrets_kept, simulated=simulated)
 
 
 def _set_mounted(state: MemoryState | FileState, merged: Path, mounted: bool) -> None:

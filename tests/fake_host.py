@@ -6,18 +6,7 @@ from dataclasses import dataclass, field
 
 from commands.executor import Executor
 from commands.requests import Requester, append_command
-from host_adapters import Host
-from host_adapters.fakes import (
-    FakeJournal,
-    FakeMounter,
-    FakeRuntime,
-    FakeSecrets,
-    FakeServerQuery,
-    FakeServiceControl,
-    Faults,
-    MemoryFilesystem,
-    MemoryState,
-)
+from host_adapters.fakes import Faults, MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
 from projections import CommandView
 
@@ -49,12 +38,8 @@ class FakeHost:
         self.fs.make_dirs("overlays/maps/custom")
         self.fs.make_dirs("installation/left4dead2")
         self.faults.calls.clear()
-        self.services = FakeServiceControl(self.state, self.fs.root, self.faults)
-        self.query = FakeServerQuery(self.services)
-        mounter = FakeMounter(self.state, self.faults)
-        self.secrets = FakeSecrets(MemoryState(), self.faults)
-        self.host = Host(self.fs, mounter, self.services, FakeJournal(self.services.journal), self.query,
-                         FakeRuntime(self.fs, mounter, self.secrets, self.faults), self.secrets)
+        self.host = fake_host(self.fs, self.state, faults=self.faults)
+        self.services, self.query, self.secrets = self.host.services, self.host.query, self.host.secrets
         self.executor = Executor(self.ledger, self.host)
 
     def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:

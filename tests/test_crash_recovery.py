@@ -14,18 +14,8 @@ from commands.executor import Executor
 from commands.executor_lock import ExecutorLock
 from commands.requests import append_command
 from projections import Projections
-from host_adapters import Host
 from host_adapters.factory import SIMULATED_SECRETS, SIMULATED_STATE, build_host
-from host_adapters.fakes import (
-    FakeJournal,
-    FakeMounter,
-    FakeRuntime,
-    FakeSecrets,
-    FakeServerQuery,
-    FakeServiceControl,
-    Faults,
-    FileState,
-)
+from host_adapters.fakes import Faults, FileState, fake_host
 from host_adapters.local_fs import LocalFilesystem
 from ledger import Ledger, verify_ledger
 
@@ -88,13 +78,9 @@ def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tm
 
 
 def _hang_inside_enable(root: str) -> None:
-    state = FileState(Path(root) / SIMULATED_STATE)
-    faults = Faults(hang_at=1)  # the first unit or mount call: start's "enable and start unit"
-    services = FakeServiceControl(state, Path(root), faults)
-    fs, mounter = LocalFilesystem(root), FakeMounter(state, faults)
-    secrets = FakeSecrets(FileState(Path(root) / SIMULATED_SECRETS, mode=0o600))
-    host = Host(fs, mounter, services, FakeJournal(services.journal), FakeServerQuery(services),
-                FakeRuntime(fs, mounter, secrets), secrets, simulated=True)
+    host = fake_host(LocalFilesystem(root), FileState(Path(root) / SIMULATED_STATE),
+                     secrets_store=FileState(Path(root) / SIMULATED_SECRETS, mode=0o600),
+                     faults=Faults(hang_on="enable_now"), simulated=True)  # start's "enable and start unit" hangs
     with Ledger.open(f"{root}/ledger.db") as ledger:
         Executor(ledger, host).run_pending()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from host_adapters import StepIO
-
 from .fake_host import SPEC, FakeHost
 
 INIT_STEPS = ["create directories", "write instance.env", "write server.cfg", "write spec.yaml"]

@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 
 from commands.live import drift, live_status
-from host_adapters import Host, StepIO, UnitStatus
+from host_adapters import StepIO, UnitStatus
 from host_adapters.a2s_query import A2SQuery
-from host_adapters.fakes import (
-    FakeJournal,
-    FakeMounter,
-    FakeRuntime,
-    FakeSecrets,
-    FakeServiceControl,
-    MemoryFilesystem,
-    MemoryState,
-)
+from host_adapters.fakes import FakeServiceControl, MemoryFilesystem, MemoryState, fake_host
 from projections import InstanceView
 
 STAND_IN = Path(__file__).resolve().parent.parent / "scripts" / "host" / "srcds_run"
@@ -91,9 +83,7 @@ def test_live_status_adds_unit_query_and_drift(server):
     state = MemoryState()
     services = FakeServiceControl(state, Path("/srv"))
     services.enable_now("alpha", StepIO())
-    fs, mounter, secrets = MemoryFilesystem(), FakeMounter(state), FakeSecrets(MemoryState())
-    host = Host(fs, mounter, services, FakeJournal(services.journal), A2SQuery(), FakeRuntime(fs, mounter, secrets),
-                secrets)
+    host = fake_host(MemoryFilesystem(), state, journal=services.journal, query=A2SQuery())
     instances = [InstanceView("alpha", state="running", port=port), InstanceView("bravo", state="running", port=1)]
     alpha, bravo = live_status(instances, host)
     assert (alpha["unit"], alpha["query"]["map"], alpha["drift"]) == ("active (running)", "c2m1_highway", [])

@@ -29,17 +29,7 @@ from pathlib import Path
 
 from commands.executor import Executor
 from commands.requests import Requester, append_command
-from host_adapters import Host
-from host_adapters.fakes import (
-    FakeJournal,
-    FakeMounter,
-    FakeRuntime,
-    FakeSecrets,
-    FakeServerQuery,
-    FakeServiceControl,
-    MemoryFilesystem,
-    MemoryState,
-)
+from host_adapters.fakes import MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
 
 from .synthetic import build_ledger
@@ -61,10 +51,7 @@ def l4d2ctl_rate(path: Path, commands: int, history: int) -> float:
     state = MemoryState()
     fs = MemoryFilesystem()
     fs.make_dirs("installation")
-    services = FakeServiceControl(state, fs.root)
-    mounter, secrets = FakeMounter(state), FakeSecrets(MemoryState())
-    host = Host(fs, mounter, services, FakeJournal(services.journal), FakeServerQuery(services),
-                FakeRuntime(fs, mounter, secrets), secrets)
+    host = fake_host(fs, state)
     with Ledger.open(path) as ledger:
         executor = Executor(ledger, host)
         for number in range(INSTANCES):
