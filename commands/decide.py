@@ -56,7 +56,7 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
         raise Rejected(_unknown(command))
     kind = Command(command.command)
     instance = state.instance(name)
-    recorded = None if instance.state is None else State(instance.state)
+    recorded = instance.recorded_state
     reason = refusal(kind, recorded, name)
     if reason is not None:
         raise Rejected(reason)

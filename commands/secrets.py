@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from ledger.lifecycle import Command, State, refusal
+from ledger.lifecycle import Command, refusal
 
 from .errors import InvalidInput
 from .text_rules import CVAR_PATTERN, CVAR_RULE, SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
@@ -44,6 +44,6 @@ def hand_over(session, name: str, cvar: str, value: str) -> dict[str, str]:
     """
     session.projections.sync()
     instance = session.projections.instance(name)
-    if refusal(Command.SECRET_SET, None if instance.state is None else State(instance.state), name) is not None:
+    if refusal(Command.SECRET_SET, instance.recorded_state, name) is not None:
         return {"cvar": cvar}
     return {"cvar": cvar, "fingerprint": session.host().secrets.put(name, cvar, value)}

@@ -87,7 +87,7 @@ class Session:
             self.printer.queued(command)
             return command
         self.printer.requested(command, created)
-        if not no_wait and not command.finished:
+        if not command.finished:
             waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
             with waiting:
                 command = see_through(self.ledger, ExecutorLock(self.settings.db), self.host, command_id,

@@ -93,6 +93,11 @@ class InstanceView:
         """Whether an init of this instance ever succeeded."""
         return self.state is not None
 
+    @property
+    def recorded_state(self) -> State | None:
+        """The recorded state as the lifecycle's word (None for an unknown instance)."""
+        return _state(self.state)
+
     def summary(self) -> dict[str, Any]:
         """The instance as the status JSON object of docs/cli.md."""
         return {key: getattr(self, key) for key in STATUS_FIELDS}
