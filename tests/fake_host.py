@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commands.executor import Executor
-from commands.requests import Requester, append_command
+from commands.service.executor import Executor
+from commands.service.requests import Requester, append_command
 from host_adapters.fakes import Faults, MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
 from projections import CommandView

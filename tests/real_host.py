@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from commands.cli import cli
-from commands.executor import Executor
-from commands.requests import append_command
+from commands.service.executor import Executor
+from commands.service.requests import append_command
 from host_adapters.factory import SIMULATED_JOURNAL, build_host
 from ledger import Ledger
 from projections import CommandView, Projections

@@ -122,7 +122,7 @@ def test_cancel_of_a_queued_command_exits_zero_once_it_ended_cancelled(l4d2ctl, 
 
 
 def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
-    from commands.executor_lock import ExecutorLock
+    from commands.service.executor_lock import ExecutorLock
 
     Ledger.open(root / "ledger.db").close()
     holder = ExecutorLock(root / "ledger.db")

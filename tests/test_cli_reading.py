@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from commands.cli import cli
-from commands.errors import InvalidInput
-from commands.requests import resolve_actor
-from commands.settings import os_user
+from commands.domain.errors import InvalidInput
+from commands.service.requests import resolve_actor
+from commands.service.settings import os_user
 
 from .real_host import write_spec
 from .test_cli_lifecycle import L4D2CTL

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from commands.executor import Executor
-from commands.executor_lock import ExecutorLock
-from commands.requests import append_command
+from commands.service.executor import Executor
+from commands.service.executor_lock import ExecutorLock
+from commands.service.requests import append_command
 from projections import Projections
 from host_adapters.factory import SIMULATED_SECRETS, SIMULATED_STATE, build_host
 from host_adapters.fakes import Faults, FileState, fake_host

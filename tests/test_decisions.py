@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from commands.requests import append_cancel, append_command
+from commands.service.requests import append_cancel, append_command
 from projections import Projections
 from ledger import Ledger, verify_ledger
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.spec import load_spec_text
+from commands.domain.spec import load_spec_text
 
 from .fake_host import SPEC
 from .real_host import make_root, run, steps

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.spec import MAX_OVERLAYS
-from commands.text_rules import CVAR_PATTERN, FINGERPRINT_PATTERN, NAME_PATTERN, SECRET_VALUE_PATTERN
+from commands.domain.spec import MAX_OVERLAYS
+from commands.domain.text_rules import CVAR_PATTERN, FINGERPRINT_PATTERN, NAME_PATTERN, SECRET_VALUE_PATTERN
 from host_adapters.overlay import mounted_points
 
 HELPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "host" / "left4me-host"

@@ -192,7 +192,7 @@ def test_a_start_that_finds_the_overlay_mounted_stops_the_unit_before_staging(ho
 def test_show_prints_the_failed_step_before_the_undo_that_followed_it(host):
     from rich.console import Console
 
-    from commands.tables import print_command
+    from commands.cli.tables import print_command
 
     host.init()
     host.services.broken.add("alpha")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.live import drift, live_status
+from commands.service.live import drift, live_status
 from host_adapters import StepIO, UnitStatus
 from host_adapters.a2s_query import A2SQuery
 from host_adapters.fakes import FakeServiceControl, MemoryFilesystem, MemoryState, fake_host

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import queue
 import random
 import time
 
-from commands.executor_lock import ExecutorLock
-from commands.requests import Requester, append_command, see_through
+import pytest
+
+from commands.service.executor_lock import ExecutorLock
+from commands.service.requests import Requester, append_command, see_through
 from host_adapters.factory import build_host
 from ledger import Ledger, verify_ledger
 from projections import Projections
@@ -33,12 +36,26 @@ def _client(root: str, number: int, go, results) -> None:
             command = rng.choice(MIX)
             args = {"spec": SPEC | {"port": 20000 + instance}} if command == "init" else None
             command_id, _ = append_command(ledger, requester, f"srv{instance:02d}", command, args)
-            outcome = see_through(ledger, ExecutorLock(f"{root}/ledger.db"), lambda: build_host("simulated", root),
+            outcome = see_through(Projections(ledger), ExecutorLock(f"{root}/ledger.db"), lambda: build_host("simulated", root),
                                   command_id)
             done.append((command_id, outcome.outcome))
     results.put(json.dumps(done))
 
 
+def _results(clients, results, timeout: float) -> list:
+    """Every client's report; fails at once when a client died without one."""
+    deadline, reports = time.monotonic() + timeout, []
+    while len(reports) < len(clients):
+        try:
+            reports.append(results.get(timeout=1))
+        except queue.Empty:
+            dead = [client.exitcode for client in clients if client.exitcode not in (None, 0)]
+            assert not dead, f"a client died with exit code {dead[0]}"
+            assert time.monotonic() < deadline, "the clients did not finish in time"
+    return reports
+
+
+@pytest.mark.slow
 def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
     root = make_root(tmp_path / "root")
     context = multiprocessing.get_context("spawn")
@@ -48,7 +65,7 @@ def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
         client.start()
     started = time.monotonic()
     go.set()
-    outcomes = dict(pair for _ in clients for pair in json.loads(results.get(timeout=600)))
+    outcomes = dict(pair for report in _results(clients, results, 600) for pair in json.loads(report))
     elapsed = time.monotonic() - started
     for client in clients:
         client.join(timeout=60)

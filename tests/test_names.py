@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.errors import InvalidName
-from commands.names import validate_name
+from commands.domain.errors import InvalidName
+from commands.domain.names import validate_name
 
 
 @pytest.mark.parametrize("name", [

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.executor import Executor
-from commands.requests import append_cancel, append_command
-from commands.observe import JOURNAL_POSITION, observation_of
+from commands.service.executor import Executor
+from commands.service.requests import append_cancel, append_command
+from commands.service.observe import JOURNAL_POSITION, observation_of
 from host_adapters import JournalRead, UnitEntry, UnitEvent
 from host_adapters.journal import parse_entry
 from ledger import CommandStarted, Ledger, verify_ledger

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.requests import Requester, append_command
+from commands.service.requests import Requester, append_command
 from ledger import (
     CancelRequested,
     CommandCancelled,

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from commands.cli import cli
-from commands.errors import InvalidSpec
-from commands.spec import parse_spec
+from commands.domain.errors import InvalidSpec
+from commands.domain.spec import parse_spec
 
 from .fake_host import SPEC
 from .real_host import write_spec

@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.errors import InvalidSpec
-from commands.spec import MAX_SPEC_BYTES, Spec, dump_spec, load_spec, load_spec_text
-from commands.text_rules import secret_cvar_set_by
+from commands.domain.errors import InvalidSpec
+from commands.domain.spec import MAX_SPEC_BYTES, Spec, dump_spec, load_spec, load_spec_text
+from commands.domain.text_rules import secret_cvar_set_by
 
 EXAMPLE = """
 port: 27015

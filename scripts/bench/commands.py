@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from commands.executor import Executor
-from commands.requests import Requester, append_command
+from commands.service.executor import Executor
+from commands.service.requests import Requester, append_command
 from host_adapters.fakes import MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
 

@@ -20,7 +20,7 @@ from ledger.lifecycle import OBSERVER_ACTOR, Observation, State
 from projections import Projections
 
 from .command_ids import new_command_id
-from .text_rules import name_problem
+from ..domain.text_rules import name_problem
 
 JOURNAL_POSITION = "journal"
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_adapters import Host
-from ledger import CancelRequested, CommandRequested, Ledger, NewEvent
+from ledger import CancelRequested, CommandRequested, Ledger, LedgerError, NewEvent
 from projections import CommandView, Projections
 
 from .command_ids import new_command_id
-from .errors import InvalidInput
+from ..domain.errors import InvalidInput
 from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
-from .text_rules import shown
+from ..domain.text_rules import shown
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -83,7 +83,7 @@ def append_cancel(ledger: Ledger, requester: Requester, command: CommandView) ->
 
 
 def see_through(
-    ledger: Ledger,
+    projections: Projections,
     lock: ExecutorLock,
     host: Callable[[], Host],
     command_id: str,
@@ -97,27 +97,29 @@ def see_through(
     marks crashed commands interrupted, then runs every requested command in
     seq order up to and including this one. Otherwise it follows the ledger.
     """
-    projections = Projections(ledger)
     projections.sync()
-    while not projections.command(command_id).finished:
+    while not _finished(projections, command_id):
         if lock.try_acquire():
             try:
-                executor = Executor(ledger, host(), observer=observer, on_line=on_line)
+                executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
+                                    on_line=on_line)
                 executor.recover()
-                executor.run_pending(until=lambda: projections.command(command_id).finished)
+                executor.run_pending(until=lambda: _finished(projections, command_id))
             finally:
                 lock.release()
             continue
         time.sleep(FOLLOW_POLL)
         for row in projections.sync():
             observer(row)
-    return projections.command(command_id)
+    return _recorded(projections, command_id)
 
 
-def executor_loop(executor: Executor, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:
-    """Drain the queue; unless `once`, keep draining as commands arrive until `stopping()`."""
-    ran = executor.run_pending(until=stopping)
-    while not once and not stopping():
-        time.sleep(idle)
-        ran += executor.run_pending(until=stopping)
-    return ran
+def _recorded(projections: Projections, command_id: str) -> CommandView:
+    command = projections.command(command_id)
+    if command is None:
+        raise LedgerError(f"command {command_id} is not in ledger {projections.ledger.path}")
+    return command
+
+
+def _finished(projections: Projections, command_id: str) -> bool:
+    return _recorded(projections, command_id).finished

@@ -1,4 +1,4 @@
-"""One lifecycle invocation from the CLI: who asks, the ledger, the host, and how progress is shown."""
+"""One lifecycle invocation from the CLI: who asks, and how its commands are appended, seen through and shown."""
 
 from __future__ import annotations
 
@@ -8,51 +8,44 @@ from contextlib import nullcontext
 import click
 from rich.console import Console
 
-from host_adapters import Host
-from host_adapters.factory import build_host
-from host_adapters.systemd import systemd_is_running
-from ledger import Ledger
-from projections import CommandView, Projections
-
 from ledger.lifecycle import Outcome
+from projections import CommandView
 
-from .cli_edge import EXIT_OK, EXIT_REJECTED, exit_code_of
-from .cli_output import CommandPrinter
-from .command_ids import known_command
-from .errors import InvalidInput, Rejected
-from .executor_lock import ExecutorLock
-from .requests import Requester, append_cancel, append_command, resolve_actor, see_through
-from .settings import Settings, os_user
-from .text_rules import shown
+from ..domain.errors import InvalidInput, Rejected
+from ..domain.text_rules import shown
+from ..service.command_ids import known_command
+from ..service.executor_lock import ExecutorLock
+from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
+from ..service.settings import os_user
+from .app import App
+from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of
+from .progress import CommandPrinter
 
 
 class Session:
     """Appends commands for one requester and sees them through, showing progress."""
 
-    def __init__(self, settings: Settings, as_json: bool):
-        self.settings = settings
-        self.requester = Requester(resolve_actor(settings.actor, dict(os.environ), os_user()), os_user())
-        check_host(settings)
-        if not (settings.root / "installation").is_dir():
-            raise InvalidInput(f"--root {shown(str(settings.root))} has no installation/ (the shared game): is it "
-                               f"the host root you meant? Put the game there first (see the README, 'Filling the "
+    def __init__(self, app: App, as_json: bool):
+        self.app = app
+        self.settings = app.settings
+        self.requester = Requester(resolve_actor(self.settings.actor, dict(os.environ), os_user()), os_user())
+        app.check_host()
+        if not (self.settings.root / "installation").is_dir():
+            raise InvalidInput(f"--root {shown(str(self.settings.root))} has no installation/ (the shared game): is "
+                               f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
         self.console = Console()
-        self.printer = CommandPrinter(self.console, simulated=settings.host == "simulated", as_json=as_json)
-        self.ledger = Ledger.open(settings.db, busy_timeout=settings.lock_timeout)
-        self.projections = Projections(self.ledger)
-        self._host: Host | None = None
-
-    def host(self) -> Host:
-        """The host adapters, built once, before anything is appended: a host that cannot be built records nothing."""
-        if self._host is None:
-            self._host = host_for(self.settings)
-        return self._host
+        self.printer = CommandPrinter(self.console, simulated=self.settings.host == "simulated", as_json=as_json)
+        self.ledger = app.ledger(create=True)
+        self.projections = app.projections()
 
     def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,
                 no_wait: bool, **links: str) -> int:
-        """Append a command (once per request id) and follow it; return its exit code."""
-        self.host()
+        """Append a command (once per request id) and follow it; return its exit code.
+
+        The host is built first: a host that cannot be built records nothing.
+        """
+        self.app.host()
         command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                              request_key=request_id, **links)
         return self.follow(command_id, created, no_wait)
@@ -90,7 +83,7 @@ class Session:
         if not command.finished:
             waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
             with waiting:
-                command = see_through(self.ledger, ExecutorLock(self.settings.db), self.host, command_id,
+                command = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, command_id,
                                       observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
         return command
@@ -107,17 +100,3 @@ class Session:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""
         return known_command(self.projections, command_id)
 
-
-def check_host(settings: Settings) -> None:
-    """Refuse, before anything is written, a root unsafe for instance.env, or systemd where none runs."""
-    root = str(settings.root)
-    if any(char in root for char in ":,\\") or not root.isprintable():
-        raise InvalidInput(f"--root {shown(root)}: must not contain ':', ',', '\\' or control characters")
-    if settings.host == "systemd" and not systemd_is_running():
-        raise InvalidInput("systemd is not running on this machine; use --host simulated (or L4D2CTL_HOST=simulated)")
-
-
-def host_for(settings: Settings) -> Host:
-    """The host adapters the settings ask for (built only when a command is about to run)."""
-    check_host(settings)
-    return build_host(settings.host, settings.root, settings.helper)

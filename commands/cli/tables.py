@@ -12,8 +12,8 @@ from rich.table import Table
 from ledger.lifecycle import UNDO_PREFIX, State
 from projections import CommandView
 
-from .cli_output import OUTCOME_STYLE
-from .text_rules import printable
+from .progress import OUTCOME_STYLE
+from ..domain.text_rules import printable
 
 # Columns never cut (an id must stay copyable, a state readable), each at least as wide as its longest value.
 WHOLE = {"state": max(map(len, State)), "id": 12, "outcome": 2 + max(map(len, OUTCOME_STYLE))}

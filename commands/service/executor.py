@@ -28,11 +28,11 @@ from ledger import (
 from ledger.events import EventPayload
 from projections import CommandView, Projections
 
-from .decide import decide
-from .errors import Rejected
+from ..domain.decide import decide
+from ..domain.errors import Rejected
 from .observe import UnitWatcher
 from .settings import os_user
-from .steps import NothingToDo, Plan, Step
+from ..domain.steps import NothingToDo, Plan, Step
 
 Observer = Callable[[dict], None]
 LineSink = Callable[[CommandView, str, str], None]
@@ -49,13 +49,14 @@ class Executor:
         ledger: Ledger,
         host: Host,
         *,
+        projections: Projections | None = None,
         observer: Observer = lambda row: None,
         on_line: LineSink = lambda command, step, line: None,
         warn: Warn = lambda message: None,
     ):
         self.ledger = ledger
         self.host = host
-        self.projections = Projections(ledger)
+        self.projections = Projections(ledger) if projections is None else projections
         self.observer = observer
         self.on_line = on_line
         self.warn = warn
@@ -88,6 +89,15 @@ class Executor:
                 return ran
             self.execute(command)
             ran += 1
+
+    def serve(self, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:
+        """Drain the queue; unless `once`, keep draining as commands arrive until `stopping()`. Returns how many
+        commands ran."""
+        ran = self.run_pending(until=stopping)
+        while not once and not stopping():
+            time.sleep(idle)
+            ran += self.run_pending(until=stopping)
+        return ran
 
     def watch(self, force: bool = True) -> None:
         """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL).

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ledger import Ledger, LedgerError
 from ledger.lifecycle import ROW_KINDS, Command, Outcome
 
-from .cli_edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
-from .errors import InvalidInput, Rejected
-from .names import validate_name
-from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
-from .text_rules import shown
-
-REQUEST_ID_MAX = 200
+from ..domain.errors import InvalidInput, Rejected
+from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
+from ..service.settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
+from .app import App
+from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
+from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY
 
 
 @click.group(cls=L4d2ctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,47 +51,32 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
     for option, value in (("--root", root), ("--db", db)):
         if value is not None and not value.isprintable():
             raise InvalidInput(f"{option} {shown(value)}: must be a path of printable characters")
-    ctx.obj = Settings.from_options(root, db, actor, host, lock_timeout, helper)
+    ctx.obj = App(Settings.from_options(root, db, actor, host, lock_timeout, helper))
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-def _session(settings: Settings, as_json: bool):
+def _session(app: App, as_json: bool):
     from .session import Session
 
-    session = Session(settings, as_json)
-    click.get_current_context().call_on_close(session.ledger.close)
-    return session
+    return Session(app, as_json)
 
 
 def lifecycle(function):
     """The options every lifecycle command shares: --no-wait, --json, --request-id."""
-
-    @click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object.")
-    @click.option("--request-id", help="Idempotency key: the same key never makes a second command.")
-    def wrapper(*args, request_id: str | None, **kwargs):
-        if request_id is not None and (not request_id or len(request_id) > REQUEST_ID_MAX or not request_id.isprintable()):
-            raise InvalidInput(f"--request-id: must be 1-{REQUEST_ID_MAX} printable characters")
-        return function(*args, request_id=request_id, **kwargs)
-
-    wrapper.__name__, wrapper.__doc__ = function.__name__, function.__doc__
-    return wrapper
+    for decorate in reversed((
+        click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting."),
+        click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object."),
+        click.option("--request-id", type=REQUEST_KEY,
+                     help="Idempotency key: the same key never makes a second command."),
+    )):
+        function = decorate(function)
+    return function
 
 
-def _complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    from projections import Projections
-
-    settings = ctx.find_root().obj or Settings.from_options(DEFAULT_ROOT, None, None, "systemd")
-    try:
-        with Ledger.open(settings.db, create=False) as ledger:
-            return [i.name for i in Projections(ledger).instances() if i.name.startswith(incomplete)]
-    except LedgerError:
-        return []
-
-
-NAME = click.argument("name", shell_complete=_complete_names)
+NAME = click.argument("name", type=INSTANCE_NAME)
+COMMAND_ID = click.argument("command_id", type=COMMAND_ID_PREFIX)
 
 
 @cli.command()
@@ -100,13 +85,12 @@ NAME = click.argument("name", shell_complete=_complete_names)
               help="The instance's YAML spec.")
 @lifecycle
 @click.pass_obj
-def init(settings: Settings, name: str, spec_path: Path, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+def init(app: App, name: str, spec_path: Path, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Create an instance from a spec (or update its blueprint)."""
-    from .spec import load_spec
+    from ..domain.spec import load_spec
 
-    validate_name(name)
     spec = load_spec(spec_path)
-    return _session(settings, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
+    return _session(app, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
                                                request_id=request_id, no_wait=no_wait)
 
 
@@ -115,9 +99,8 @@ def _simple_lifecycle(command: Command, summary: str) -> None:
     @NAME
     @lifecycle
     @click.pass_obj
-    def run(settings: Settings, name: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
-        validate_name(name)
-        return _session(settings, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
+    def run(app: App, name: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+        return _session(app, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
 
 
 _simple_lifecycle(Command.START, "Stage the instance's cfg files, start its unit and wait until the server answers "
@@ -130,11 +113,11 @@ _simple_lifecycle(Command.RESET, "Stop the instance and remove its files; the ne
 
 def _rerun(command: str, link: str, summary: str) -> None:
     @cli.command(name=command, help=summary)
-    @click.argument("command_id")
+    @COMMAND_ID
     @lifecycle
     @click.pass_obj
-    def run(settings: Settings, command_id: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
-        session = _session(settings, as_json)
+    def run(app: App, command_id: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+        session = _session(app, as_json)
         original = session.known_command(command_id)
         if original.outcome == Outcome.OBSERVED:
             raise Rejected(f"{command_id} is an observation ({original.command}), a fact about the host: "
@@ -148,13 +131,13 @@ _rerun("replay", "replay_of", "Re-run any finished command with the same argumen
 
 
 @cli.command()
-@click.argument("command_id")
+@COMMAND_ID
 @click.option("--no-wait", is_flag=True, help="Return once the cancel is recorded.")
 @click.option("--json", "as_json", is_flag=True, help="Print the cancelled command as a JSON object.")
 @click.pass_obj
-def cancel(settings: Settings, command_id: str, no_wait: bool, as_json: bool) -> int:
+def cancel(app: App, command_id: str, no_wait: bool, as_json: bool) -> int:
     """Ask a pending or running command to stop between steps (exit 0 once cancelled; 3 if it finished first)."""
-    return _session(settings, as_json).cancel(command_id, no_wait)
+    return _session(app, as_json).cancel(command_id, no_wait)
 
 
 @cli.group()
@@ -162,40 +145,32 @@ def secret() -> None:
     """Secret cvars (rcon_password, sv_password): values kept outside the ledger, which records fingerprints."""
 
 
-CVAR = click.argument("cvar")
+CVAR_ARGUMENT = click.argument("cvar", type=CVAR)
 
 
 @secret.command(name="set")
 @NAME
-@CVAR
+@CVAR_ARGUMENT
 @lifecycle
 @click.pass_obj
-def secret_set(settings: Settings, name: str, cvar: str, no_wait: bool, as_json: bool,
-               request_id: str | None) -> int:
+def secret_set(app: App, name: str, cvar: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Set CVAR of an instance to a value read from stdin (not echoed); the next start stages it into server.cfg."""
-    from .secrets import hand_over, read_secret_value, validate_cvar
+    from ..service.secrets import hand_over
 
-    validate_name(name)
-    validate_cvar(cvar)
-    value = read_secret_value()
-    session = _session(settings, as_json)
-    args = hand_over(session, name, cvar, value)
+    value = _read_secret_value()
+    session = _session(app, as_json)
+    args = hand_over(session.projections, app.host, name, cvar, value)
     return session.request(name, Command.SECRET_SET, args, request_id=request_id, no_wait=no_wait)
 
 
 @secret.command(name="unset")
 @NAME
-@CVAR
+@CVAR_ARGUMENT
 @lifecycle
 @click.pass_obj
-def secret_unset(settings: Settings, name: str, cvar: str, no_wait: bool, as_json: bool,
-                 request_id: str | None) -> int:
+def secret_unset(app: App, name: str, cvar: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Remove CVAR's value from an instance; the next start stages server.cfg without it."""
-    from .secrets import validate_cvar
-
-    validate_name(name)
-    validate_cvar(cvar)
-    return _session(settings, as_json).request(name, Command.SECRET_UNSET, {"cvar": cvar}, request_id=request_id,
+    return _session(app, as_json).request(name, Command.SECRET_UNSET, {"cvar": cvar}, request_id=request_id,
                                                no_wait=no_wait)
 
 
@@ -203,10 +178,9 @@ def secret_unset(settings: Settings, name: str, cvar: str, no_wait: bool, as_jso
 @NAME
 @click.option("--json", "as_json", is_flag=True, help="Print a list of objects.")
 @click.pass_obj
-def secret_list(settings: Settings, name: str, as_json: bool) -> int:
+def secret_list(app: App, name: str, as_json: bool) -> int:
     """The instance's secret cvars: fingerprint, when set and by whom (never the value)."""
-    validate_name(name)
-    instance = _read(settings).instance(name)
+    instance = app.read().instance(name)
     if not instance.known:
         raise Rejected(f"instance {name!r} is not known")
     rows = [{"cvar": cvar, **{key: entry[key] for key in ("fingerprint", "set_at", "actor")}}
@@ -223,29 +197,15 @@ def secret_list(settings: Settings, name: str, as_json: bool) -> int:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _read(settings: Settings):
-    """The projections over the ledger, brought up to date (a missing ledger reads as empty)."""
-    from projections import Projections
-
-    if _no_ledger(settings):
-        _hint(f"no ledger at {settings.db} yet: nothing is recorded there "
-              f"(a first command, e.g. `l4d2ctl init NAME --spec FILE`, creates it; is --root/--db right?)")
-    ledger = Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout)
-    click.get_current_context().call_on_close(ledger.close)
-    projections = Projections(ledger)
-    projections.sync()
-    return projections
-
-
-def _no_ledger(settings: Settings) -> bool:
-    """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report)."""
-    try:
-        os.stat(settings.db)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return False
+def _read_secret_value() -> str:
+    """The value: asked twice without echo on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        value = click.prompt("value", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not SECRET_VALUE_PATTERN.fullmatch(value):
+        raise InvalidInput(f"secret value on stdin: {SECRET_VALUE_RULE}")
+    return value
 
 
 def _hint(text: str) -> None:
@@ -253,7 +213,7 @@ def _hint(text: str) -> None:
     click.echo(f"l4d2ctl: {text}", err=True)
 
 
-def _emit_json(value) -> None:
+def _emit_json(value: Any) -> None:
     click.echo(json.dumps(value))
 
 
@@ -264,22 +224,19 @@ def _console():
 
 
 @cli.command()
-@click.argument("name", required=False, shell_complete=_complete_names)
+@click.argument("name", required=False, type=INSTANCE_NAME)
 @click.option("--live", is_flag=True, help="Also ask systemd and the servers (A2S_INFO), and show drift.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of instance objects (one object with NAME).")
 @click.pass_obj
-def status(settings: Settings, name: str | None, live: bool, as_json: bool) -> int:
+def status(app: App, name: str | None, live: bool, as_json: bool) -> int:
     """Instances and their recorded state (with --live: their unit, their server, and drift)."""
-    if name is not None:
-        validate_name(name)
-    instances = _read(settings).instances(name)
+    instances = app.read().instances(name)
     if name is not None and not instances:
         raise Rejected(f"instance {name!r} is not known")
     if live:
-        from .live import live_status
-        from .session import host_for
+        from ..service.live import live_status
 
-        objects = live_status(instances, host_for(settings))
+        objects = live_status(instances, app.host())
     else:
         objects = [instance.summary() for instance in instances]
     if as_json:
@@ -295,11 +252,9 @@ def status(settings: Settings, name: str | None, live: bool, as_json: bool) -> i
 @NAME
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
 @click.pass_obj
-def history(settings: Settings, name: str, as_json: bool) -> int:
+def history(app: App, name: str, as_json: bool) -> int:
     """Every command of one instance, oldest first."""
-    validate_name(name)
-    projections = _read(settings)
-    commands = projections.history(name)
+    commands = app.read().history(name)
     if not commands:
         raise Rejected(f"instance {name!r} is not known: nothing was ever requested for it")
     if as_json:
@@ -311,46 +266,25 @@ def history(settings: Settings, name: str, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _moment(option: str):
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidInput(f"{option} {shown(value)}: not an ISO 8601 date or time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-    return parse
-
-
-def _filter_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.isprintable():
-        raise InvalidInput(f"--{param.name.removesuffix('_filter')} {shown(value)}: must be printable text")
-    return value
-
-
 @cli.command()
-@click.option("--actor", "actor_filter", callback=_filter_text, help="Only commands requested by this actor.")
-@click.option("--instance", help="Only commands of this instance.")
+@click.option("--actor", "actor_filter", type=PRINTABLE_TEXT, help="Only commands requested by this actor.")
+@click.option("--instance", type=INSTANCE_NAME, help="Only commands of this instance.")
 @click.option("--command", "command_filter", type=click.Choice([kind.value for kind in ROW_KINDS]),
               help="Only this kind of command (or observation).")
-@click.option("--since", callback=_moment("--since"), help="From this ISO 8601 time (inclusive; UTC unless given).")
-@click.option("--until", callback=_moment("--until"), help="Before this ISO 8601 time (exclusive; UTC unless given).")
+@click.option("--since", type=MOMENT, help="From this ISO 8601 time (inclusive; UTC unless given).")
+@click.option("--until", type=MOMENT, help="Before this ISO 8601 time (exclusive; UTC unless given).")
 @click.option("--outcome", "outcome_filter", type=click.Choice([outcome.value for outcome in Outcome]),
               help="Only commands that stand at (or ended in) this outcome.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N of them (still listed oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
 @click.pass_obj
-def audit(settings: Settings, actor_filter: str | None, instance: str | None, command_filter: str | None,
+def audit(app: App, actor_filter: str | None, instance: str | None, command_filter: str | None,
           since: datetime | None, until: datetime | None, outcome_filter: str | None, limit: int | None,
           as_json: bool) -> int:
     """Who did what: every command across all instances, oldest first."""
-    if instance is not None:
-        validate_name(instance)
     if since is not None and until is not None and since >= until:
         raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: nothing could match")
-    commands = _read(settings).audit(actor=actor_filter, instance=instance, command=command_filter,
+    commands = app.read().audit(actor=actor_filter, instance=instance, command=command_filter,
                                      outcome=outcome_filter, since=since, until=until, limit=limit)
     if as_json:
         _emit_json([command.summary() for command in commands])
@@ -362,14 +296,14 @@ def audit(settings: Settings, actor_filter: str | None, instance: str | None, co
 
 
 @cli.command()
-@click.argument("command_id")
+@COMMAND_ID
 @click.option("--json", "as_json", is_flag=True, help="Print the command with its steps as JSON.")
 @click.pass_obj
-def show(settings: Settings, command_id: str, as_json: bool) -> int:
+def show(app: App, command_id: str, as_json: bool) -> int:
     """One command: who asked, its steps and their output, its outcome."""
-    from .command_ids import known_command
+    from ..service.command_ids import known_command
 
-    projections = _read(settings)
+    projections = app.read()
     command = known_command(projections, command_id)
     steps = projections.steps(command.command_id)
     failure = projections.failure(command.command_id)
@@ -386,13 +320,13 @@ def show(settings: Settings, command_id: str, as_json: bool) -> int:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print {ok, events, first_bad_seq} as JSON.")
 @click.pass_obj
-def verify(settings: Settings, as_json: bool) -> int:
+def verify(app: App, as_json: bool) -> int:
     """Re-walk the hash chain and run SQLite's integrity check (exit 4 on a break)."""
     from ledger import verify_ledger
 
-    missing = _no_ledger(settings)
-    with Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout) as ledger:
-        report = verify_ledger(ledger)
+    settings = app.settings
+    missing = app.ledger_missing()
+    report = verify_ledger(app.ledger())
     if missing and not as_json:
         _hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
@@ -415,11 +349,11 @@ def verify(settings: Settings, as_json: bool) -> int:
 @cli.command()
 @click.option("--once", is_flag=True, help="Drain the queue, then exit.")
 @click.pass_obj
-def executor(settings: Settings, once: bool) -> int:
+def executor(app: App, once: bool) -> int:
     """Run the executor: take requested commands in ledger order and apply them to the host."""
-    from .executor_service import serve
+    from .serve import serve
 
-    serve(settings, once)
+    serve(app, once)
     return EXIT_OK
 
 
@@ -431,15 +365,14 @@ def projections() -> None:
 @projections.command()
 @click.option("--json", "as_json", is_flag=True, help="Print {events, seconds} as JSON.")
 @click.pass_obj
-def rebuild(settings: Settings, as_json: bool) -> int:
+def rebuild(app: App, as_json: bool) -> int:
     """Drop every projection and rebuild it from the ledger."""
     import time
 
     from projections import Projections
 
     started = time.perf_counter()
-    with Ledger.open(settings.db, create=False, busy_timeout=settings.lock_timeout) as ledger:
-        events = Projections(ledger).rebuild()
+    events = Projections(app.ledger()).rebuild()
     seconds = time.perf_counter() - started
     if as_json:
         _emit_json({"events": events, "seconds": round(seconds, 3)})

@@ -10,8 +10,8 @@ from host_adapters import HostError
 from ledger import LedgerError
 from ledger.lifecycle import Outcome
 
-from .errors import InvalidInput, Rejected
-from .text_rules import printable
+from ..domain.errors import InvalidInput, Rejected
+from ..domain.text_rules import printable
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -11,7 +11,7 @@ from rich.markup import escape
 from ledger.lifecycle import Outcome
 from projections import CommandView
 
-from .text_rules import printable
+from ..domain.text_rules import printable
 
 OUTCOME_STYLE = {
     Outcome.SUCCEEDED: ("✓", "green"),

@@ -7,10 +7,9 @@ import uuid
 
 from projections import CommandView, Projections
 
-from .errors import InvalidInput, Rejected
-from .text_rules import shown
+from ..domain.errors import InvalidInput, Rejected
+from ..domain.text_rules import shown
 
-COMMAND_ID = re.compile(r"[0-9a-f]{12}")
 ID_PREFIX = re.compile(r"[0-9a-f]{4,12}")
 CANDIDATES_SHOWN = 5
 
@@ -20,14 +19,20 @@ def new_command_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def validate_id_prefix(text: str) -> str:
+    """`text` as a command id or id prefix (lower-cased), else `InvalidInput`."""
+    prefix = text.lower()
+    if not ID_PREFIX.fullmatch(prefix):
+        raise InvalidInput(f"command id {shown(text)}: must be 4-12 hex digits (an id or a unique prefix of one)")
+    return prefix
+
+
 def known_command(projections: Projections, command_id: str) -> CommandView:
     """The recorded command with this id or unique id prefix (at least 4 hex digits).
 
     `InvalidInput` if malformed or ambiguous (naming the candidates), `Rejected` if absent.
     """
-    command_id = command_id.lower()
-    if not ID_PREFIX.fullmatch(command_id):
-        raise InvalidInput(f"command id {shown(command_id)}: must be 4-12 hex digits (an id or a unique prefix of one)")
+    command_id = validate_id_prefix(command_id)
     projections.sync()
     candidates = projections.command_ids_starting(command_id, CANDIDATES_SHOWN + 1)
     if not candidates:

@@ -1,0 +1,122 @@
+"""The CLI's argument types: each checks its input once, with the one-line wording of every other error.
+
+A failed check raises `InvalidInput` (exit 2 at the edge) rather than
+click's multi-line usage error, so that every bad input reads alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from click.shell_completion import CompletionItem
+
+from ledger import Ledger, LedgerError
+
+from ..domain.errors import InvalidInput
+from ..domain.names import validate_cvar, validate_name
+from ..domain.text_rules import shown
+from ..service.command_ids import validate_id_prefix
+from ..service.settings import DEFAULT_ROOT, Settings
+
+REQUEST_ID_MAX = 200
+
+
+class InstanceName(click.ParamType):
+    """An instance name; completes from the instances recorded in the ledger."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The name, if it follows the naming rule."""
+        return validate_name(value)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        """The recorded instances whose name starts with what was typed (none when the ledger cannot be read)."""
+        from projections import Projections
+
+        app = ctx.find_root().obj
+        settings = app.settings if app is not None else Settings.from_options(DEFAULT_ROOT, None, None, "systemd")
+        try:
+            with Ledger.open(settings.db, create=False) as ledger:
+                names = [instance.name for instance in Projections(ledger).instances()]
+        except LedgerError:
+            return []
+        return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+class CommandIdPrefix(click.ParamType):
+    """A command id, or a prefix of at least 4 hex digits (upper case is read as lower)."""
+
+    name = "command_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The prefix in lower case, if it is 4-12 hex digits."""
+        return validate_id_prefix(value)
+
+
+class Cvar(click.ParamType):
+    """A cvar name."""
+
+    name = "cvar"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The cvar, if it follows the cvar naming rule."""
+        return validate_cvar(value)
+
+
+class RequestKey(click.ParamType):
+    """An idempotency key: 1-200 printable characters."""
+
+    name = "key"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The key, if it is short and printable."""
+        if not value or len(value) > REQUEST_ID_MAX or not value.isprintable():
+            raise InvalidInput(f"--request-id: must be 1-{REQUEST_ID_MAX} printable characters")
+        return value
+
+
+class Moment(click.ParamType):
+    """An ISO 8601 date or time; UTC unless it names its offset."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """The moment, timezone-aware."""
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{_option(param)} {shown(value)}: not an ISO 8601 date or time") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class PrintableText(click.ParamType):
+    """Text to match against the ledger: printable, one line."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The text, if printable."""
+        if not value.isprintable():
+            raise InvalidInput(f"{_option(param)} {shown(value)}: must be printable text")
+        return value
+
+
+def _option(param: click.Parameter | None) -> str:
+    """How the option was named on the command line (its longest spelling)."""
+    if param is None:
+        return "value"
+    spellings = getattr(param, "opts", None) or [param.name or "value"]
+    return max(spellings, key=len)
+
+
+INSTANCE_NAME = InstanceName()
+COMMAND_ID_PREFIX = CommandIdPrefix()
+CVAR = Cvar()
+REQUEST_KEY = RequestKey()
+MOMENT = Moment()
+PRINTABLE_TEXT = PrintableText()

@@ -1,0 +1,1 @@
+"""The application layer: appending commands, the executor that runs them, observations, settings."""
