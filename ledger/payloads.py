@@ -24,13 +24,14 @@ shape changes only by adding a version:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from .errors import LedgerError
 from .lifecycle import Command, Observation
 
 VERSION_KEY = "_v"
+_DECODER = json.JSONDecoder()  # raw_decode skips json.loads' wrappers: decoding is most of a rebuild
 
 
 class CommandRequestedData(TypedDict):
@@ -134,20 +135,36 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
 """(event type, version) -> the function that lifts such a payload to the next version."""
 
 
-class EventRecord(NamedTuple):
-    """A stored event as readers see it: the envelope and its decoded, current-version payload."""
+class EventRecord:
+    """A stored event as readers see it: the envelope, and its payload decoded (on first use) to the current
+    version.
 
-    seq: int
-    type: str
-    instance: str
-    command_id: str
-    actor: str
-    os_user: str
-    recorded_at: str
-    payload: Payload
+    Decoding waits until a reader asks, so a fold that needs only the
+    envelope of an event (a command started) never parses its payload; an
+    unknown event type is refused at once all the same.
+    """
+
+    __slots__ = ("seq", "type", "instance", "command_id", "actor", "os_user", "recorded_at", "_text", "_payload")
+
+    def __init__(self, seq: int, event_type: str, instance: str, command_id: str, actor: str, os_user: str,
+                 recorded_at: str, text: str):
+        if event_type not in VERSIONS:
+            raise LedgerError(f"event seq {seq} has type {event_type!r}, which this l4d2ctl does not know "
+                              f"(written by a newer one?); upgrade l4d2ctl to read this ledger")
+        self.seq, self.type, self.instance, self.command_id = seq, event_type, instance, command_id
+        self.actor, self.os_user, self.recorded_at = actor, os_user, recorded_at
+        self._text: str = text
+        self._payload: Payload | None = None
+
+    @property
+    def payload(self) -> Payload:
+        """The payload in its type's current shape (`decode`)."""
+        if self._payload is None:
+            self._payload = decode(self.type, self._text, self.seq)
+        return self._payload
 
 
-RECORD_COLUMNS = EventRecord._fields
+RECORD_COLUMNS = ("seq", "type", "instance", "command_id", "actor", "os_user", "recorded_at", "payload")
 """The event columns a record is built from (not the hashes)."""
 
 
@@ -163,7 +180,13 @@ def decode(event_type: str, text: str, seq: int) -> Payload:
     if current is None:
         raise LedgerError(f"event seq {seq} has type {event_type!r}, which this l4d2ctl does not know "
                           f"(written by a newer one?); upgrade l4d2ctl to read this ledger")
-    payload = json.loads(text)
+    try:
+        payload, end = _DECODER.raw_decode(text)
+    except ValueError:
+        payload, end = None, 0
+    if not isinstance(payload, dict) or end != len(text):
+        raise LedgerError(f"event seq {seq} ({event_type}) has a payload that is not a JSON object; "
+                          f"run `l4d2ctl verify`")
     version = payload.pop(VERSION_KEY, 1)
     if not isinstance(version, int) or version > current:
         raise LedgerError(f"event seq {seq} ({event_type}) has payload version {version!r}; this l4d2ctl reads up "
@@ -172,9 +195,3 @@ def decode(event_type: str, text: str, seq: int) -> Payload:
         payload = UPCASTERS[(event_type, version)](payload)
         version += 1
     return payload  # type: ignore[no-any-return]  # stored events were validated when they were appended
-
-
-def record(row: Mapping[str, Any]) -> EventRecord:
-    """The record of one stored row (read with at least `RECORD_COLUMNS`)."""
-    return EventRecord(row["seq"], row["type"], row["instance"], row["command_id"], row["actor"], row["os_user"],
-                       row["recorded_at"], decode(row["type"], row["payload"], row["seq"]))

@@ -7,6 +7,7 @@ into one strictly increasing `seq` with an unbroken hash chain.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import stat
@@ -17,13 +18,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from .chain import GENESIS_HASH, ChainWalk, canonical_json, event_hash, walk_chain
 from .errors import ChainBroken, LedgerError, LedgerLocked
 from .holders import processes_with_open
+from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
 if TYPE_CHECKING:
@@ -194,9 +196,14 @@ class Ledger:
                 return _recorded(dict(zip(_COLUMNS, row))), False
             return self._append_locked([event])[0], True
 
-    def read(self, **filters) -> Iterator[RecordedEvent]:
-        """Events matching every filter `rows` takes, oldest first, as typed models."""
+    def read(self, **filters: Any) -> Iterator[RecordedEvent]:
+        """Events matching every filter `rows` takes, oldest first, as validated pydantic models."""
         return map(_recorded, self.rows(**filters))
+
+    def records(self, **filters: Any) -> Iterator[EventRecord]:
+        """Events matching every filter `rows` takes (but `columns`), oldest first, as decoded records:
+        what the projections and the CLI read."""
+        return itertools.starmap(EventRecord, self.rows(columns=RECORD_COLUMNS, **filters))
 
     def rows(
         self,
@@ -323,7 +330,7 @@ class Ledger:
                 "os_user": event.os_user,
                 "recorded_at": recorded_at,
                 "request_key": event.request_key,
-                "payload": canonical_json(event.payload.model_dump(mode="json")),
+                "payload": canonical_json(event.payload.model_dump(mode="json") | version_marker(event.type)),
                 "prev_hash": prev_hash,
             }
             row["hash"] = prev_hash = event_hash(prev_hash, row)
@@ -401,12 +408,10 @@ def _recorded(row: sqlite3.Row | dict) -> RecordedEvent:
     from .events import EVENT_TYPES, RecordedEvent  # the models are only needed by typed reads
 
     fields = dict(row)
-    payload_type = EVENT_TYPES.get(fields.pop("type"))
+    event_type = fields.pop("type")
     try:
-        if payload_type is None:
-            raise ValueError("unknown event type")
-        payload = payload_type.model_validate_json(fields.pop("payload"))
-        return RecordedEvent(**fields, payload=payload)
+        payload = decode(event_type, fields.pop("payload"), fields["seq"])
+        return RecordedEvent(**fields, payload=EVENT_TYPES[event_type].model_validate(payload))
     except ValueError as error:
         raise LedgerError(
             f"event seq {fields['seq']} cannot be read ({error.__class__.__name__}); "

@@ -8,16 +8,16 @@ one write transaction, so concurrent readers never apply an event twice.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ledger import Ledger, format_time
 from ledger.lifecycle import Outcome, State
+from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 
-from .views import SUMMARY_FIELDS, CommandView, Fold, InstanceView
+from .views import FOLDED_TYPES, SUMMARY_FIELDS, CommandView, Fold, InstanceView, StepView
 
 PROJECTION_VERSION = 7
 
@@ -40,8 +40,6 @@ COMMAND_INDEXES = {
 }
 TABLES = ("commands", "instances", "projection_checkpoint")
 COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}
-# The event columns the fold reads (not the hashes).
-FOLDED_COLUMNS = ("seq", "type", "instance", "command_id", "actor", "os_user", "recorded_at", "payload")
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -72,8 +70,8 @@ class Projections:
         self.db = ledger.db
         self._tables_current = False
 
-    def sync(self) -> list[dict[str, Any]]:
-        """Fold every event after the checkpoint into the tables; return the event rows applied.
+    def sync(self) -> list[EventRecord]:
+        """Fold every event after the checkpoint into the tables; return the events applied.
 
         On a ledger this user may only read, stale projections are rebuilt in
         temporary tables (they shadow the file's own for this connection).
@@ -88,14 +86,14 @@ class Projections:
             if self._version() != PROJECTION_VERSION:
                 self._rebuild()
                 return []
-            rows = list(self.ledger.rows(after_seq=self._checkpoint(), columns=FOLDED_COLUMNS))
+            events = list(self.ledger.records(after_seq=self._checkpoint()))
             commands = LoadingDict(self._load_command)
             instances = LoadingDict(self._load_instance)
             fold = Fold(commands, instances)
-            for row in rows:
-                fold.apply(row)
-            self._store(commands.values(), instances.values(), rows[-1]["seq"] if rows else self._checkpoint())
-        return rows
+            for event in events:
+                fold.apply(event)
+            self._store(commands.values(), instances.values(), events[-1].seq if events else self._checkpoint())
+        return events
 
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
@@ -176,20 +174,18 @@ class Projections:
             params = [*params, *params, limit - 1]
         return list(self._commands(where, params))
 
-    def steps(self, command_id: str) -> list[dict[str, Any]]:
+    def steps(self, command_id: str) -> list[StepView]:
         """The completed steps of a command, in order, each with when it ended and its output."""
         return [
-            {"step": payload["step"], "at": row["recorded_at"], "output": payload["output"]}
-            for row in self.ledger.rows(command_id=command_id)
-            if row["type"] == "StepCompleted"
-            for payload in [json.loads(row["payload"])]
+            {"step": step["step"], "at": event.recorded_at, "output": step["output"]}
+            for event in self.ledger.records(command_id=command_id, types=("StepCompleted",))
+            for step in [cast(StepCompletedData, event.payload)]
         ]
 
-    def failure(self, command_id: str) -> dict[str, Any] | None:
+    def failure(self, command_id: str) -> CommandFailedData | None:
         """How a failed command failed: the step, the error, what the step printed, the stderr tail."""
-        for row in self.ledger.rows(command_id=command_id, types=("CommandFailed",)):
-            payload = json.loads(row["payload"])
-            return {key: payload.get(key, []) for key in ("step", "error", "output", "stderr_tail")}
+        for event in self.ledger.records(command_id=command_id, types=("CommandFailed",)):
+            return cast(CommandFailedData, event.payload)
         return None
 
     def _commands(self, where: str, params: list, limit: int | None = None) -> Iterator[CommandView]:
@@ -250,8 +246,8 @@ class Projections:
             commands: dict[str, CommandView] = {}
             instances: dict[str, InstanceView] = {}
             fold = Fold(commands, instances)
-            for row in self.ledger.rows(columns=FOLDED_COLUMNS, types=Fold.TYPES):
-                fold.apply(row)
+            for event in self.ledger.records(types=FOLDED_TYPES):
+                fold.apply(event)
             seq = self.ledger.head()[0]
             self._store(commands.values(), instances.values(), seq)
         return seq

@@ -1,7 +1,7 @@
 """Pure folds of the event stream: every command's story, and every instance's recorded state.
 
-`Fold.apply` takes one stored event row at a time (as `Ledger.rows` yields
-them) and updates the commands and instances it holds. A rebuild folds
+`Fold.apply` takes one decoded event record at a time (as `Ledger.records`
+yields them) and updates the commands and instances it holds. A rebuild folds
 from seq 1 into empty mappings; an incremental update folds the new events
 into mappings that load rows from the materialized tables on demand. The
 same code serves both, so the two cannot disagree.
@@ -10,9 +10,9 @@ same code serves both, so the two cannot disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from ledger.lifecycle import (
     PURGING,
@@ -25,6 +25,15 @@ from ledger.lifecycle import (
     needs_init_after,
     state_after,
     state_observed,
+)
+from ledger.payloads import (
+    CommandCancelledData,
+    CommandFailedData,
+    CommandInterruptedData,
+    CommandRejectedData,
+    CommandRequestedData,
+    EventRecord,
+    ObservedData,
 )
 
 
@@ -66,6 +75,14 @@ class CommandView:
     def from_row(cls, row: dict[str, Any]) -> "CommandView":
         """A command from a row of the `commands` table."""
         return cls(**(row | {"args": json.loads(row["args"])}))
+
+
+class StepView(TypedDict):
+    """One completed step of a command: its name, when it ended, what it printed."""
+
+    step: str
+    at: str
+    output: list[str]
 
 
 SUMMARY_FIELDS = ("command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
@@ -120,82 +137,101 @@ STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "la
 
 
 class Fold:
-    """Folds event rows into commands and instances held in mappings keyed by id and name."""
+    """Folds event records into commands and instances held in mappings keyed by id and name.
 
-    # The event types that change a command or an instance; StepCompleted is read from the ledger when wanted.
-    TYPES = ("CommandRequested", "CommandStarted", "CancelRequested", "Observed", *TERMINAL_TYPES)
+    Each event type has its one handler in `HANDLERS`; a type that changes
+    neither a command nor an instance (a completed step) maps to `_ignore`.
+    """
 
     def __init__(self, commands: MutableMapping[str, CommandView], instances: MutableMapping[str, InstanceView]):
         self.commands = commands
         self.instances = instances
 
-    def apply(self, row: dict[str, Any]) -> None:
-        """Fold one stored event row in."""
-        kind = row["type"]
-        if kind == "CommandRequested":
-            payload = json.loads(row["payload"])
-            self.commands[row["command_id"]] = CommandView(
-                command_id=row["command_id"],
-                instance=row["instance"],
-                command=payload["command"],
-                args=payload["args"],
-                actor=row["actor"],
-                os_user=row["os_user"],
-                requested_at=row["recorded_at"],
-                requested_seq=row["seq"],
-                retry_of=payload["retry_of"],
-                replay_of=payload["replay_of"],
-            )
-            return
-        if kind == "Observed":
-            self._observed(row, json.loads(row["payload"]))
-            return
-        command = self.commands.get(row["command_id"])
-        if command is None or command.finished:
-            return
-        if kind == "CommandStarted":
-            command.outcome, command.started_at = Outcome.RUNNING, row["recorded_at"]
-        elif kind == "CancelRequested":
-            command.cancel_requested_by = command.cancel_requested_by or row["actor"]
-        elif kind == "CommandSucceeded":
-            self._finished(command, row, Outcome.SUCCEEDED, {})
-        elif kind in TERMINAL_TYPES:
-            self._finished(command, row, TERMINAL_TYPES[kind], json.loads(row["payload"]))
+    def apply(self, event: EventRecord) -> None:
+        """Fold one event record in."""
+        HANDLERS[event.type](self, event)
 
-    def _finished(self, command: CommandView, row: dict[str, Any], outcome: Outcome, payload: dict[str, Any]) -> None:
-        command.outcome, command.finished_at = outcome, row["recorded_at"]
+    def _requested(self, event: EventRecord) -> None:
+        payload = cast(CommandRequestedData, event.payload)
+        self.commands[event.command_id] = CommandView(
+            command_id=event.command_id, instance=event.instance, command=payload["command"], args=payload["args"],
+            actor=event.actor, os_user=event.os_user, requested_at=event.recorded_at, requested_seq=event.seq,
+            retry_of=payload["retry_of"], replay_of=payload["replay_of"],
+        )
+
+    def _started(self, event: EventRecord) -> None:
+        command = self._unfinished(event)
+        if command is not None:
+            command.outcome, command.started_at = Outcome.RUNNING, event.recorded_at
+
+    def _cancel_requested(self, event: EventRecord) -> None:
+        command = self._unfinished(event)
+        if command is not None:
+            command.cancel_requested_by = command.cancel_requested_by or event.actor
+
+    def _ignore(self, event: EventRecord) -> None:
+        """A step completed: read from the ledger when wanted (`Projections.steps`), never folded."""
+
+    def _finished(self, event: EventRecord) -> None:
+        command = self._unfinished(event)
+        if command is None:
+            return
+        outcome = TERMINAL_TYPES[event.type]
+        command.outcome, command.finished_at = outcome, event.recorded_at
         # Until when the command acted on the host: an interrupted one, until its last recorded event.
-        command.active_until = payload.get("last_event_at") or row["recorded_at"]
-        command.error = _error_of(outcome, payload, command)
+        interrupted_at = cast(CommandInterruptedData, event.payload)["last_event_at"] \
+            if outcome is Outcome.INTERRUPTED else None
+        command.active_until = interrupted_at or event.recorded_at
+        command.error = _error_of(outcome, event, command)
         instance = self.instances.get(command.instance)
         if instance is None:
             instance = self.instances[command.instance] = InstanceView(command.instance)
         name = Command(command.command)
         if outcome is Outcome.SUCCEEDED:
-            _record_success(instance, name, command, row["recorded_at"])
+            _record_success(instance, name, command, event.recorded_at)
         instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None)
         instance.needs_init = needs_init_after(name, outcome, instance.needs_init)
-        _touch(instance, command, row["recorded_at"])
+        _touch(instance, command, event.recorded_at)
 
-    def _observed(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
+    def _observed(self, event: EventRecord) -> None:
         """An observation: a final row of its own in history and audit, and maybe a new state.
 
         It moves the state only when it is newer than what the instance last
         recorded: an observation read from the journal after a later command
         ended (the host moved on since) goes into history, not into the state.
         """
+        payload = cast(ObservedData, event.payload)
         observed_at = payload["observed_at"]
-        view = self.commands[row["command_id"]] = CommandView(
-            command_id=row["command_id"], instance=row["instance"], command=payload["kind"], args={},
-            actor=row["actor"], os_user=row["os_user"], requested_at=row["recorded_at"], requested_seq=row["seq"],
+        view = self.commands[event.command_id] = CommandView(
+            command_id=event.command_id, instance=event.instance, command=payload["kind"], args={},
+            actor=event.actor, os_user=event.os_user, requested_at=event.recorded_at, requested_seq=event.seq,
             started_at=observed_at, finished_at=observed_at, outcome=Outcome.OBSERVED, error=payload["detail"],
             active_until=observed_at,
         )
-        instance = self.instances.get(row["instance"])
+        instance = self.instances.get(event.instance)
         if instance is None or not instance.known or (instance.updated_at or "") > observed_at:
             return
         instance.state = state_observed(Observation(payload["kind"]), _state(instance.state))
         _touch(instance, view, observed_at)
+
+    def _unfinished(self, event: EventRecord) -> CommandView | None:
+        """The command an event belongs to, unless it is unknown or already ended (its outcome is final)."""
+        command = self.commands.get(event.command_id)
+        return None if command is None or command.finished else command
+
+
+HANDLERS: dict[str, Callable[[Fold, EventRecord], None]] = {
+    "CommandRequested": Fold._requested,
+    "CommandStarted": Fold._started,
+    "CancelRequested": Fold._cancel_requested,
+    "StepCompleted": Fold._ignore,
+    "Observed": Fold._observed,
+    **{event_type: Fold._finished for event_type in TERMINAL_TYPES},
+}
+"""Every event type and how the fold takes it: one table, checked against the vocabulary by the tests."""
+
+FOLDED_TYPES = tuple(event_type for event_type, handler in HANDLERS.items() if handler is not Fold._ignore)
+"""The event types that change a command or an instance: what a rebuild reads."""
 
 
 def _record_success(instance: InstanceView, name: Command, command: CommandView, at: str) -> None:
@@ -226,17 +262,22 @@ def _touch(instance: InstanceView, command: CommandView, at: str) -> None:
     instance.updated_at = at
 
 
-def _error_of(outcome: Outcome, payload: dict[str, Any], command: CommandView) -> str | None:
+def _error_of(outcome: Outcome, event: EventRecord, command: CommandView) -> str | None:
+    """The error line of a finished command (None when it succeeded: its payload is never decoded)."""
+    payload = None if outcome is Outcome.SUCCEEDED else event.payload
     match outcome:
         case Outcome.FAILED:
-            return f"{payload['step']}: {payload['error']}" if payload.get("step") else payload["error"]
+            failed = cast(CommandFailedData, payload)
+            return f"{failed['step']}: {failed['error']}" if failed["step"] else failed["error"]
         case Outcome.REJECTED:
-            return payload["reason"]
+            return cast(CommandRejectedData, payload)["reason"]
         case Outcome.CANCELLED:
-            where = f" at step {payload['step']!r}" if payload.get("step") else ""
+            step = cast(CommandCancelledData, payload)["step"]
+            where = f" at step {step!r}" if step else ""
             return f"cancelled by {command.cancel_requested_by or 'request'}{where}"
         case Outcome.INTERRUPTED:
-            after = f" after step {payload['last_step']!r}" if payload.get("last_step") else ""
+            last_step = cast(CommandInterruptedData, payload)["last_step"]
+            after = f" after step {last_step!r}" if last_step else ""
             return f"executor stopped unexpectedly{after}"
         case Outcome.SUCCEEDED:
             return None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from ledger.lifecycle import Outcome
+from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 from projections import CommandView
 
 from ..domain.text_rules import printable
@@ -58,20 +60,22 @@ class CommandPrinter:
             self._streamed.add(step)
             self.line(f"    [dim]{escape(printable(line))}[/dim]")
 
-    def observe(self, row: dict) -> None:
+    def observe(self, event: EventRecord) -> None:
         """An event just recorded: show it if it belongs to this command."""
-        if row["command_id"] != self.command_id:
+        if event.command_id != self.command_id:
             return
-        payload = json.loads(row["payload"])
-        if row["type"] == "StepCompleted":
-            self.line(f"  [green]✓[/green] {escape(payload['step'])}")
-            if payload["step"] not in self._streamed:
-                for output in payload["output"]:
+        if event.type == "StepCompleted":
+            step = cast(StepCompletedData, event.payload)
+            self.line(f"  [green]✓[/green] {escape(step['step'])}")
+            if step["step"] not in self._streamed:
+                for output in step["output"]:
                     self.line(f"    [dim]{escape(printable(output))}[/dim]")
-        elif row["type"] == "CancelRequested":
-            self.line(f"  [yellow]cancel requested by {escape(printable(row['actor']))}[/yellow]")
-        elif row["type"] == "CommandFailed" and payload.get("step"):
-            self.line(f"  [red]✗[/red] {escape(payload['step'])} [dim](failed; anything undone is above)[/dim]")
+        elif event.type == "CancelRequested":
+            self.line(f"  [yellow]cancel requested by {escape(printable(event.actor))}[/yellow]")
+        elif event.type == "CommandFailed":
+            failed = cast(CommandFailedData, event.payload)
+            if failed["step"]:
+                self.line(f"  [red]✗[/red] {escape(failed['step'])} [dim](failed; anything undone is above)[/dim]")
 
     def finished(self, command: CommandView) -> None:
         """The outcome, as a line for people or the history object as JSON."""

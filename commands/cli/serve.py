@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
-import json
 import signal
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
 
 from ledger import LedgerError
+from ledger.payloads import (
+    CommandCancelledData,
+    CommandFailedData,
+    CommandRejectedData,
+    EventRecord,
+    ObservedData,
+    StepCompletedData,
+)
 
 from ..service.executor import Executor
 from ..service.executor_lock import ExecutorLock
 from ..domain.text_rules import printable
 from .app import App
 
-REPORTED = ("CommandStarted", "StepCompleted", "CommandSucceeded", "CommandFailed", "CommandRejected",
-            "CommandCancelled", "CommandInterrupted", "Observed")
+
+def describe(event: EventRecord) -> str | None:
+    """What the executor's log says about an event it recorded (None: not worth a line), as rich markup."""
+    payload = event.payload
+    match event.type:
+        case "CommandRequested" | "CancelRequested":
+            return None
+        case "CommandStarted" | "CommandSucceeded" | "CommandInterrupted":
+            return event.type
+        case "StepCompleted" | "CommandCancelled":
+            step = cast(StepCompletedData | CommandCancelledData, payload)["step"]
+            return f"{event.type}{_at_step(step)}"
+        case "CommandFailed":
+            failed = cast(CommandFailedData, payload)
+            return f"{event.type}{_at_step(failed['step'])}: {escape(printable(failed['error']))}"
+        case "CommandRejected":
+            return f"{event.type}: {escape(printable(cast(CommandRejectedData, payload)['reason']))}"
+        case "Observed":
+            observed = cast(ObservedData, payload)
+            return f"observed {observed['kind']}: {escape(printable(observed['detail']))}"
+        case _:
+            raise ValueError(f"{event.type!r} is not an event type this l4d2ctl knows")
+
+
+def _at_step(step: str | None) -> str:
+    return escape(f" at step {step!r}") if step else ""
 
 
 def serve(app: App, once: bool) -> None:
@@ -31,17 +63,10 @@ def serve(app: App, once: bool) -> None:
     console = Console(stderr=True)
     prefix = "\\[simulated] " if host.simulated else ""
 
-    def report(row: dict) -> None:
-        if row["type"] in REPORTED:
-            payload = json.loads(row["payload"])
-            what = row["type"]
-            if what == "Observed":
-                what = f"observed {payload['kind']}: {escape(printable(payload['detail']))}"
-            elif payload.get("step") or payload.get("error") or payload.get("reason"):
-                step = f" at step {payload['step']!r}" if payload.get("step") else ""
-                why = payload.get("error") or payload.get("reason") or ""
-                what = f"{what}{escape(step)}: {escape(printable(why))}" if why else f"{what}{escape(step)}"
-            console.print(f"{prefix}{row['recorded_at']} {row['command_id']} {row['instance']}: {what}",
+    def report(event: EventRecord) -> None:
+        what = describe(event)
+        if what is not None:
+            console.print(f"{prefix}{event.recorded_at} {event.command_id} {event.instance}: {what}",
                           soft_wrap=True, highlight=False)
 
     def warn(message: str) -> None:

@@ -26,6 +26,7 @@ from ledger import (
     StepCompleted,
 )
 from ledger.events import EventPayload
+from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
 from ..domain.decide import decide
@@ -34,7 +35,7 @@ from .observe import UnitWatcher
 from .settings import os_user
 from ..domain.steps import NothingToDo, Plan, Step
 
-Observer = Callable[[dict], None]
+Observer = Callable[[EventRecord], None]
 LineSink = Callable[[CommandView, str, str], None]
 Warn = Callable[[str], None]
 # While the queue is empty, how often the journal is read for observations (before a command: always).

@@ -17,6 +17,7 @@ from datetime import datetime
 from host_adapters import UnitEntry, UnitEvent, UnitJournal
 from ledger import Ledger, NewEvent, Observed, format_time, parse_time
 from ledger.lifecycle import OBSERVER_ACTOR, Observation, State
+from ledger.payloads import EventRecord
 from projections import Projections
 
 from .command_ids import new_command_id
@@ -76,8 +77,8 @@ class UnitWatcher:
         self.journal = journal
         self.os_user = os_user
 
-    def catch_up(self) -> list[dict]:
-        """Read the journal from the recorded position; record what is news; return the event rows appended.
+    def catch_up(self) -> list[EventRecord]:
+        """Read the journal from the recorded position; record what is news; return the events appended.
 
         Everything read is recorded, together with the new position, in one
         transaction: a crash here loses nothing and, on the next read, repeats nothing.
@@ -89,7 +90,7 @@ class UnitWatcher:
         read = self.journal.entries(after, since)
         if read.position is None:
             return []
-        applied: list[dict] = []
+        applied: list[EventRecord] = []
         stopping: set[str] = set()
         with self.ledger.transaction():
             for entry in read.entries:
@@ -101,7 +102,7 @@ class UnitWatcher:
             self.ledger.set_position(JOURNAL_POSITION, read.position)
         return applied
 
-    def _record(self, entry: UnitEntry, stopping: bool) -> list[dict]:
+    def _record(self, entry: UnitEntry, stopping: bool) -> list[EventRecord]:
         if name_problem(entry.instance):
             return []
         at = format_time(entry.at)

@@ -1,0 +1,82 @@
+"""The event vocabulary on both sides: written by pydantic models, read back as typed records at one point."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import pytest
+
+from ledger import EVENT_TYPES, CommandInterrupted, LedgerError, NewEvent, TERMINAL_TYPES
+from ledger.payloads import PAYLOADS, UPCASTERS, VERSION_KEY, VERSIONS, decode
+from projections.views import HANDLERS
+
+from .conftest import an_event
+
+
+def test_every_written_event_type_has_a_read_shape_and_a_fold_handler():
+    assert set(EVENT_TYPES) == set(PAYLOADS) == set(HANDLERS) == set(VERSIONS)
+
+
+def test_every_terminal_event_type_is_in_the_vocabulary():
+    assert set(TERMINAL_TYPES) <= set(PAYLOADS)
+
+
+@pytest.mark.parametrize("event_type", sorted(PAYLOADS))
+def test_the_read_shape_has_exactly_the_fields_the_model_writes(event_type):
+    assert set(typing.get_type_hints(PAYLOADS[event_type])) == set(EVENT_TYPES[event_type].model_fields)
+
+
+@pytest.mark.parametrize("event_type", sorted(VERSIONS))
+def test_every_version_below_the_current_one_has_an_upcaster(event_type):
+    assert all((event_type, version) in UPCASTERS for version in range(1, VERSIONS[event_type]))
+
+
+def test_an_interruption_from_before_last_event_at_reads_as_unknown():
+    assert decode("CommandInterrupted", '{"last_step":"stop unit"}', seq=7) == {
+        "last_step": "stop unit", "last_event_at": None}
+
+
+def test_a_version_one_interruption_keeps_the_last_event_at_it_carries():
+    stored = '{"last_event_at":"2026-11-29T09:00:00.000000Z","last_step":null}'
+    assert decode("CommandInterrupted", stored, seq=7)["last_event_at"] == "2026-11-29T09:00:00.000000Z"
+
+
+def test_a_new_interruption_is_stored_with_its_version_and_read_back_without_it(ledger):
+    (recorded,) = ledger.append([NewEvent(instance="alpha", command_id="cmd-1", actor="alice", os_user="root",
+                                          payload=CommandInterrupted(last_step=None, last_event_at=None))])
+    (row,) = ledger.rows(types=("CommandInterrupted",))
+    assert json.loads(row["payload"])[VERSION_KEY] == VERSIONS["CommandInterrupted"] > 1
+    assert next(ledger.records()).payload == {"last_step": None, "last_event_at": None}
+    assert next(ledger.read()).payload == recorded.payload
+
+
+def test_a_version_one_payload_is_stored_without_a_marker(ledger):
+    ledger.append([an_event()])
+    assert VERSION_KEY not in json.loads(next(ledger.rows())["payload"])
+
+
+def test_a_payload_version_newer_than_this_l4d2ctl_is_refused():
+    with pytest.raises(LedgerError, match=r"seq 9 .*version 3.*upgrade l4d2ctl"):
+        decode("CommandInterrupted", json.dumps({VERSION_KEY: 3, "last_step": None}), seq=9)
+
+
+def test_an_event_type_this_l4d2ctl_does_not_know_is_refused():
+    with pytest.raises(LedgerError, match=r"seq 4 has type 'ServerExploded'"):
+        decode("ServerExploded", "{}", seq=4)
+
+
+@pytest.mark.parametrize("stored", ["[]", "5", "not json", '"text"'])
+def test_a_payload_that_is_not_a_json_object_is_refused(stored):
+    with pytest.raises(LedgerError, match="not a JSON object"):
+        decode("CommandSucceeded", stored, seq=2)
+
+
+def test_reading_a_ledger_with_a_future_event_fails_with_a_ledger_error_not_a_crash(ledger):
+    ledger.append([an_event()])
+    ledger.db.conn.execute(
+        "INSERT INTO events (seq, id, type, instance, command_id, actor, os_user, recorded_at, payload, prev_hash, "
+        "hash) VALUES (2, 'x', 'ServerExploded', 'alpha', 'cmd-1', 'alice', 'root', '2026-11-29T09:00:00.000000Z', "
+        "'{}', '', '')")
+    with pytest.raises(LedgerError, match="upgrade l4d2ctl"):
+        list(ledger.records())
