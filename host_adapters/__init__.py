@@ -19,5 +19,6 @@ from .protocols import (
     unit_name,
 )
 
-__all__ = ["CFG_DIR", "Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "RuntimeTree", "SecretStore", "ServerQuery", "ServiceControl", "StepIO",
-           "UnitEntry", "UnitEvent", "UnitJournal", "UnitStatus", "unit_name"]
+__all__ = ["CFG_DIR", "Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "RuntimeTree",
+           "SecretStore", "ServerQuery", "ServiceControl", "StepIO", "UnitEntry", "UnitEvent", "UnitJournal",
+           "UnitStatus", "unit_name"]

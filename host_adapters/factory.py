@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import HostError
 from .a2s_query import A2SQuery
-from .fakes import SIMULATED, FileState, fake_host
+from .errors import HostError
 from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
 from .journal import JournalctlJournal
 from .local_fs import LocalFilesystem
 from .overlay import HelperMounter
 from .protocols import Host
+from .simulated import SIMULATED, FileState, simulated_host
 from .systemd import SystemctlServiceControl, systemd_is_running
 
 SIMULATED_STATE = ".simulated/host.json"
@@ -29,9 +29,8 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
     """
     fs = LocalFilesystem(root)
     if kind == "simulated":
-        return fake_host(fs, FileState(fs.root / SIMULATED_STATE), journal=FileState(fs.root / SIMULATED_JOURNAL),
-                         secrets_store=FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED,
-                         simulated=True)
+        return simulated_host(fs, FileState(fs.root / SIMULATED_STATE), FileState(fs.root / SIMULATED_JOURNAL),
+                              FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED)
     if not systemd_is_running():
         raise HostError("systemd is not running on this machine; use --host simulated")
     client = HelperClient(helper)

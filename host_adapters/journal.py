@@ -42,7 +42,8 @@ def classify(fields: dict[str, str]) -> UnitEvent | None:
         return UnitEvent.STOPPING
     if message_id == UNIT_STOPPED and job == "stop":
         return UnitEvent.STOPPED
-    if message_id == UNIT_PROCESS_EXIT and not (fields.get("EXIT_CODE") == "exited" and fields.get("EXIT_STATUS") == "0"):
+    clean_exit = fields.get("EXIT_CODE") == "exited" and fields.get("EXIT_STATUS") == "0"
+    if message_id == UNIT_PROCESS_EXIT and not clean_exit:
         return UnitEvent.EXITED
     if message_id == UNIT_SUCCESS:
         return UnitEvent.DEACTIVATED

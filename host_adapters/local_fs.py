@@ -24,7 +24,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class LocalFilesystem:
     """Files under `root`, with atomic writes and no way out of the root."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(os.path.realpath(root))
 
     def make_dirs(self, path: str) -> None:

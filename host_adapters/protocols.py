@@ -9,7 +9,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-
 CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
 
 

@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from typing import IO
 
 from .errors import Cancelled, HostError
 from .protocols import StepIO
@@ -38,7 +39,7 @@ def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: floa
         )
     except OSError as error:
         raise HostError(f"{argv[0]}: {error.strerror}") from error
-    if input_text is not None:
+    if input_text is not None and child.stdin is not None:
         try:
             child.stdin.write(input_text)
             child.stdin.close()
@@ -78,7 +79,7 @@ def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None,
     return result
 
 
-def _pump(stream, sink: list[str], io: StepIO) -> None:
+def _pump(stream: IO[str], sink: list[str], io: StepIO) -> None:
     for line in stream:
         line = line.rstrip("\n")
         sink.append(line)
@@ -86,7 +87,7 @@ def _pump(stream, sink: list[str], io: StepIO) -> None:
     stream.close()
 
 
-def _end(child: subprocess.Popen) -> None:
+def _end(child: subprocess.Popen[str]) -> None:
     child.terminate()
     try:
         child.wait(timeout=TERMINATE_GRACE)

@@ -50,7 +50,8 @@ class SystemctlServiceControl:
                              StepIO(), timeout=QUERY_TIMEOUT)
         values = dict(line.split("=", 1) for line in result.stdout if "=" in line)
         restarts = values.get("NRestarts", "0")
-        return UnitStatus(active_state=values.get("ActiveState", "unknown"), sub_state=values.get("SubState", "unknown"),
+        return UnitStatus(active_state=values.get("ActiveState", "unknown"),
+                          sub_state=values.get("SubState", "unknown"),
                           enabled=values.get("UnitFileState") == "enabled",
                           restarts=int(restarts) if restarts.isdigit() else 0)
 

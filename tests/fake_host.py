@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from commands.service.executor import Executor
 from commands.service.requests import Requester, append_command
-from host_adapters.fakes import Faults, MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
 from projections import CommandView
+
+from .fakes import Faults, MemoryFilesystem, MemoryState, fake_host
 
 SPEC = {
     "port": 27015,

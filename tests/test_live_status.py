@@ -13,8 +13,9 @@ import pytest
 from commands.service.live import drift, live_status
 from host_adapters import StepIO, UnitStatus
 from host_adapters.a2s_query import A2SQuery
-from host_adapters.fakes import FakeServiceControl, MemoryFilesystem, MemoryState, fake_host
 from projections import InstanceView
+
+from .fakes import MemoryFilesystem, MemoryState, fake_host
 
 STAND_IN = Path(__file__).resolve().parent.parent / "scripts" / "host" / "srcds_run"
 
@@ -80,10 +81,8 @@ def test_the_stand_in_exits_cleanly_on_sigterm(server):
 
 def test_live_status_adds_unit_query_and_drift(server):
     _, port = server
-    state = MemoryState()
-    services = FakeServiceControl(state, Path("/srv"))
-    services.enable_now("alpha", StepIO())
-    host = fake_host(MemoryFilesystem(), state, journal=services.journal, query=A2SQuery())
+    host = fake_host(MemoryFilesystem(), MemoryState(), query=A2SQuery())
+    host.services.enable_now("alpha", StepIO())
     instances = [InstanceView("alpha", state="running", port=port), InstanceView("bravo", state="running", port=1)]
     alpha, bravo = live_status(instances, host)
     assert (alpha["unit"], alpha["query"]["map"], alpha["drift"]) == ("active (running)", "c2m1_highway", [])

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from commands.service.executor import Executor
 from commands.service.requests import Requester, append_command
-from host_adapters.fakes import MemoryFilesystem, MemoryState, fake_host
 from ledger import Ledger
+from tests.fakes import MemoryFilesystem, MemoryState, fake_host
 
 from .synthetic import build_ledger
 
@@ -96,7 +96,7 @@ def run(commands: int, rounds: int) -> list[str]:
             for number in range(rounds):
                 ours.append(l4d2ctl_rate(Path(scratch, f"ours{number}.db"), commands, history))
                 theirs.append(eventsourcing_rate(Path(scratch, f"theirs{number}.db"), commands, history))
-        ratio = statistics.median(o / t for o, t in zip(ours, theirs))
+        ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
         lines.append(f"| {INSTANCES} instances, {history} prior commands each | {statistics.median(ours):,.0f} | "
                      f"{statistics.median(theirs):,.0f} | {ratio:.2f} {'✓' if ratio >= TARGET else '✗'} |")
     return lines
