@@ -2,32 +2,62 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from commands.service.executor import Executor
 from commands.service.executor_lock import ExecutorLock
 from commands.service.requests import append_command
-from projections import Projections
 from host_adapters.factory import SIMULATED_SECRETS, SIMULATED_STATE, build_host
-from host_adapters.fakes import Faults, FileState, fake_host
 from host_adapters.local_fs import LocalFilesystem
+from host_adapters.simulated import FileState
 from ledger import Ledger, verify_ledger
+from projections import Projections
 
 from .fake_host import ALICE, SPEC
-from .real_host import host_files, make_root, run
+from .fakes import Faults, fake_host
+from .numbered_cases import parametrize_numbered
+from .real_host import host_files, make_root, run, steps
 
-# The commands that set the stage for each command under test, and how many steps that command has.
+# The commands that set the stage for each command under test.
 SETUP = {"init": [], "start": ["init"], "stop": ["init", "start"], "delete": ["init", "start"],
          "reset": ["init", "start"]}
-STEPS = {"init": 4, "start": 7, "stop": 2, "delete": 4, "reset": 4}
-# Kill points: after CommandStarted (1), then after each StepCompleted (2 .. steps + 1).
-CASES = [(command, die_after) for command, steps in STEPS.items() for die_after in range(1, steps + 2)]
+# The adapter call inside start that the long-step test makes hang.
+HANG_ON = "enable_now"
+
+
+@dataclass(frozen=True)
+class Uninterrupted:
+    """A command run after its setup with nothing in the way: the host files it leaves, the steps it completes."""
+
+    files: dict
+    steps: tuple[str, ...]
+
+
+@functools.cache
+def _uninterrupted(command: str) -> Uninterrupted:
+    """`command` run uninterrupted on a simulated host of its own (once per session: the host is deterministic)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = make_root(Path(scratch) / "root")
+        for earlier in SETUP[command]:
+            run(root, "alpha", earlier)
+        view = run(root, "alpha", command)
+        assert view.outcome == "succeeded", f"{command} uninterrupted: {view.outcome} ({view.error})"
+        return Uninterrupted(host_files(root), tuple(step["step"] for step in steps(root, view)))
+
+
+def pytest_generate_tests(metafunc):
+    """One case per kill point of each command: after CommandStarted (1), then after each StepCompleted
+    (2 .. steps + 1) of its uninterrupted run, counted when the tests are collected (not when this module is
+    imported: the spawned executors import it too)."""
+    parametrize_numbered(metafunc, ("command", "die_after"), SETUP,
+                         lambda command: len(_uninterrupted(command).steps) + 1, "boundary")
 
 
 def _execute_then_die(root: str, die_after: int) -> None:
@@ -36,26 +66,13 @@ def _execute_then_die(root: str, die_after: int) -> None:
     seen = []
 
     def observer(row):
-        if row["type"] in ("CommandStarted", "StepCompleted"):
+        if row.type in ("CommandStarted", "StepCompleted"):
             seen.append(row)
             if len(seen) == die_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     with Ledger.open(f"{root}/ledger.db") as ledger:
         Executor(ledger, build_host("simulated", root), observer=observer).run_pending()
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    """Host files after each command ran uninterrupted."""
-    results = {}
-    for command, setup in SETUP.items():
-        root = make_root(tmp_path_factory.mktemp(f"clean-{command}") / "root")
-        for earlier in setup:
-            run(root, "alpha", earlier)
-        assert run(root, "alpha", command).outcome == "succeeded"
-        results[command] = host_files(root)
-    return results
 
 
 def _staged_command(tmp_path, command):
@@ -67,41 +84,68 @@ def _staged_command(tmp_path, command):
     return root, command_id
 
 
-@pytest.mark.parametrize("command, die_after", CASES, ids=[f"{c}-boundary{d}" for c, d in CASES])
-def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tmp_path, clean, command, die_after):
+def test_a_killed_executor_leaves_an_interrupted_command_that_retry_converges(tmp_path, command, die_after):
+    uninterrupted = _uninterrupted(command)
     root, command_id = _staged_command(tmp_path, command)
     child = multiprocessing.get_context("spawn").Process(target=_execute_then_die, args=(str(root), die_after))
     child.start()
     child.join(timeout=60)
     assert child.exitcode == -signal.SIGKILL
-    _assert_recovers(root, command, command_id, completed_steps=die_after - 1, clean=clean)
+    _assert_recovers(root, command, command_id, completed=uninterrupted.steps[:die_after - 1])
+
+
+def _simulated_host(root: str, faults: Faults):
+    """The simulated host at `root` (its journal in memory), with a fault plan of the test's own."""
+    return fake_host(LocalFilesystem(root), FileState(Path(root) / SIMULATED_STATE),
+                     secrets_store=FileState(Path(root) / SIMULATED_SECRETS, mode=0o600), faults=faults,
+                     simulated=True)
 
 
 def _hang_inside_enable(root: str) -> None:
-    host = fake_host(LocalFilesystem(root), FileState(Path(root) / SIMULATED_STATE),
-                     secrets_store=FileState(Path(root) / SIMULATED_SECRETS, mode=0o600),
-                     faults=Faults(hang_on="enable_now"), simulated=True)  # start's "enable and start unit" hangs
     with Ledger.open(f"{root}/ledger.db") as ledger:
-        Executor(ledger, host).run_pending()
+        Executor(ledger, _simulated_host(root, Faults(hang_on=HANG_ON))).run_pending()  # hangs in its step
 
 
-def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_converges(tmp_path, clean):
+def _steps_before_call(base: Path, command: str, call_prefix: str) -> tuple[str, ...]:
+    """The steps `command` completes before its first adapter call starting with `call_prefix`: a dry run on the
+    same simulated host, with nothing hanging."""
+    root, command_id = _staged_command(base, command)
+    faults = Faults()
+    calls_at_step_end = []
+
+    def observer(row):
+        if row.type == "StepCompleted":
+            calls_at_step_end.append(len(faults.calls))
+
+    with Ledger.open(root / "ledger.db") as ledger:
+        executor = Executor(ledger, _simulated_host(str(root), faults), observer=observer)
+        executor.run_pending()
+        assert executor.projections.command(command_id).outcome == "succeeded"
+        completed = tuple(step["step"] for step in executor.projections.steps(command_id))
+    first = next((i for i, call in enumerate(faults.calls) if call.startswith(call_prefix)), None)
+    assert first is not None, f"{command} makes no {call_prefix} call: {faults.calls}"
+    return completed[:sum(end <= first for end in calls_at_step_end)]
+
+
+def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_converges(tmp_path):
+    completed = _steps_before_call(tmp_path / "dry-run", "start", HANG_ON)
     root, command_id = _staged_command(tmp_path, "start")
     child = multiprocessing.get_context("spawn").Process(target=_hang_inside_enable, args=(str(root),))
     child.start()
     deadline = time.monotonic() + 60
     with Ledger.open(root / "ledger.db") as ledger:
-        while sum(e.type == "StepCompleted" for e in ledger.read(command_id=command_id)) < 5:
+        while sum(e.type == "StepCompleted" for e in ledger.read(command_id=command_id)) < len(completed):
             assert time.monotonic() < deadline and child.is_alive()
             time.sleep(0.05)
     time.sleep(0.3)  # well inside the hanging step
     os.kill(child.pid, signal.SIGKILL)
     child.join(timeout=30)
-    _assert_recovers(root, "start", command_id, completed_steps=5, clean=clean)
+    _assert_recovers(root, "start", command_id, completed=completed)
 
 
-def _assert_recovers(root, command, command_id, *, completed_steps, clean):
-    """The next executor marks the command interrupted; a retry converges; the chain holds; nothing ran twice."""
+def _assert_recovers(root, command, command_id, *, completed):
+    """The next executor marks the command interrupted with the `completed` steps; a retry converges (to the host
+    the uninterrupted command leaves); the chain holds; nothing ran twice."""
     lock = ExecutorLock(root / "ledger.db")
     assert lock.try_acquire(), "the dead executor's lock must die with it"
     with Ledger.open(root / "ledger.db") as ledger:
@@ -109,12 +153,12 @@ def _assert_recovers(root, command, command_id, *, completed_steps, clean):
         assert executor.recover() == [command_id]
         interrupted = executor.projections.command(command_id)
         assert interrupted.outcome == "interrupted"
-        assert len(executor.projections.steps(command_id)) == completed_steps
+        assert tuple(step["step"] for step in executor.projections.steps(command_id)) == completed
     lock.release()
 
     retried = run(root, "alpha", command, retry_of=command_id)
     assert retried.outcome == "succeeded"
-    assert host_files(root) == clean[command]
+    assert host_files(root) == _uninterrupted(command).files
     with Ledger.open(root / "ledger.db") as ledger:
         assert verify_ledger(ledger).ok
         started = [e.command_id for e in ledger.read() if e.type == "CommandStarted"]

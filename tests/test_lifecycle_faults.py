@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import copy
+import functools
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from ledger import Ledger, verify_ledger
 
 from .fake_host import FakeHost
+from .numbered_cases import parametrize_numbered
 
 # Each scenario: the commands that set the stage, then the command under test.
 SCENARIOS = {
@@ -22,66 +29,68 @@ TOLERANT_STEPS = {"stop": {"unmount overlay"}, "delete": {"disable and stop unit
                   "reset": {"disable and stop unit", "unmount overlay"}}
 
 
-def _staged(path) -> FakeHost:
-    return FakeHost(Ledger.open(path))
+@dataclass(frozen=True)
+class CleanRun:
+    """The command under test run with no fault: the host it leaves, and which step each adapter call belonged to."""
+
+    files: dict
+    state: dict
+    step_of_call: tuple[str, ...]
 
 
-def _set_stage(host: FakeHost, scenario: str) -> str:
-    for command in SCENARIOS[scenario]:
-        host.run("alpha", command)
-    host.faults.calls.clear()
-    return scenario.split()[0]
+@contextmanager
+def _staged(path: Path, scenario: str) -> Iterator[tuple[FakeHost, str]]:
+    """An in-memory host over a ledger at `path` (closed on exit) with the scenario's stage set, and the command
+    under test; the adapter calls are counted from the command under test."""
+    with Ledger.open(path) as ledger:
+        host = FakeHost(ledger)
+        for command in SCENARIOS[scenario]:
+            host.run("alpha", command)
+        host.faults.calls.clear()
+        yield host, scenario.split()[0]
 
 
-def _clean_run(tmp_path, scenario):
-    """The command run with no fault: its final host, and which step each adapter call belonged to."""
-    host = _staged(tmp_path / "clean.db")
-    command_name = _set_stage(host, scenario)
-    boundaries = []
-    host.executor.observer = lambda row: boundaries.append(len(host.faults.calls)) if row["type"] == "StepCompleted" else None
-    command = host.run("alpha", command_name)
-    assert command.outcome == "succeeded"
-    step_of_call = []
-    for step, end in zip(host.steps(command), boundaries):
-        step_of_call += [step["step"]] * (end - len(step_of_call))
-    return host.fs.snapshot(), host.state.copy(), step_of_call
+@functools.cache
+def _clean_run(scenario: str) -> CleanRun:
+    """The scenario's command run with no fault (once per session: the fakes are deterministic)."""
+    with tempfile.TemporaryDirectory() as scratch, _staged(Path(scratch) / "clean.db", scenario) as (host, name):
+        boundaries = []
+        host.executor.observer = lambda row: (boundaries.append(len(host.faults.calls))
+                                              if row.type == "StepCompleted" else None)
+        command = host.run("alpha", name)
+        assert command.outcome == "succeeded", f"{scenario} with no fault: {command.outcome} ({command.error})"
+        step_of_call: list[str] = []
+        for step, end in zip(host.steps(command), boundaries, strict=True):
+            step_of_call += [step["step"]] * (end - len(step_of_call))
+        return CleanRun(host.fs.snapshot(), copy.deepcopy(dict(host.state)), tuple(step_of_call))
 
 
-def _call_counts():
-    import tempfile
-    from pathlib import Path
-
-    counts = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for scenario in SCENARIOS:
-            counts[scenario] = len(_clean_run(Path(scratch) / scenario, scenario)[2])
-    return counts
+def pytest_generate_tests(metafunc):
+    """One case per adapter call of each scenario's command, counted by a clean run when the tests are collected
+    (not when this module is imported)."""
+    parametrize_numbered(metafunc, ("scenario", "call"), SCENARIOS,
+                         lambda scenario: len(_clean_run(scenario).step_of_call), "call")
 
 
-CASES = [(scenario, call) for scenario, calls in _call_counts().items() for call in range(1, calls + 1)]
-
-
-@pytest.mark.parametrize("scenario, call", CASES, ids=[f"{s}-call{c}" for s, c in CASES])
 def test_a_fault_at_any_call_is_recorded_against_its_step_and_a_retry_converges(tmp_path, scenario, call):
-    clean_files, clean_state, step_of_call = _clean_run(tmp_path, scenario)
-    host = _staged(tmp_path / "faulty.db")
-    command_name = _set_stage(host, scenario)
-    host.faults.fail_at = call
-    faulted = host.run("alpha", command_name)
+    clean = _clean_run(scenario)
+    with _staged(tmp_path / "faulty.db", scenario) as (host, command_name):
+        host.faults.fail_at = call
+        faulted = host.run("alpha", command_name)
 
-    step = step_of_call[call - 1]
-    if step in TOLERANT_STEPS.get(command_name, ()):
-        assert faulted.outcome == "succeeded"
-        assert any("ignored: injected fault" in line
-                   for s in host.steps(faulted) if s["step"] == step for line in s["output"])
-        replayed = host.run("alpha", command_name, replay_of=faulted.command_id)
-        assert replayed.outcome == "succeeded"
-    else:
-        assert faulted.outcome == "failed"
-        assert faulted.error.startswith(f"{step}: injected fault at call {call}")
-        retried = host.run("alpha", command_name, retry_of=faulted.command_id)
-        assert retried.outcome == "succeeded"
-        assert retried.retry_of == faulted.command_id
-    assert host.fs.snapshot() == clean_files
-    assert host.state == clean_state
-    assert verify_ledger(host.ledger).ok
+        step = clean.step_of_call[call - 1]
+        if step in TOLERANT_STEPS.get(command_name, ()):
+            assert faulted.outcome == "succeeded"
+            assert any("ignored: injected fault" in line
+                       for s in host.steps(faulted) if s["step"] == step for line in s["output"])
+            replayed = host.run("alpha", command_name, replay_of=faulted.command_id)
+            assert replayed.outcome == "succeeded"
+        else:
+            assert faulted.outcome == "failed"
+            assert faulted.error.startswith(f"{step}: injected fault at call {call}")
+            retried = host.run("alpha", command_name, retry_of=faulted.command_id)
+            assert retried.outcome == "succeeded"
+            assert retried.retry_of == faulted.command_id
+        assert host.fs.snapshot() == clean.files
+        assert host.state == clean.state
+        assert verify_ledger(host.ledger).ok
