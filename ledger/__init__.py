@@ -5,11 +5,12 @@ read the ledger start fast.
 """
 
 from importlib import import_module
+from typing import Any
 
 from .errors import ChainBroken, LedgerError, LedgerLocked, SchemaTooNew
+from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, Observation, Outcome, State
 from .store import Ledger, format_time, parse_time, utc_now
 from .verify import ChainReport, verify_ledger
-from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, Observation, Outcome, State
 
 _MODELS = (
     "EVENT_TYPES",
@@ -28,7 +29,7 @@ _MODELS = (
 )
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Load the event models on first access (PEP 562)."""
     if name in _MODELS:
         return getattr(import_module(".events", __name__), name)

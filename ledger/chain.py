@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 GENESIS_HASH = "0" * 64
 
@@ -28,12 +28,24 @@ HASHED_FIELDS = (
 )
 
 
+class EventRow(Protocol):
+    """A stored event row read by column name: a `sqlite3.Row` as `Ledger.rows` yields it, or a plain dict."""
+
+    def __getitem__(self, column: str, /) -> Any:
+        """The value of one column."""
+        ...
+
+    def keys(self) -> Iterable[str]:
+        """The row's column names (what `dict(row)` reads)."""
+        ...
+
+
 def canonical_json(value: Any) -> str:
     """Serialise a JSON value one way only: sorted keys, no spaces, UTF-8 kept."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def event_hash(prev_hash: str, row: EventRow) -> str:
     """The hash of an event row: SHA-256 over the previous hash and the row's hashed fields."""
     body = canonical_json({field: row[field] for field in HASHED_FIELDS})
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
@@ -50,7 +62,7 @@ class ChainWalk:
     reason: str | None = None
 
 
-def walk_chain(rows: Iterable[Mapping[str, Any]], after_seq: int = 0, after_hash: str = GENESIS_HASH) -> ChainWalk:
+def walk_chain(rows: Iterable[EventRow], after_seq: int = 0, after_hash: str = GENESIS_HASH) -> ChainWalk:
     """Walk rows that follow seq `after_seq` (whose hash is `after_hash`), checking seq continuity, links and hashes.
 
     Names the first seq where the chain no longer holds: a missing seq for a

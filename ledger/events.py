@@ -7,7 +7,7 @@ what the ledger hands back, with the fields it assigned (seq, id, time, hashes).
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,7 +70,10 @@ class CommandCancelled(EventPayload):
 
 
 class CommandInterrupted(EventPayload):
-    """An executor found the command unfinished after a crash; it last acted at `last_event_at` (absent in older events)."""
+    """An executor found the command unfinished after a crash; it last acted at `last_event_at`.
+
+    Version 2: version 1 events may lack `last_event_at` (see `payloads.UPCASTERS`).
+    """
 
     last_step: str | None = None
     last_event_at: str | None = None
@@ -93,19 +96,21 @@ class Observed(EventPayload):
     source: str
 
 
-PAYLOAD_TYPES = (
-    CommandRequested,
-    CommandStarted,
-    StepCompleted,
-    CommandSucceeded,
-    CommandFailed,
-    CommandRejected,
-    CommandCancelled,
-    CommandInterrupted,
-    CancelRequested,
-    Observed,
+Payload: TypeAlias = (
+    CommandRequested
+    | CommandStarted
+    | StepCompleted
+    | CommandSucceeded
+    | CommandFailed
+    | CommandRejected
+    | CommandCancelled
+    | CommandInterrupted
+    | CancelRequested
+    | Observed
 )
-Payload = Union[PAYLOAD_TYPES]  # noqa: UP007 - a Union built from the tuple above
+"""Every payload an event can carry: the one list of payload models."""
+PAYLOAD_TYPES: tuple[type[EventPayload], ...] = get_args(Payload)
+"""The same models as a tuple, read off `Payload` so that the two cannot differ."""
 EVENT_TYPES: dict[str, type[EventPayload]] = {cls.__name__: cls for cls in PAYLOAD_TYPES}
 
 

@@ -46,7 +46,7 @@ APPEND_ONLY_TRIGGERS = tuple(
 
 def schema_version(db: sqlite_utils.Database) -> int:
     """The schema version recorded in the file (0 for a file with no schema yet)."""
-    return db.execute("PRAGMA user_version").fetchone()[0]
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
@@ -69,14 +69,15 @@ def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
             f"{path} is not an l4d2ctl ledger (it holds tables {', '.join(foreign)} "
             "and no ledger schema)"
         )
-    db["events"].create(
+    events = db.table("events")
+    events.create(
         EVENT_COLUMNS,
         pk="seq",
         not_null=set(EVENT_COLUMNS) - {"request_key"},
         strict=True,
     )
     for name, (columns, unique) in EVENT_INDEXES.items():
-        db["events"].create_index(columns, index_name=name, unique=unique)
+        events.create_index(columns, index_name=name, unique=unique)
     for trigger in APPEND_ONLY_TRIGGERS:
         db.execute(trigger)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

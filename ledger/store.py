@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import sqlite3
 import stat
-import secrets
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from .chain import GENESIS_HASH, ChainWalk, canonical_json, event_hash, walk_chain
+from .chain import GENESIS_HASH, ChainWalk, EventRow, canonical_json, event_hash, walk_chain
 from .errors import ChainBroken, LedgerError, LedgerLocked
 from .holders import processes_with_open
 from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
@@ -81,11 +81,11 @@ class Ledger:
     @classmethod
     def open(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-    ) -> "Ledger":
+    ) -> Ledger:
         """Open the ledger at `path`, creating it (mode 0660: its owner and group) when `create` is set.
 
         A file that does not exist and is not to be created opens as an empty
@@ -110,7 +110,7 @@ class Ledger:
         return cls._connect(path, busy_timeout, shown_as=path, readonly=readonly)
 
     @classmethod
-    def _connect(cls, target: str, busy_timeout: float, shown_as: str, readonly: bool = False) -> "Ledger":
+    def _connect(cls, target: str, busy_timeout: float, shown_as: str, readonly: bool = False) -> Ledger:
         # A read-only WAL file whose -shm this user cannot create opens only as immutable:
         # a snapshot that nobody can change through this connection.
         uris = [target] if not readonly else [f"file:{urllib.parse.quote(target)}?mode=ro",
@@ -172,10 +172,10 @@ class Ledger:
         """Close the connection to the file."""
         self.db.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def append(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
@@ -193,7 +193,7 @@ class Ledger:
         with self.transaction():
             row = self.db.execute(f"{_SELECT} WHERE request_key = ?", [event.request_key]).fetchone()
             if row is not None:
-                return _recorded(dict(zip(_COLUMNS, row))), False
+                return _recorded(dict(zip(_COLUMNS, row, strict=True))), False
             return self._append_locked([event])[0], True
 
     def read(self, **filters: Any) -> Iterator[RecordedEvent]:
@@ -309,7 +309,8 @@ class Ledger:
         """Keep what a walk from genesis found: the point it verified, or a break that appends refuse to build on
         until a walk from genesis holds again."""
         broken = walk.first_bad_seq is not None
-        self.set_position(CHAIN_CHECKPOINT, f"{BROKEN}{walk.first_bad_seq}" if broken else f"{walk.last_seq}:{walk.last_hash}")
+        point = f"{BROKEN}{walk.first_bad_seq}" if broken else f"{walk.last_seq}:{walk.last_hash}"
+        self.set_position(CHAIN_CHECKPOINT, point)
 
     def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         from .events import RecordedEvent  # loaded already: the caller built its events from these models
@@ -320,7 +321,7 @@ class Ledger:
         recorded = []
         for event in events:
             seq += 1
-            row = {
+            row: dict[str, Any] = {
                 "seq": seq,
                 "id": new_event_id(),
                 "type": event.type,
@@ -347,7 +348,8 @@ class Ledger:
         Inside an open transaction it adds nothing: the outer one commits or rolls back the whole.
         """
         if self.readonly:
-            raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): nothing can be recorded")
+            raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): "
+                              f"nothing can be recorded")
         if self.db.conn.in_transaction:
             yield
             return
@@ -404,7 +406,8 @@ def _create_file(path: str) -> None:
         raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
 
 
-def _recorded(row: sqlite3.Row | dict) -> RecordedEvent:
+def _recorded(row: EventRow) -> RecordedEvent:
+    """A stored row as a validated event model (`LedgerError` if it cannot be read)."""
     from .events import EVENT_TYPES, RecordedEvent  # the models are only needed by typed reads
 
     fields = dict(row)

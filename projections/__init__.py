@@ -1,7 +1,7 @@
 """Read models derived from the ledger: instances, and commands (history and audit)."""
 
 from .store import Projections
-from .views import SUMMARY_FIELDS, STATUS_FIELDS, CommandView, Fold, InstanceView
+from .views import STATUS_FIELDS, SUMMARY_FIELDS, CommandView, Fold, InstanceView
 
 __all__ = ["STATUS_FIELDS", "SUMMARY_FIELDS", "CommandView", "Fold", "InstanceView",
            "Projections"]

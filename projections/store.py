@@ -9,57 +9,48 @@ one write transaction, so concurrent readers never apply an event twice.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence, ValuesView
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
-from ledger import Ledger, format_time
+from ledger import Ledger, LedgerError, format_time
 from ledger.lifecycle import Outcome, State
 from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 
-from .views import FOLDED_TYPES, SUMMARY_FIELDS, CommandView, Fold, InstanceView, StepView
+from .schema import PROJECTION_VERSION, schema_statements
+from .views import FOLDED_TYPES, CommandView, Fold, InstanceView, StepView
 
-PROJECTION_VERSION = 7
-
-COMMAND_COLUMNS = {
-    "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
-    "requested_at": str, "requested_seq": int, "retry_of": str, "replay_of": str, "started_at": str,
-    "finished_at": str, "outcome": str, "error": str, "cancel_requested_by": str, "active_until": str,
-}
-INSTANCE_COLUMNS = {
-    "name": str, "state": str, "port": int, "blueprint": str, "last_command_id": str, "last_command": str,
-    "last_outcome": str, "last_actor": str, "updated_at": str, "needs_init": int, "secrets": str,
-}
-COMMAND_INDEXES = {
-    "commands_by_instance": ["instance", "requested_seq"],
-    "commands_by_actor": ["actor", "requested_seq"],
-    "commands_by_command": ["command", "requested_seq"],
-    "commands_by_time": ["requested_at"],
-    "commands_by_seq": ["requested_seq"],
-    "commands_by_outcome": ["outcome", "requested_seq"],
-}
-TABLES = ("commands", "instances", "projection_checkpoint")
-COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}
-
-K = TypeVar("K")
 V = TypeVar("V")
+SqlParams = Sequence[str | int]
+"""The values bound to a query's `?` placeholders."""
 
 
-class LoadingDict(dict, Generic[K, V]):
-    """A dict that fetches a missing key through `load` (None: absent), remembering what it fetched."""
+class LoadingMap(Generic[V]):
+    """Values by key for an incremental fold: each loaded through `load` on first use (None: absent, and asked again
+    next time), and kept with whatever the fold sets; what it holds is written back afterwards."""
 
-    def __init__(self, load: Callable[[K], V | None]):
-        super().__init__()
-        self.load = load
+    __slots__ = ("_held", "_load")
 
-    def get(self, key: K, default: V | None = None) -> V | None:
+    def __init__(self, load: Callable[[str], V | None]):
+        self._load = load
+        self._held: dict[str, V] = {}
+
+    def get(self, key: str, /) -> V | None:
         """The value for `key`, loaded on first use."""
-        if key not in self:
-            loaded = self.load(key)
-            if loaded is None:
-                return default
-            self[key] = loaded
-        return self[key]
+        value = self._held.get(key)
+        if value is None:
+            value = self._load(key)
+            if value is not None:
+                self._held[key] = value
+        return value
+
+    def __setitem__(self, key: str, value: V, /) -> None:
+        """Hold `value` for `key` (a new command or instance, or a replaced one)."""
+        self._held[key] = value
+
+    def values(self) -> ValuesView[V]:
+        """Every value loaded or set: what the fold may have changed."""
+        return self._held.values()
 
 
 class Projections:
@@ -87,8 +78,8 @@ class Projections:
                 self._rebuild()
                 return []
             events = list(self.ledger.records(after_seq=self._checkpoint()))
-            commands = LoadingDict(self._load_command)
-            instances = LoadingDict(self._load_instance)
+            commands = LoadingMap(self._load_command)
+            instances = LoadingMap(self._load_instance)
             fold = Fold(commands, instances)
             for event in events:
                 fold.apply(event)
@@ -118,6 +109,13 @@ class Projections:
     def command(self, command_id: str) -> CommandView | None:
         """One command by id."""
         return self._load_command(command_id)
+
+    def recorded_command(self, command_id: str) -> CommandView:
+        """One command by id that is known to be recorded (say, just appended); `LedgerError` if it is not there."""
+        command = self._load_command(command_id)
+        if command is None:
+            raise LedgerError(f"command {command_id} is not in ledger {self.ledger.path}")
+        return command
 
     def succeeded_retry(self, command_id: str) -> CommandView | None:
         """A retry of `command_id` that succeeded, if one did."""
@@ -158,7 +156,8 @@ class Projections:
               limit: int | None = None) -> list[CommandView]:
         """Every command matching the filters (since inclusive, until exclusive, on request time), oldest first;
         with `limit`, only the newest that many."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         for column, value in (("actor", actor), ("instance", instance), ("command", command), ("outcome", outcome)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -188,10 +187,11 @@ class Projections:
             return cast(CommandFailedData, event.payload)
         return None
 
-    def _commands(self, where: str, params: list, limit: int | None = None) -> Iterator[CommandView]:
+    def _commands(self, where: str, params: SqlParams, limit: int | None = None) -> Iterator[CommandView]:
         return map(CommandView.from_row, self._rows("commands", where, params, "requested_seq", limit))
 
-    def _rows(self, table: str, where: str, params: list, order: str, limit: int | None = None) -> Iterator[dict]:
+    def _rows(self, table: str, where: str, params: SqlParams, order: str,
+              limit: int | None = None) -> Iterator[dict[str, Any]]:
         sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {order}" + (f" LIMIT {limit}" if limit else "")
         return self._raw(sql, params)
 
@@ -215,18 +215,18 @@ class Projections:
         rows = list(self._raw("SELECT * FROM instances WHERE name = ?", [name]))
         return InstanceView.from_row(rows[0]) if rows else None
 
-    def _raw(self, sql: str, params: list) -> Iterator[dict]:
+    def _raw(self, sql: str, params: SqlParams) -> Iterator[dict[str, Any]]:
         self._ensure_tables()
         with self.ledger.translated_errors():
             cursor = self.db.conn.execute(sql, params)
             names = [column[0] for column in cursor.description]
-            return iter([dict(zip(names, values)) for values in cursor.fetchall()])
+            return iter([dict(zip(names, values, strict=True)) for values in cursor.fetchall()])
 
     def _checkpoint(self) -> int:
         if not self._tables_current and self._version() != PROJECTION_VERSION:
             return -1
         with self.ledger.translated_errors():
-            return self.db.conn.execute("SELECT seq FROM projection_checkpoint").fetchone()[0]
+            return int(self.db.conn.execute("SELECT seq FROM projection_checkpoint").fetchone()[0])
 
     def _version(self) -> int | None:
         with self.ledger.translated_errors():
@@ -241,7 +241,7 @@ class Projections:
     def _rebuild(self, temp: bool = False) -> int:
         """Create the tables afresh (temporary ones when `temp`) and fold the whole ledger into them."""
         with self.ledger.translated_errors():
-            for statement in self._schema("temp" if temp else "main"):
+            for statement in schema_statements(self.db, "temp" if temp else "main"):
                 self.db.conn.execute(statement)
             commands: dict[str, CommandView] = {}
             instances: dict[str, InstanceView] = {}
@@ -252,25 +252,7 @@ class Projections:
             self._store(commands.values(), instances.values(), seq)
         return seq
 
-    def _schema(self, schema: str) -> list[str]:
-        """Statements that drop and create, in `schema` (main or temp), the tables, indexes and audit view."""
-        create = "CREATE TEMP TABLE" if schema == "temp" else "CREATE TABLE"
-        return [
-            f"DROP VIEW IF EXISTS {schema}.audit",
-            *(f"DROP TABLE IF EXISTS {schema}.{table}" for table in TABLES),
-            self.db.create_table_sql("commands", COMMAND_COLUMNS, pk="command_id", not_null=COMMAND_REQUIRED)
-            .replace("CREATE TABLE", create, 1),
-            *(f"CREATE INDEX {schema}.{name} ON commands ({', '.join(columns)})"
-              for name, columns in COMMAND_INDEXES.items()),
-            # For people reading the file with sqlite-utils or sqlite3.
-            f"CREATE VIEW {schema}.audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq",
-            self.db.create_table_sql("instances", INSTANCE_COLUMNS, pk="name").replace("CREATE TABLE", create, 1),
-            f"CREATE INDEX {schema}.instances_by_port ON instances (port)",
-            f"{create} projection_checkpoint (version INTEGER, seq INTEGER)",
-            f"INSERT INTO {schema}.projection_checkpoint (version, seq) VALUES ({PROJECTION_VERSION}, 0)",
-        ]
-
-    def _store(self, commands, instances, seq: int) -> None:
+    def _store(self, commands: Iterable[CommandView], instances: Iterable[InstanceView], seq: int) -> None:
         for table, views in (("commands", commands), ("instances", instances)):
             rows = [view.as_row() for view in views]
             if rows:

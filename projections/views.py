@@ -10,9 +10,9 @@ same code serves both, so the two cannot disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
+from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from ledger.lifecycle import (
     PURGING,
@@ -72,7 +72,7 @@ class CommandView:
         return {**vars(self), "args": json.dumps(self.args, sort_keys=True)}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "CommandView":
+    def from_row(cls, row: dict[str, Any]) -> CommandView:
         """A command from a row of the `commands` table."""
         return cls(**(row | {"args": json.loads(row["args"])}))
 
@@ -125,7 +125,7 @@ class InstanceView:
         return {**vars(self), "blueprint": blueprint, "secrets": json.dumps(self.secrets, sort_keys=True)}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "InstanceView":
+    def from_row(cls, row: dict[str, Any]) -> InstanceView:
         """An instance from a row of the `instances` table."""
         blueprint = row["blueprint"]
         return cls(**(row | {"blueprint": None if blueprint is None else json.loads(blueprint),
@@ -136,6 +136,22 @@ STATUS_FIELDS = ("name", "state", "port", "last_command_id", "last_command", "la
                  "updated_at")
 
 
+V = TypeVar("V")
+
+
+class FoldMapping(Protocol[V]):
+    """What the fold needs of where it keeps commands (by id) or instances (by name): a plain dict when rebuilding,
+    a mapping that loads rows from the tables on first use when syncing (`projections.store.LoadingMap`)."""
+
+    def get(self, key: str, /) -> V | None:
+        """The value held for `key`, or None."""
+        ...
+
+    def __setitem__(self, key: str, value: V, /) -> None:
+        """Hold `value` for `key`."""
+        ...
+
+
 class Fold:
     """Folds event records into commands and instances held in mappings keyed by id and name.
 
@@ -143,7 +159,7 @@ class Fold:
     neither a command nor an instance (a completed step) maps to `_ignore`.
     """
 
-    def __init__(self, commands: MutableMapping[str, CommandView], instances: MutableMapping[str, InstanceView]):
+    def __init__(self, commands: FoldMapping[CommandView], instances: FoldMapping[InstanceView]):
         self.commands = commands
         self.instances = instances
 

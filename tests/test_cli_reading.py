@@ -192,3 +192,19 @@ def test_the_installed_program_speaks_the_same_json_and_exit_codes(root, tmp_pat
                      "ledger": 4, "done": 0}
     failing = run("status", "--json", "--bogus")
     assert failing.returncode == 2 and failing.stderr.count("\n") == 1 and "Traceback" not in failing.stderr
+
+
+@pytest.mark.parametrize("where", ["option", "environment"])
+def test_shell_completion_offers_the_recorded_instances_of_the_root_given(lived, root, where):
+    words = f"l4d2ctl --root {root} --host simulated start " if where == "option" else "l4d2ctl start "
+    env = {**os.environ, "_L4D2CTL_COMPLETE": "bash_complete", "COMP_WORDS": words + "b",
+           "COMP_CWORD": str(len(words.split())), "LEFT4ME_ROOT": str(root) if where == "environment" else "/nowhere"}
+    completed = subprocess.run([L4D2CTL], env=env, capture_output=True, text=True, check=True)
+    assert completed.stdout.split() == ["plain,bravo"]
+
+
+def test_shell_completion_of_a_root_without_a_ledger_offers_nothing_and_creates_nothing(tmp_path):
+    env = {**os.environ, "_L4D2CTL_COMPLETE": "bash_complete", "COMP_WORDS": f"l4d2ctl --root {tmp_path} start ",
+           "COMP_CWORD": "4"}
+    assert subprocess.run([L4D2CTL], env=env, capture_output=True, text=True, check=True).stdout.split() == []
+    assert list(tmp_path.iterdir()) == []

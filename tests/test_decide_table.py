@@ -56,7 +56,7 @@ class Recorded:
         return next((view for view in self.commands.values()
                      if view.retry_of == command_id and view.outcome == Outcome.SUCCEEDED), None)
 
-    def holding(self, *instances: InstanceView) -> "Recorded":
+    def holding(self, *instances: InstanceView) -> Recorded:
         return Recorded({**self.instances, **{view.name: view for view in instances}}, dict(self.commands))
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from commands.service.requests import append_cancel, append_command
-from projections import Projections
 from ledger import Ledger, verify_ledger
+from projections import Projections
 
 from .fake_host import ALICE, SPEC, FakeHost
 

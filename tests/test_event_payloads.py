@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from ledger import EVENT_TYPES, CommandInterrupted, LedgerError, NewEvent, TERMINAL_TYPES
+from ledger import EVENT_TYPES, TERMINAL_TYPES, CommandInterrupted, LedgerError, NewEvent
 from ledger.payloads import PAYLOADS, UPCASTERS, VERSION_KEY, VERSIONS, decode
 from projections.views import HANDLERS
 

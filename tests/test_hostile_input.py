@@ -7,7 +7,6 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-
 from .fake_host import SPEC
 from .real_host import invoke, make_root
 

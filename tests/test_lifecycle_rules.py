@@ -16,7 +16,7 @@ from ledger.lifecycle import (
     state_observed,
 )
 
-C, S, O = Command, State, Outcome
+C, S, OUT = Command, State, Outcome
 ALLOWED = {
     None: {C.INIT},
     S.INITIALIZED: set(C),
@@ -47,14 +47,14 @@ SUCCEEDED = {C.INIT: S.INITIALIZED, C.START: S.RUNNING, C.RESTART: S.RUNNING, C.
 @pytest.mark.parametrize("command", [command for command in Command if command not in SECRET_COMMANDS])
 def test_a_success_leaves_the_commands_state_and_a_stop_keeps_a_reset_instance_reset(command, before):
     expected = S.RESET if (command, before) == (C.STOP, S.RESET) else SUCCEEDED[command]
-    assert state_after(command, O.SUCCEEDED, before) is expected
+    assert state_after(command, OUT.SUCCEEDED, before) is expected
 
 
 @pytest.mark.parametrize("before", list(State))
 @pytest.mark.parametrize("command", SECRET_COMMANDS)
 def test_a_secret_command_never_changes_the_state(command, before):
-    assert state_after(command, O.SUCCEEDED, before) is before
-    assert state_after(command, O.FAILED, before) is before
+    assert state_after(command, OUT.SUCCEEDED, before) is before
+    assert state_after(command, OUT.FAILED, before) is before
 
 
 @pytest.mark.parametrize("command", SECRET_COMMANDS)
@@ -67,27 +67,27 @@ def test_a_secret_command_of_an_unknown_or_deleted_instance_is_refused(command):
 @pytest.mark.parametrize("before", [S.INITIALIZED, S.STOPPED, S.RUNNING, S.RESET])
 @pytest.mark.parametrize("command", [C.START, C.RESTART])
 def test_a_start_or_restart_that_failed_was_undone_and_is_failed(command, before):
-    assert state_after(command, O.FAILED, before) is S.FAILED
+    assert state_after(command, OUT.FAILED, before) is S.FAILED
 
 
 @pytest.mark.parametrize("before", [S.INITIALIZED, S.STOPPED, S.RUNNING])
 def test_a_cancelled_restart_was_undone_after_its_stop_and_is_stopped(before):
-    assert state_after(C.RESTART, O.CANCELLED, before) is S.STOPPED
+    assert state_after(C.RESTART, OUT.CANCELLED, before) is S.STOPPED
 
 
-@pytest.mark.parametrize("outcome", [O.FAILED, O.CANCELLED, O.REJECTED, O.INTERRUPTED])
+@pytest.mark.parametrize("outcome", [OUT.FAILED, OUT.CANCELLED, OUT.REJECTED, OUT.INTERRUPTED])
 @pytest.mark.parametrize("command", [C.INIT, C.STOP, C.DELETE, C.RESET])
 def test_other_unsuccessful_outcomes_change_nothing(command, outcome):
     for before in [None, *State]:
         assert state_after(command, outcome, before) is before
 
 
-@pytest.mark.parametrize("outcome", [O.REJECTED, O.INTERRUPTED])
+@pytest.mark.parametrize("outcome", [OUT.REJECTED, OUT.INTERRUPTED])
 def test_a_start_rejected_or_interrupted_changes_nothing(outcome):
     assert state_after(C.START, outcome, S.STOPPED) is S.STOPPED
 
 
-@pytest.mark.parametrize("outcome", [O.PENDING, O.RUNNING, O.OBSERVED])
+@pytest.mark.parametrize("outcome", [OUT.PENDING, OUT.RUNNING, OUT.OBSERVED])
 def test_an_unfinished_outcome_has_no_state_after(outcome):
     with pytest.raises(ValueError):
         state_after(C.START, outcome, S.STOPPED)
@@ -110,9 +110,9 @@ def test_an_observation_never_moves_an_unknown_reset_or_deleted_instance(observa
 
 
 def test_a_reset_makes_the_next_start_initialize_until_a_start_succeeds():
-    flag = needs_init_after(C.RESET, O.SUCCEEDED, False)
+    flag = needs_init_after(C.RESET, OUT.SUCCEEDED, False)
     assert flag
-    assert needs_init_after(C.STOP, O.SUCCEEDED, flag)
-    assert needs_init_after(C.START, O.FAILED, flag), "a start that failed may have stopped half-way"
-    assert not needs_init_after(C.START, O.SUCCEEDED, flag)
-    assert not needs_init_after(C.INIT, O.SUCCEEDED, flag)
+    assert needs_init_after(C.STOP, OUT.SUCCEEDED, flag)
+    assert needs_init_after(C.START, OUT.FAILED, flag), "a start that failed may have stopped half-way"
+    assert not needs_init_after(C.START, OUT.SUCCEEDED, flag)
+    assert not needs_init_after(C.INIT, OUT.SUCCEEDED, flag)

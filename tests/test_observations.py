@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.service.executor import Executor
-from commands.service.requests import append_cancel, append_command
 from commands.service.observe import JOURNAL_POSITION, observation_of
+from commands.service.requests import append_cancel, append_command
 from host_adapters import JournalRead, UnitEntry, UnitEvent
 from host_adapters.journal import parse_entry
 from ledger import CommandStarted, Ledger, verify_ledger

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import stat
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -144,8 +144,8 @@ def _as_nobody(args: list[str], output: str) -> None:
     with open(output, "w") as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the child's streams for its whole life
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)

@@ -187,7 +187,7 @@ def valid_specs(draw) -> Spec:
     paths = [p for i, p in enumerate(paths) if not any(p.startswith(q + "/") or q.startswith(p + "/") for q in paths[:i])]
     aliases = draw(st.lists(st.none() | _NAME, min_size=len(paths), max_size=len(paths)))
     overlays, used = [], set()
-    for path, alias in zip(paths, aliases):
+    for path, alias in zip(paths, aliases, strict=True):
         alias = None if alias in used else alias
         used.add(alias)
         overlays.append({"path": path, **({"alias": alias} if alias else {})})

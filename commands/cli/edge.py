@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -41,10 +43,10 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
 
 def exit_code_of(outcome: str) -> int:
     """The exit code a command's outcome maps to (docs/cli.md)."""
-    return OUTCOME_EXIT_CODES[outcome]
+    return OUTCOME_EXIT_CODES[Outcome(outcome)]
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """Print one line to stderr, then leave with `code`."""
     click.echo(f"l4d2ctl: {printable(message)}", err=True)
     sys.exit(code)
@@ -53,7 +55,8 @@ def fail(message: str, code: int) -> None:
 class L4d2ctlGroup(click.Group):
     """A click group that reports usage errors and l4d2ctl's own errors in one line."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> NoReturn:
         """Run the CLI; every known error ends as one line and its documented exit code."""
         try:
             code = super().main(args, prog_name or "l4d2ctl", complete_var, standalone_mode=False, **extra)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +24,13 @@ from ..service.settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROO
 from .app import App
 from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
 from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .session import Session
+
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
 @click.group(cls=L4d2ctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,13 +65,14 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
-def _session(app: App, as_json: bool):
+def _session(app: App, as_json: bool) -> Session:
+    """The session a lifecycle command runs in (loaded only by commands that act)."""
     from .session import Session
 
     return Session(app, as_json)
 
 
-def lifecycle(function):
+def lifecycle(function: CommandFunction) -> CommandFunction:
     """The options every lifecycle command shares: --no-wait, --json, --request-id."""
     for decorate in reversed((
         click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting."),
@@ -217,7 +226,8 @@ def _emit_json(value: Any) -> None:
     click.echo(json.dumps(value))
 
 
-def _console():
+def _console() -> Console:
+    """A console for people's output (rich loads only when something is shown)."""
     from rich.console import Console
 
     return Console()
@@ -283,7 +293,8 @@ def audit(app: App, actor_filter: str | None, instance: str | None, command_filt
           as_json: bool) -> int:
     """Who did what: every command across all instances, oldest first."""
     if since is not None and until is not None and since >= until:
-        raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: nothing could match")
+        raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
+                           f"nothing could match")
     commands = app.read().audit(actor=actor_filter, instance=instance, command=command_filter,
                                      outcome=outcome_filter, since=since, until=until, limit=limit)
     if as_json:

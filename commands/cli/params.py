@@ -7,7 +7,6 @@ click's multi-line usage error, so that every bad input reads alike.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import click
 from click.shell_completion import CompletionItem
@@ -22,13 +21,17 @@ from ..service.settings import DEFAULT_ROOT, Settings
 
 REQUEST_ID_MAX = 200
 
+# What each type turns command-line text into (ParamType is generic from click 8.5 on).
+TextParam = click.ParamType[str, str]
+MomentParam = click.ParamType[datetime, str | datetime]
 
-class InstanceName(click.ParamType):
+
+class InstanceName(TextParam):
     """An instance name; completes from the instances recorded in the ledger."""
 
     name = "name"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """The name, if it follows the naming rule."""
         return validate_name(value)
 
@@ -36,8 +39,10 @@ class InstanceName(click.ParamType):
         """The recorded instances whose name starts with what was typed (none when the ledger cannot be read)."""
         from projections import Projections
 
-        app = ctx.find_root().obj
-        settings = app.settings if app is not None else Settings.from_options(DEFAULT_ROOT, None, None, "systemd")
+        # Completion parses the command line without running the group's callback: read --root/--db (or
+        # their environment variables) from what it parsed.
+        options = ctx.find_root().params
+        settings = Settings.from_options(options.get("root") or DEFAULT_ROOT, options.get("db"), None, "systemd")
         try:
             with Ledger.open(settings.db, create=False) as ledger:
                 names = [instance.name for instance in Projections(ledger).instances()]
@@ -46,44 +51,45 @@ class InstanceName(click.ParamType):
         return [CompletionItem(name) for name in names if name.startswith(incomplete)]
 
 
-class CommandIdPrefix(click.ParamType):
+class CommandIdPrefix(TextParam):
     """A command id, or a prefix of at least 4 hex digits (upper case is read as lower)."""
 
     name = "command_id"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """The prefix in lower case, if it is 4-12 hex digits."""
         return validate_id_prefix(value)
 
 
-class Cvar(click.ParamType):
+class Cvar(TextParam):
     """A cvar name."""
 
     name = "cvar"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """The cvar, if it follows the cvar naming rule."""
         return validate_cvar(value)
 
 
-class RequestKey(click.ParamType):
+class RequestKey(TextParam):
     """An idempotency key: 1-200 printable characters."""
 
     name = "key"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """The key, if it is short and printable."""
         if not value or len(value) > REQUEST_ID_MAX or not value.isprintable():
             raise InvalidInput(f"--request-id: must be 1-{REQUEST_ID_MAX} printable characters")
         return value
 
 
-class Moment(click.ParamType):
+class Moment(MomentParam):
     """An ISO 8601 date or time; UTC unless it names its offset."""
 
     name = "time"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+    def convert(self, value: str | datetime, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
         """The moment, timezone-aware."""
         if isinstance(value, datetime):
             return value
@@ -94,12 +100,12 @@ class Moment(click.ParamType):
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-class PrintableText(click.ParamType):
+class PrintableText(TextParam):
     """Text to match against the ledger: printable, one line."""
 
     name = "text"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """The text, if printable."""
         if not value.isprintable():
             raise InvalidInput(f"{_option(param)} {shown(value)}: must be printable text")
@@ -110,7 +116,7 @@ def _option(param: click.Parameter | None) -> str:
     """How the option was named on the command line (its longest spelling)."""
     if param is None:
         return "value"
-    spellings = getattr(param, "opts", None) or [param.name or "value"]
+    spellings = param.opts or [param.name or "value"]
     return max(spellings, key=len)
 
 

@@ -82,7 +82,7 @@ class CommandPrinter:
         if self.as_json:
             click.echo(json.dumps(command.summary()))
             return
-        mark, colour = OUTCOME_STYLE[command.outcome]
+        mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
         if command.error is None:
             return

@@ -18,9 +18,9 @@ from ledger.payloads import (
     StepCompletedData,
 )
 
+from ..domain.text_rules import printable
 from ..service.executor import Executor
 from ..service.executor_lock import ExecutorLock
-from ..domain.text_rules import printable
 from .app import App
 
 

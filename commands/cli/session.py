@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
+from typing import Any
 
 import click
 from rich.console import Console
@@ -39,7 +40,7 @@ class Session:
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()
 
-    def request(self, instance: str, command: str, args: dict | None = None, *, request_id: str | None,
+    def request(self, instance: str, command: str, args: dict[str, Any] | None = None, *, request_id: str | None,
                 no_wait: bool, **links: str) -> int:
         """Append a command (once per request id) and follow it; return its exit code.
 
@@ -72,7 +73,7 @@ class Session:
     def see(self, command_id: str, created: bool, no_wait: bool) -> CommandView:
         """Show the command, see it through unless `no_wait`, and return it as it ended (or stands)."""
         self.projections.sync()
-        command = self.projections.command(command_id)
+        command = self.projections.recorded_command(command_id)
         if no_wait:
             if not command.finished and not self._executor_running():
                 click.echo("l4d2ctl: no executor is running: this command runs when `l4d2ctl executor` starts, or "

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ledger.lifecycle import UNDO_PREFIX, State
+from ledger.lifecycle import UNDO_PREFIX, Outcome, State
+from ledger.payloads import CommandFailedData
 from projections import CommandView
+from projections.views import StepView
 
-from .progress import OUTCOME_STYLE
 from ..domain.text_rules import printable
+from .progress import OUTCOME_STYLE
 
 # Columns never cut (an id must stay copyable, a state readable), each at least as wide as its longest value.
 WHOLE = {"state": max(map(len, State)), "id": 12, "outcome": 2 + max(map(len, OUTCOME_STYLE))}
@@ -25,8 +28,8 @@ def _table(title: str, columns: list[str]) -> Table:
     """A table that stays readable at 80 columns: light borders; ids, states and outcomes never cut, the rest folds."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in columns:
-        table.add_column(column, no_wrap=column in WHOLE, min_width=WHOLE.get(column, NARROWEST.get(column, min(len(column), 8))),
-                         overflow="fold")
+        narrowest = WHOLE.get(column, NARROWEST.get(column, min(len(column), 8)))
+        table.add_column(column, no_wrap=column in WHOLE, min_width=narrowest, overflow="fold")
     return table
 
 
@@ -45,18 +48,18 @@ def _when(moment: str | None) -> str:
 def _outcome(outcome: str | None) -> str:
     if outcome is None:
         return ""
-    mark, colour = OUTCOME_STYLE[outcome]
+    mark, colour = OUTCOME_STYLE[Outcome(outcome)]
     return f"[{colour}]{mark} {outcome}[/{colour}]"
 
 
-def status_table(instances: list[dict]) -> Table:
+def status_table(instances: list[dict[str, Any]]) -> Table:
     """Instances (status objects) and their recorded state; with live fields, unit, server and drift too."""
     live = bool(instances) and "unit" in instances[0]
     columns = ["name", "state", "port"] + (["unit", "server", "drift"] if live else
                                             ["last command", "id", "outcome", "by", "updated (UTC)"])
     table = _table("Instances" + (" (recorded state, and live)" if live else " (recorded state)"), columns)
     for instance in instances:
-        colour = STATE_STYLE.get(instance["state"] or "", "white")
+        colour = "white" if instance["state"] is None else STATE_STYLE[State(instance["state"])]
         cells = [_text(instance["name"]), f"[{colour}]{instance['state']}[/{colour}]", _text(instance["port"])]
         if not live:
             cells += [_text(instance["last_command"]), _text(instance["last_command_id"]),
@@ -86,13 +89,14 @@ def commands_table(title: str, commands: list[CommandView], *, with_instance: bo
     return table
 
 
-def _print_step(console: Console, step: dict) -> None:
+def _print_step(console: Console, step: StepView) -> None:
     console.print(f"  [green]✓[/green] {_text(step['step'])}  [dim]{_when(step['at'])}[/dim]", highlight=False)
     for line in step["output"]:
         console.print(f"      [dim]{_text(line)}[/dim]", highlight=False)
 
 
-def print_command(console: Console, command: CommandView, steps: list[dict], failure: dict | None = None) -> None:
+def print_command(console: Console, command: CommandView, steps: list[StepView],
+                  failure: CommandFailedData | None = None) -> None:
     """One command in full: who asked, when it ran, every step with its output, how it ended."""
     console.print(f"[bold]{command.command} {_text(command.instance)}[/bold]  command {command.command_id}",
                   highlight=False)
@@ -120,7 +124,7 @@ def print_command(console: Console, command: CommandView, steps: list[dict], fai
     console.print(f"  {_outcome(command.outcome)}{detail}", highlight=False)
 
 
-def print_secrets(console: Console, name: str, secrets: list[dict]) -> None:
+def print_secrets(console: Console, name: str, secrets: list[dict[str, str]]) -> None:
     """An instance's secret cvars: fingerprint, when set, by whom (values are never known here)."""
     if not secrets:
         console.print(f"{name} has no secrets set (`l4d2ctl secret set {name} rcon_password` sets one)")

@@ -10,12 +10,13 @@ import difflib
 import os
 import re
 import stat
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from .errors import InvalidSpec
 from .text_rules import name_problem, printable, secret_cvar_set_by, shown, unsafe_character
@@ -184,7 +185,7 @@ _MESSAGES = {
 }
 
 
-def _field_path(location: tuple) -> str:
+def _field_path(location: tuple[int | str, ...]) -> str:
     path = "spec"
     for part in location:
         if isinstance(part, int):
@@ -205,7 +206,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(described) + more
 
 
-def _message(problem: dict) -> str:
+def _message(problem: ErrorDetails) -> str:
     message = _MESSAGES.get(problem["type"], problem["msg"])
     if problem["type"] == "extra_forbidden" and isinstance(problem["loc"][-1], str):
         known = Overlay.model_fields if len(problem["loc"]) > 1 else Spec.model_fields
@@ -217,15 +218,19 @@ def _message(problem: dict) -> str:
 class _SpecLoader(yaml.SafeLoader):
     """YAML's safe loader, minus anchors and aliases (no shared or exploding structures) and duplicate keys."""
 
-    def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        """Refuse an alias where a node starts; compose anything else as PyYAML does."""
         if self.check_event(yaml.AliasEvent):
+            # The event check_event just looked at: what peek_event returns (the PyYAML stubs leave that untyped).
+            alias = self.current_event
             raise yaml.composer.ComposerError(
-                None, None, "anchors and aliases are not allowed in a spec", self.peek_event().start_mark
+                None, None, "anchors and aliases are not allowed in a spec", alias.start_mark
             )
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node, deep=False):  # noqa: D102 - PyYAML hook
-        seen = set()
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        """Refuse a mapping that names a key twice; construct it as PyYAML does otherwise."""
+        seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, str | int) and key in seen:
@@ -237,7 +242,7 @@ class _SpecLoader(yaml.SafeLoader):
 
 def _parse_yaml(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_SpecLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -253,7 +258,8 @@ def parse_spec(document: Any) -> Spec:
     if document is None:
         raise InvalidSpec("spec: is empty; it needs at least 'port'")
     if not isinstance(document, dict):
-        raise InvalidSpec("spec: must be a mapping with 'port' and optional 'arguments', 'config', 'overlays', 'ready_timeout'")
+        raise InvalidSpec("spec: must be a mapping with 'port' and optional 'arguments', 'config', 'overlays', "
+                          "'ready_timeout'")
     try:
         return Spec.model_validate(document)
     except ValidationError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
 from ledger.lifecycle import UNDO_PREFIX
@@ -278,7 +279,7 @@ def _release_steps(name: str) -> list[Step]:
     ]
 
 
-def _merged(host: Host, name: str):
+def _merged(host: Host, name: str) -> Path:
     return host.fs.root / runtime_dir(name) / "merged"
 
 

@@ -30,14 +30,14 @@ def validate_id_prefix(text: str) -> str:
 def known_command(projections: Projections, command_id: str) -> CommandView:
     """The recorded command with this id or unique id prefix (at least 4 hex digits).
 
-    `InvalidInput` if malformed or ambiguous (naming the candidates), `Rejected` if absent.
+    `InvalidInput` if malformed or ambiguous (naming the candidates), `Rejected` if absent. `projections` are
+    read as they stand (the caller brought them up to date).
     """
     command_id = validate_id_prefix(command_id)
-    projections.sync()
     candidates = projections.command_ids_starting(command_id, CANDIDATES_SHOWN + 1)
     if not candidates:
         raise Rejected(f"no command {command_id} in ledger {projections.ledger.path}")
     if len(candidates) > 1:
         listed = ", ".join(candidates[:CANDIDATES_SHOWN]) + (", …" if len(candidates) > CANDIDATES_SHOWN else "")
         raise InvalidInput(f"command id prefix {command_id} is ambiguous: {listed}")
-    return projections.command(candidates[0])
+    return projections.recorded_command(candidates[0])

@@ -31,9 +31,9 @@ from projections import CommandView, Projections
 
 from ..domain.decide import decide
 from ..domain.errors import Rejected
+from ..domain.steps import NothingToDo, Plan, Step
 from .observe import UnitWatcher
 from .settings import os_user
-from ..domain.steps import NothingToDo, Plan, Step
 
 Observer = Callable[[EventRecord], None]
 LineSink = Callable[[CommandView, str, str], None]

@@ -9,7 +9,7 @@ import os
 class ExecutorLock:
     """An exclusive, non-blocking flock on `<ledger>.executor.lock`, recording the holder's pid."""
 
-    def __init__(self, ledger_path: str | os.PathLike):
+    def __init__(self, ledger_path: str | os.PathLike[str]):
         self.path = f"{os.fspath(ledger_path)}.executor.lock"
         self._descriptor: int | None = None
 

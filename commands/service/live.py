@@ -13,7 +13,7 @@ from projections import InstanceView
 UNIT_UP = ("active", "activating", "reloading", "deactivating")
 
 
-def drift(recorded: str | None, unit: UnitStatus, query: dict | None) -> list[str]:
+def drift(recorded: str | None, unit: UnitStatus, query: dict[str, Any] | None) -> list[str]:
     """Where the host disagrees with the ledger, in words."""
     found = []
     if recorded == State.RUNNING and not unit.active:

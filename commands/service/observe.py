@@ -20,8 +20,8 @@ from ledger.lifecycle import OBSERVER_ACTOR, Observation, State
 from ledger.payloads import EventRecord
 from projections import Projections
 
-from .command_ids import new_command_id
 from ..domain.text_rules import name_problem
+from .command_ids import new_command_id
 
 JOURNAL_POSITION = "journal"
 

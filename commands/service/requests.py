@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_adapters import Host
-from ledger import CancelRequested, CommandRequested, Ledger, LedgerError, NewEvent
+from ledger import CancelRequested, CommandRequested, Ledger, NewEvent
 from projections import CommandView, Projections
 
-from .command_ids import new_command_id
 from ..domain.errors import InvalidInput
+from ..domain.text_rules import shown
+from .command_ids import new_command_id
 from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
-from ..domain.text_rules import shown
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -49,21 +49,26 @@ def append_command(
     request_key: str | None = None,
 ) -> tuple[str, bool]:
     """Record a CommandRequested; with a request key, only once. Returns the command id and whether it is new."""
+    payload = CommandRequested(command=command, args=args or {}, retry_of=retry_of, replay_of=replay_of)
     event = NewEvent(
         instance=instance,
         command_id=new_command_id(),
         actor=requester.actor,
         os_user=requester.os_user,
         request_key=request_key,
-        payload=CommandRequested(command=command, args=args or {}, retry_of=retry_of, replay_of=replay_of),
+        payload=payload,
     )
     if request_key is None:
         return ledger.append([event])[0].command_id, True
     recorded, created = ledger.append_requested(event)
-    if not created and (recorded.instance, recorded.payload) != (instance, event.payload):
+    if not created and (recorded.instance, recorded.payload) != (instance, payload):
         first = recorded.payload
+        if not isinstance(first, CommandRequested):
+            raise InvalidInput(f"--request-id {shown(request_key)} is the key of a recorded {recorded.type} of "
+                               f"{recorded.instance} (seq {recorded.seq}), not of a command; this is {command} "
+                               f"{instance}: nothing was recorded")
         raise InvalidInput(f"--request-id {shown(request_key)} was first used for {first.command} {recorded.instance} "
-                           f"(command {recorded.command_id}{_differs(first, event.payload)}); "
+                           f"(command {recorded.command_id}{_differs(first, payload)}); "
                            f"this is {command} {instance}: nothing was recorded")
     return recorded.command_id, created
 
@@ -111,15 +116,8 @@ def see_through(
         time.sleep(FOLLOW_POLL)
         for row in projections.sync():
             observer(row)
-    return _recorded(projections, command_id)
-
-
-def _recorded(projections: Projections, command_id: str) -> CommandView:
-    command = projections.command(command_id)
-    if command is None:
-        raise LedgerError(f"command {command_id} is not in ledger {projections.ledger.path}")
-    return command
+    return projections.recorded_command(command_id)
 
 
 def _finished(projections: Projections, command_id: str) -> bool:
-    return _recorded(projections, command_id).finished
+    return projections.recorded_command(command_id).finished

@@ -20,9 +20,8 @@ def hand_over(projections: Projections, host: Callable[[], Host], name: str, cva
 
     Where the recorded state refuses the command, nothing is handed over (and
     the host is not even built): the command is still recorded, and
-    rejected, without a fingerprint.
+    rejected, without a fingerprint. `projections` are read as they stand (the caller brought them up to date).
     """
-    projections.sync()
     instance = projections.instance(name)
     if refusal(Command.SECRET_SET, instance.recorded_state, name) is not None:
         return {"cvar": cvar}

@@ -7,7 +7,7 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-from host_adapters.helper import DEFAULT_HELPER
+from host_adapters.helper import DEFAULT_HELPER as DEFAULT_HELPER  # re-exported: the CLI's defaults live here
 
 DEFAULT_ROOT = "/var/lib/left4me"
 DEFAULT_LOCK_TIMEOUT = 10.0
@@ -26,7 +26,7 @@ class Settings:
 
     @classmethod
     def from_options(cls, root: str, db: str | None, actor: str | None, host: str,
-                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, helper: str = DEFAULT_HELPER) -> "Settings":
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, helper: str = DEFAULT_HELPER) -> Settings:
         """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
         root_path = Path(root).absolute()
         return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,

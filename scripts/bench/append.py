@@ -106,8 +106,8 @@ def run(events: int, rounds: int) -> list[str]:
             raw.append(raw_sqlite_rate(Path(scratch, f"raw{number}.db"), events))
             ours.append(ledger_rate(Path(scratch, f"ledger{number}.db"), events))
             together.append(concurrent_rate(Path(scratch, f"concurrent{number}.db"), events))
-    ratio = statistics.median(o / r for o, r in zip(ours, raw))
-    concurrency = statistics.median(t / o for t, o in zip(together, ours))
+    ratio = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
+    concurrency = statistics.median(t / o for t, o in zip(together, ours, strict=True))
     return [
         "| append (durable, one event per transaction) | events/s | ratio |",
         "|---|---|---|",

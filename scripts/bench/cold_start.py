@@ -23,7 +23,7 @@ def run(rounds: int) -> list[str]:
     for _ in range(rounds):
         bare.append(wall(BASELINE))
         ours.append(wall([l4d2ctl, "--help"]))
-    ratio = statistics.median(o / b for o, b in zip(ours, bare))
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
     return [
         "| cold start | wall time | ratio |",
         "|---|---|---|",
