@@ -77,8 +77,6 @@ ROW_KINDS = (*Command, *Observation)
 
 # Commands that leave the unit running when they succeed: a failure or cancel mid-way is undone.
 STARTING = (Command.START, Command.RESTART)
-# Commands that change an instance's secret values (never its state): the next start stages them.
-SECRET_COMMANDS = (Command.SECRET_SET, Command.SECRET_UNSET)
 # Commands that remove an instance's files, secret values included.
 PURGING = (Command.DELETE, Command.RESET)
 UNDO_PREFIX = "undo: "

@@ -7,18 +7,17 @@ into one strictly increasing `seq` with an unbroken hash chain.
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 import sqlite3
 import stat
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
@@ -40,6 +39,7 @@ LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _COLUMNS = tuple(EVENT_COLUMNS)
+T = TypeVar("T")
 _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM events"
 
@@ -203,7 +203,7 @@ class Ledger:
     def records(self, **filters: Any) -> Iterator[EventRecord]:
         """Events matching every filter `rows` takes (but `columns`), oldest first, as decoded records:
         what the projections and the CLI read."""
-        return itertools.starmap(EventRecord, self.rows(columns=RECORD_COLUMNS, **filters))
+        return self._select(RECORD_COLUMNS, lambda cursor, row: EventRecord(*row), **filters)
 
     def rows(
         self,
@@ -225,6 +225,25 @@ class Ledger:
         walks (verification, projection rebuilds) use this for its speed, and
         may ask for only the event `types` and `columns` they need.
         """
+        # sqlite3.Row: read by column name, without building a dict per row.
+        return self._select(columns, sqlite3.Row, instance=instance, command_id=command_id, actor=actor, since=since,
+                            until=until, after_seq=after_seq, upto_seq=upto_seq, types=types)
+
+    def _select(
+        self,
+        columns: Sequence[str],
+        row_factory: Callable[[sqlite3.Cursor, tuple[Any, ...]], T],
+        *,
+        instance: str | None = None,
+        command_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        upto_seq: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[T]:
+        """The `columns` of the events matching every filter, oldest first, each built by `row_factory`."""
         clauses, params = [], []
         for column, operator, value in (
             ("seq", ">", after_seq or None),
@@ -247,7 +266,7 @@ class Ledger:
             raise ValueError(f"no such event columns: {sorted(unknown)}")
         with self.translated_errors():
             cursor = self.db.conn.cursor()
-            cursor.row_factory = sqlite3.Row  # read by column name, without building a dict per row
+            cursor.row_factory = row_factory
             yield from cursor.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params)
 
     def position(self, source: str) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ledger.lifecycle import (
-    SECRET_COMMANDS,
     Command,
     Observation,
     Outcome,
@@ -17,6 +16,8 @@ from ledger.lifecycle import (
 )
 
 C, S, OUT = Command, State, Outcome
+# The commands that change an instance's secret values, never its state.
+SECRET_COMMANDS = (Command.SECRET_SET, Command.SECRET_UNSET)
 ALLOWED = {
     None: {C.INIT},
     S.INITIALIZED: set(C),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-
-from projections import CommandView, Projections
+from typing import TYPE_CHECKING
 
 from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import shown
+
+if TYPE_CHECKING:  # the CLI's argument types use this module: keep its import cheap
+    from projections import CommandView, Projections
 
 ID_PREFIX = re.compile(r"[0-9a-f]{4,12}")
 CANDIDATES_SHOWN = 5
