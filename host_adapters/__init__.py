@@ -1,4 +1,4 @@
-"""What touches the machine: filesystem, overlay mounts, systemd units; real and fake."""
+"""What touches the machine: filesystem, overlay mounts, systemd units, the journal, A2S; real and simulated."""
 
 from .errors import Cancelled, HostError
 from .protocols import (

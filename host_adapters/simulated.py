@@ -72,7 +72,7 @@ NO_FAULTS = NoFaults()
 
 
 class FileState(dict[str, Any]):
-    """Fake host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
+    """Simulated host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
 
     def __init__(self, path: Path, mode: int = 0o644):
         try:
@@ -335,7 +335,7 @@ class SimulatedServerQuery:
         units = self.services.state.get("units", {})
         if not any(unit.get("active") == "active" for unit in units.values()):
             return None
-        return {"name": f"{self.services.label}fake server", "map": "c1m1_hotel", "players": 0, "max_players": 8}
+        return {"name": f"{self.services.label}simulated server", "map": "c1m1_hotel", "players": 0, "max_players": 8}
 
 
 def simulated_host(fs: Filesystem, state: StateStore, journal: StateStore, secrets_store: StateStore, *,

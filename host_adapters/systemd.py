@@ -56,6 +56,9 @@ class SystemctlServiceControl:
                           restarts=int(restarts) if restarts.isdigit() else 0)
 
     def journal_tail(self, name: str) -> list[str]:
-        """The unit's last journal lines (empty when the journal cannot be read)."""
-        return run([JOURNALCTL, "--unit", unit_name(name), "--lines", str(JOURNAL_LINES), "--no-pager",
-                    "--output", "cat"], StepIO(), timeout=QUERY_TIMEOUT).stdout
+        """The unit's last journal lines (empty when the journal cannot be read: they only add to an error)."""
+        try:
+            return run([JOURNALCTL, "--unit", unit_name(name), "--lines", str(JOURNAL_LINES), "--no-pager",
+                        "--output", "cat"], StepIO(), timeout=QUERY_TIMEOUT).stdout
+        except HostError:
+            return []

@@ -8,7 +8,7 @@ from importlib import import_module
 from typing import Any
 
 from .errors import ChainBroken, LedgerError, LedgerLocked, SchemaTooNew
-from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, Observation, Outcome, State
+from .lifecycle import COMMAND_NAMES, TERMINAL_TYPES, Command, EventType, Observation, Outcome, State
 from .store import Ledger, format_time, parse_time, utc_now
 from .verify import ChainReport, verify_ledger
 
@@ -39,6 +39,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "COMMAND_NAMES",
     "Command",
+    "EventType",
     "Observation",
     "Outcome",
     "State",

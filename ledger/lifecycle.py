@@ -58,16 +58,31 @@ class Outcome(StrEnum):
     OBSERVED = "observed"
 
 
+class EventType(StrEnum):
+    """What an event in the ledger records: the `type` column, and the name of its payload model."""
+
+    COMMAND_REQUESTED = "CommandRequested"
+    COMMAND_STARTED = "CommandStarted"
+    STEP_COMPLETED = "StepCompleted"
+    COMMAND_SUCCEEDED = "CommandSucceeded"
+    COMMAND_FAILED = "CommandFailed"
+    COMMAND_REJECTED = "CommandRejected"
+    COMMAND_CANCELLED = "CommandCancelled"
+    COMMAND_INTERRUPTED = "CommandInterrupted"
+    CANCEL_REQUESTED = "CancelRequested"
+    OBSERVED = "Observed"
+
+
 UNFINISHED = (Outcome.PENDING, Outcome.RUNNING)
 RETRYABLE = (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.CANCELLED)
 OBSERVER_ACTOR = "systemd"
 
 TERMINAL_TYPES: dict[str, Outcome] = {
-    "CommandSucceeded": Outcome.SUCCEEDED,
-    "CommandFailed": Outcome.FAILED,
-    "CommandRejected": Outcome.REJECTED,
-    "CommandCancelled": Outcome.CANCELLED,
-    "CommandInterrupted": Outcome.INTERRUPTED,
+    EventType.COMMAND_SUCCEEDED: Outcome.SUCCEEDED,
+    EventType.COMMAND_FAILED: Outcome.FAILED,
+    EventType.COMMAND_REJECTED: Outcome.REJECTED,
+    EventType.COMMAND_CANCELLED: Outcome.CANCELLED,
+    EventType.COMMAND_INTERRUPTED: Outcome.INTERRUPTED,
 }
 """The event type that ends a command, and the outcome it means."""
 
@@ -77,8 +92,6 @@ ROW_KINDS = (*Command, *Observation)
 
 # Commands that leave the unit running when they succeed: a failure or cancel mid-way is undone.
 STARTING = (Command.START, Command.RESTART)
-# Commands that remove an instance's files, secret values included.
-PURGING = (Command.DELETE, Command.RESET)
 UNDO_PREFIX = "undo: "
 """How the steps that undo a start are named: recorded after the step that failed."""
 
@@ -119,6 +132,8 @@ def _success(command: Command, before: State | None) -> State:
             return State.RESET
         case Command.SECRET_SET | Command.SECRET_UNSET if before is not None:
             return before
+        case Command.SECRET_SET | Command.SECRET_UNSET:
+            raise ValueError(f"{command} cannot succeed on an instance that was never initialized")
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
 
@@ -166,19 +181,19 @@ def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
 
 def refusal(command: Command, state: State | None, name: str) -> str | None:
     """Why the recorded state does not allow `command` on instance `name`; None when it does."""
-    match command, state:
-        case Command.INIT, State.RUNNING:
-            return f"instance {name!r} is running: stop it first"
-        case Command.INIT, _:
-            return None
-        case _, None:
-            return f"instance {name!r} is not known: init it first"
-        case Command.DELETE, _:
-            return None
-        case _, State.DELETED:
-            return f"instance {name!r} was deleted: init it again first"
+    match command:
+        case Command.INIT:
+            return f"instance {name!r} is running: stop it first" if state is State.RUNNING else None
+        case Command.DELETE:
+            return _unknown(name) if state is None else None
         case (Command.START | Command.STOP | Command.RESTART | Command.RESET | Command.SECRET_SET
-              | Command.SECRET_UNSET), _:
-            return None
+              | Command.SECRET_UNSET):
+            if state is None:
+                return _unknown(name)
+            return f"instance {name!r} was deleted: init it again first" if state is State.DELETED else None
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
+
+
+def _unknown(name: str) -> str:
+    return f"instance {name!r} is not known: init it first"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from .errors import LedgerError
-from .lifecycle import Command, Observation
+from .lifecycle import Command, EventType, Observation
 
 VERSION_KEY = "_v"
 _DECODER = json.JSONDecoder()  # raw_decode skips json.loads' wrappers: decoding is most of a rebuild
@@ -106,33 +106,51 @@ class ObservedData(TypedDict):
 Payload = (CommandRequestedData | CommandStartedData | StepCompletedData | CommandSucceededData | CommandFailedData
            | CommandRejectedData | CommandCancelledData | CommandInterruptedData | CancelRequestedData | ObservedData)
 
+E = EventType
 PAYLOADS: dict[str, type] = {
-    "CommandRequested": CommandRequestedData,
-    "CommandStarted": CommandStartedData,
-    "StepCompleted": StepCompletedData,
-    "CommandSucceeded": CommandSucceededData,
-    "CommandFailed": CommandFailedData,
-    "CommandRejected": CommandRejectedData,
-    "CommandCancelled": CommandCancelledData,
-    "CommandInterrupted": CommandInterruptedData,
-    "CancelRequested": CancelRequestedData,
-    "Observed": ObservedData,
+    E.COMMAND_REQUESTED: CommandRequestedData,
+    E.COMMAND_STARTED: CommandStartedData,
+    E.STEP_COMPLETED: StepCompletedData,
+    E.COMMAND_SUCCEEDED: CommandSucceededData,
+    E.COMMAND_FAILED: CommandFailedData,
+    E.COMMAND_REJECTED: CommandRejectedData,
+    E.COMMAND_CANCELLED: CommandCancelledData,
+    E.COMMAND_INTERRUPTED: CommandInterruptedData,
+    E.CANCEL_REQUESTED: CancelRequestedData,
+    E.OBSERVED: ObservedData,
 }
-"""Every event type, by the name stored in the `type` column, and the shape of its payload."""
+"""Every event type and the shape of its payload."""
 
-VERSIONS: dict[str, int] = {name: 1 for name in PAYLOADS} | {"CommandInterrupted": 2}
+VERSIONS: dict[str, int] = {name: 1 for name in PAYLOADS} | {
+    E.COMMAND_STARTED: 2, E.COMMAND_FAILED: 2, E.COMMAND_INTERRUPTED: 2}
 """The current payload version of each event type."""
 
 
-def _interrupted_v1(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 interruptions may lack `last_event_at` (they predate it): unknown, so None."""
-    return {"last_event_at": None} | payload
+def _with_defaults(**defaults: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An upcaster for fields added later with a default: payloads written before lack them."""
+    return lambda payload: defaults | payload
 
 
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("CommandInterrupted", 1): _interrupted_v1,
+    # Version 1 starts may predate `simulated` (only real hosts then).
+    (E.COMMAND_STARTED, 1): _with_defaults(simulated=False),
+    # Version 1 failures may predate `output` (nothing was kept of what the step printed).
+    (E.COMMAND_FAILED, 1): _with_defaults(output=[]),
+    # Version 1 interruptions may predate `last_event_at` (unknown).
+    (E.COMMAND_INTERRUPTED, 1): _with_defaults(last_event_at=None),
 }
 """(event type, version) -> the function that lifts such a payload to the next version."""
+
+KNOWN_VALUES: dict[str, tuple[str, frozenset[str]]] = {
+    E.COMMAND_REQUESTED: ("command", frozenset(Command)),
+    E.OBSERVED: ("kind", frozenset(Observation)),
+}
+"""Payload fields whose values are vocabulary: a value this l4d2ctl does not know came from a newer one."""
+
+
+def _newer(seq: int, what: str) -> LedgerError:
+    return LedgerError(f"event seq {seq} {what}, which this l4d2ctl does not know (written by a newer one?); "
+                       f"upgrade l4d2ctl to read this ledger")
 
 
 class EventRecord:
@@ -149,8 +167,7 @@ class EventRecord:
     def __init__(self, seq: int, event_type: str, instance: str, command_id: str, actor: str, os_user: str,
                  recorded_at: str, text: str):
         if event_type not in VERSIONS:
-            raise LedgerError(f"event seq {seq} has type {event_type!r}, which this l4d2ctl does not know "
-                              f"(written by a newer one?); upgrade l4d2ctl to read this ledger")
+            raise _newer(seq, f"has type {event_type!r}")
         self.seq, self.type, self.instance, self.command_id = seq, event_type, instance, command_id
         self.actor, self.os_user, self.recorded_at = actor, os_user, recorded_at
         self._text: str = text
@@ -178,8 +195,7 @@ def decode(event_type: str, text: str, seq: int) -> Payload:
     """The stored payload of event `seq`, parsed and lifted to its type's current version."""
     current = VERSIONS.get(event_type)
     if current is None:
-        raise LedgerError(f"event seq {seq} has type {event_type!r}, which this l4d2ctl does not know "
-                          f"(written by a newer one?); upgrade l4d2ctl to read this ledger")
+        raise _newer(seq, f"has type {event_type!r}")
     try:
         payload, end = _DECODER.raw_decode(text)
     except ValueError:
@@ -188,10 +204,14 @@ def decode(event_type: str, text: str, seq: int) -> Payload:
         raise LedgerError(f"event seq {seq} ({event_type}) has a payload that is not a JSON object; "
                           f"run `l4d2ctl verify`")
     version = payload.pop(VERSION_KEY, 1)
-    if not isinstance(version, int) or version > current:
-        raise LedgerError(f"event seq {seq} ({event_type}) has payload version {version!r}; this l4d2ctl reads up "
-                          f"to {current}: upgrade l4d2ctl to read this ledger")
+    if type(version) is not int or version < 1:
+        raise LedgerError(f"event seq {seq} ({event_type}) has payload version {version!r}; run `l4d2ctl verify`")
+    if version > current:
+        raise _newer(seq, f"({event_type}) has payload version {version}")
     while version < current:
         payload = UPCASTERS[(event_type, version)](payload)
         version += 1
+    known = KNOWN_VALUES.get(event_type)
+    if known is not None and payload.get(known[0]) not in known[1]:
+        raise _newer(seq, f"({event_type}) has {known[0]} {payload.get(known[0])!r}")
     return payload  # type: ignore[no-any-return]  # stored events were validated when they were appended

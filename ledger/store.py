@@ -221,9 +221,9 @@ class Ledger:
         """Stored rows matching every given filter, oldest first, readable by column name.
 
         `since` is inclusive and `until` exclusive; `after_seq` is exclusive and
-        `upto_seq` inclusive. Each filter is served by an index. Whole-ledger
-        walks (verification, projection rebuilds) use this for its speed, and
-        may ask for only the event `types` and `columns` they need.
+        `upto_seq` inclusive. Each filter is served by an index. Walks of the
+        chain (verification, the append check) use this for its speed, and may
+        ask for only the event `types` and `columns` they need.
         """
         # sqlite3.Row: read by column name, without building a dict per row.
         return self._select(columns, sqlite3.Row, instance=instance, command_id=command_id, actor=actor, since=since,
@@ -396,7 +396,6 @@ class Ledger:
             raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
         except sqlite3.Error as error:
             raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
-
 
 
 def _space_note(path: str, error: sqlite3.Error) -> str:

@@ -1,9 +1,11 @@
 """The projections, materialized in the ledger file beside the events, with a checkpoint.
 
 `commands` holds one row per command (history is its rows for one instance,
-audit its rows across all); `instances` one row per instance. Before every
-read they are brought up to date from the events after the checkpoint, in
-one write transaction, so concurrent readers never apply an event twice.
+audit its rows across all); `instances` one row per instance. `sync` brings
+them up to date from the events after the checkpoint, in one write
+transaction, so concurrent readers never apply an event twice; readers sync
+before they read (the CLI once per invocation), the executor after every
+event it records.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 from ledger import Ledger, LedgerError, format_time
-from ledger.lifecycle import Outcome, State
+from ledger.lifecycle import EventType, Outcome, State
 from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 
 from .schema import PROJECTION_VERSION, schema_statements
@@ -177,13 +179,13 @@ class Projections:
         """The completed steps of a command, in order, each with when it ended and its output."""
         return [
             {"step": step["step"], "at": event.recorded_at, "output": step["output"]}
-            for event in self.ledger.records(command_id=command_id, types=("StepCompleted",))
+            for event in self.ledger.records(command_id=command_id, types=(EventType.STEP_COMPLETED,))
             for step in [cast(StepCompletedData, event.payload)]
         ]
 
     def failure(self, command_id: str) -> CommandFailedData | None:
         """How a failed command failed: the step, the error, what the step printed, the stderr tail."""
-        for event in self.ledger.records(command_id=command_id, types=("CommandFailed",)):
+        for event in self.ledger.records(command_id=command_id, types=(EventType.COMMAND_FAILED,)):
             return cast(CommandFailedData, event.payload)
         return None
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from ledger.lifecycle import (
-    PURGING,
     TERMINAL_TYPES,
     UNFINISHED,
     Command,
+    EventType,
     Observation,
     Outcome,
     State,
@@ -237,11 +237,11 @@ class Fold:
 
 
 HANDLERS: dict[str, Callable[[Fold, EventRecord], None]] = {
-    "CommandRequested": Fold._requested,
-    "CommandStarted": Fold._started,
-    "CancelRequested": Fold._cancel_requested,
-    "StepCompleted": Fold._ignore,
-    "Observed": Fold._observed,
+    EventType.COMMAND_REQUESTED: Fold._requested,
+    EventType.COMMAND_STARTED: Fold._started,
+    EventType.CANCEL_REQUESTED: Fold._cancel_requested,
+    EventType.STEP_COMPLETED: Fold._ignore,
+    EventType.OBSERVED: Fold._observed,
     **{event_type: Fold._finished for event_type in TERMINAL_TYPES},
 }
 """Every event type and how the fold takes it: one table, checked against the vocabulary by the tests."""
@@ -252,17 +252,23 @@ FOLDED_TYPES = tuple(event_type for event_type, handler in HANDLERS.items() if h
 
 def _record_success(instance: InstanceView, name: Command, command: CommandView, at: str) -> None:
     """What a succeeded command leaves recorded beside the state: the blueprint, the secrets' fingerprints."""
-    if name is Command.INIT:
-        instance.blueprint = command.args["spec"]
-        instance.port = instance.blueprint["port"]
-    elif name is Command.SECRET_SET:
-        instance.secrets = {**instance.secrets, command.args["cvar"]: {
-            "fingerprint": command.args["fingerprint"], "set_at": at, "actor": command.actor,
-            "command_id": command.command_id}}
-    elif name is Command.SECRET_UNSET:
-        instance.secrets = {cvar: entry for cvar, entry in instance.secrets.items() if cvar != command.args["cvar"]}
-    elif name in PURGING:
-        instance.secrets = {}
+    match name:
+        case Command.INIT:
+            instance.blueprint = command.args["spec"]
+            instance.port = instance.blueprint["port"]
+        case Command.SECRET_SET:
+            instance.secrets = {**instance.secrets, command.args["cvar"]: {
+                "fingerprint": command.args["fingerprint"], "set_at": at, "actor": command.actor,
+                "command_id": command.command_id}}
+        case Command.SECRET_UNSET:
+            instance.secrets = {cvar: entry for cvar, entry in instance.secrets.items()
+                                if cvar != command.args["cvar"]}
+        case Command.DELETE | Command.RESET:
+            instance.secrets = {}
+        case Command.START | Command.STOP | Command.RESTART:
+            pass
+        case _:
+            raise ValueError(f"{name!r} is not a lifecycle command")
 
 
 def _state(value: str | None) -> State | None:

@@ -7,15 +7,49 @@ import typing
 
 import pytest
 
-from ledger import EVENT_TYPES, TERMINAL_TYPES, CommandInterrupted, LedgerError, NewEvent
-from ledger.payloads import PAYLOADS, UPCASTERS, VERSION_KEY, VERSIONS, decode
+from commands.cli.serve import describe
+from ledger import EVENT_TYPES, TERMINAL_TYPES, CommandInterrupted, EventType, LedgerError, NewEvent
+from ledger.payloads import PAYLOADS, UPCASTERS, VERSION_KEY, VERSIONS, EventRecord, decode
 from projections.views import HANDLERS
 
 from .conftest import an_event
 
 
-def test_every_written_event_type_has_a_read_shape_and_a_fold_handler():
-    assert set(EVENT_TYPES) == set(PAYLOADS) == set(HANDLERS) == set(VERSIONS)
+def test_every_event_type_has_a_model_a_read_shape_a_version_and_a_fold_handler():
+    assert set(EventType) == set(EVENT_TYPES) == set(PAYLOADS) == set(HANDLERS) == set(VERSIONS)
+
+
+@pytest.mark.parametrize("event_type", list(EventType))
+def test_the_executor_log_has_words_for_every_event_type(event_type):
+    payloads = {EventType.COMMAND_REQUESTED: '{"command":"start","args":{},"retry_of":null,"replay_of":null}',
+                EventType.OBSERVED: '{"kind":"crashed","detail":"d","observed_at":"t","source":"s"}',
+                EventType.STEP_COMPLETED: '{"step":"s","output":[]}', EventType.COMMAND_CANCELLED: '{"step":null}',
+                EventType.COMMAND_FAILED: '{"step":null,"error":"e","output":[],"stderr_tail":[]}',
+                EventType.COMMAND_REJECTED: '{"reason":"r"}'}
+    describe(EventRecord(1, event_type, "alpha", "c", "a", "u", "t", payloads.get(event_type, "{}")))
+
+
+@pytest.mark.parametrize(("event_type", "stored", "added"), [
+    (EventType.COMMAND_STARTED, '{"pid":1,"host":"h"}', {"simulated": False}),
+    (EventType.COMMAND_FAILED, '{"step":"s","error":"e","stderr_tail":[]}', {"output": []}),
+])
+def test_a_version_one_payload_from_before_a_field_was_added_reads_with_its_default(event_type, stored, added):
+    assert decode(event_type, stored, seq=3).items() >= added.items()
+
+
+@pytest.mark.parametrize(("event_type", "stored"), [
+    (EventType.COMMAND_REQUESTED, '{"command":"explode","args":{},"retry_of":null,"replay_of":null}'),
+    (EventType.OBSERVED, '{"kind":"melted","detail":"d","observed_at":"t","source":"s"}'),
+])
+def test_a_command_or_observation_this_l4d2ctl_does_not_know_is_refused_as_newer(event_type, stored):
+    with pytest.raises(LedgerError, match="upgrade l4d2ctl"):
+        decode(event_type, stored, seq=5)
+
+
+@pytest.mark.parametrize("version", [0, -1, "2", True])
+def test_a_payload_version_that_is_not_a_positive_number_is_refused(version):
+    with pytest.raises(LedgerError, match="payload version"):
+        decode(EventType.COMMAND_INTERRUPTED, json.dumps({VERSION_KEY: version, "last_step": None}), seq=6)
 
 
 def test_every_terminal_event_type_is_in_the_vocabulary():

@@ -202,3 +202,12 @@ def test_show_prints_the_failed_step_before_the_undo_that_followed_it(host):
     text = console.export_text()
     assert text.index("✓ enable and start unit") < text.index("✗ wait until serving") \
         < text.index("✓ undo: disable and stop unit") < text.index("✗ failed")
+
+
+def test_a_step_that_breaks_unexpectedly_fails_its_command_instead_of_leaving_it_running(host):
+    host.init()
+    host.fs.write_bytes("instances/alpha/instance.env", b"PORT=27015\n")  # no layers line: staging cannot read it
+    command = host.run("alpha", "start")
+    assert command.outcome == "failed"
+    assert command.error.startswith("copy cfgs into the upper layer: StopIteration")
+    assert not host.host.services.status("alpha").active

@@ -9,8 +9,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commands.cli.params import read_spec_file
 from commands.domain.errors import InvalidSpec
-from commands.domain.spec import MAX_SPEC_BYTES, Spec, dump_spec, load_spec, load_spec_text
+from commands.domain.spec import MAX_SPEC_BYTES, Spec, dump_spec, load_spec_text
 from commands.domain.text_rules import secret_cvar_set_by
 
 EXAMPLE = """
@@ -139,19 +140,19 @@ def test_a_spec_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path)
     fifo = tmp_path / "spec.yaml"
     os.mkfifo(fifo)
     with pytest.raises(InvalidSpec, match="not a regular file"):
-        load_spec(fifo)
+        read_spec_file(fifo)
 
 
 def test_load_spec_names_the_file(tmp_path):
     spec_file = tmp_path / "friday.yaml"
     spec_file.write_text("port: 0")
     with pytest.raises(InvalidSpec, match=r"friday\.yaml: spec\.port: must be between"):
-        load_spec(spec_file)
+        read_spec_file(spec_file)
 
 
 def test_load_spec_of_a_missing_file_says_so(tmp_path):
     with pytest.raises(InvalidSpec, match="missing.yaml: cannot read spec: No such file"):
-        load_spec(tmp_path / "missing.yaml")
+        read_spec_file(tmp_path / "missing.yaml")
 
 
 @settings(max_examples=300)

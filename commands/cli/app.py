@@ -19,6 +19,7 @@ from ledger import Ledger
 from ..domain.errors import InvalidInput
 from ..domain.text_rules import shown
 from ..service.settings import Settings
+from .edge import hint
 
 if TYPE_CHECKING:
     from host_adapters import Host
@@ -58,8 +59,8 @@ class App:
     def read(self) -> Projections:
         """The projections for a reading command; a missing ledger reads as empty, with a hint on stderr."""
         if self.ledger_missing():
-            click.echo(f"l4d2ctl: no ledger at {self.settings.db} yet: nothing is recorded there (a first command, "
-                       f"e.g. `l4d2ctl init NAME --spec FILE`, creates it; is --root/--db right?)", err=True)
+            hint(f"no ledger at {self.settings.db} yet: nothing is recorded there (a first command, e.g. "
+                 f"`l4d2ctl init NAME --spec FILE`, creates it; is --root/--db right?)")
         return self.projections()
 
     def ledger_missing(self) -> bool:

@@ -46,6 +46,11 @@ def exit_code_of(outcome: str) -> int:
     return OUTCOME_EXIT_CODES[Outcome(outcome)]
 
 
+def hint(text: str) -> None:
+    """One line for people on stderr: what they may have meant, never part of the output scripts read."""
+    click.echo(f"l4d2ctl: {text}", err=True)
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Print one line to stderr, then leave with `code`."""
     click.echo(f"l4d2ctl: {printable(message)}", err=True)

@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -22,12 +21,13 @@ from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
 from ..service.settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 from .app import App
-from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup
-from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY
+from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, hint
+from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..domain.spec import Spec
     from .session import Session
 
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
@@ -90,17 +90,13 @@ COMMAND_ID = click.argument("command_id", type=COMMAND_ID_PREFIX)
 
 @cli.command()
 @NAME
-@click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The instance's YAML spec.")
+@click.option("--spec", required=True, type=SPEC_FILE, metavar="FILE", help="The instance's YAML spec.")
 @lifecycle
 @click.pass_obj
-def init(app: App, name: str, spec_path: Path, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+def init(app: App, name: str, spec: Spec, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Create an instance from a spec (or update its blueprint)."""
-    from ..domain.spec import load_spec
-
-    spec = load_spec(spec_path)
     return _session(app, as_json).request(name, Command.INIT, {"spec": spec.to_document()},
-                                               request_id=request_id, no_wait=no_wait)
+                                          request_id=request_id, no_wait=no_wait)
 
 
 def _simple_lifecycle(command: Command, summary: str) -> None:
@@ -180,7 +176,7 @@ def secret_set(app: App, name: str, cvar: str, no_wait: bool, as_json: bool, req
 def secret_unset(app: App, name: str, cvar: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Remove CVAR's value from an instance; the next start stages server.cfg without it."""
     return _session(app, as_json).request(name, Command.SECRET_UNSET, {"cvar": cvar}, request_id=request_id,
-                                               no_wait=no_wait)
+                                          no_wait=no_wait)
 
 
 @secret.command(name="list")
@@ -215,11 +211,6 @@ def _read_secret_value() -> str:
     if not SECRET_VALUE_PATTERN.fullmatch(value):
         raise InvalidInput(f"secret value on stdin: {SECRET_VALUE_RULE}")
     return value
-
-
-def _hint(text: str) -> None:
-    """One line for people on stderr: what they may have meant, never part of the output scripts read."""
-    click.echo(f"l4d2ctl: {text}", err=True)
 
 
 def _emit_json(value: Any) -> None:
@@ -296,7 +287,7 @@ def audit(app: App, actor_filter: str | None, instance: str | None, command_filt
         raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
                            f"nothing could match")
     commands = app.read().audit(actor=actor_filter, instance=instance, command=command_filter,
-                                     outcome=outcome_filter, since=since, until=until, limit=limit)
+                                outcome=outcome_filter, since=since, until=until, limit=limit)
     if as_json:
         _emit_json([command.summary() for command in commands])
     else:
@@ -339,7 +330,7 @@ def verify(app: App, as_json: bool) -> int:
     missing = app.ledger_missing()
     report = verify_ledger(app.ledger())
     if missing and not as_json:
-        _hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
+        hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
                     "reason": report.reason})

@@ -6,20 +6,26 @@ click's multi-line usage error, so that every bad input reads alike.
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
 
 from ledger import Ledger, LedgerError
 
-from ..domain.errors import InvalidInput
+from ..domain.errors import InvalidInput, InvalidSpec
 from ..domain.names import validate_cvar, validate_name
-from ..domain.text_rules import shown
+from ..domain.text_rules import printable, shown
 from ..service.command_ids import validate_id_prefix
 from ..service.settings import DEFAULT_ROOT, Settings
 
 REQUEST_ID_MAX = 200
+
+if TYPE_CHECKING:  # the spec models load only for commands that read a spec (pydantic is slow to import)
+    from ..domain.spec import Spec
 
 # What each type turns command-line text into (ParamType is generic from click 8.5 on).
 TextParam = click.ParamType[str, str]
@@ -49,6 +55,35 @@ class InstanceName(TextParam):
         except LedgerError:
             return []
         return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+class SpecFile(click.ParamType["Spec", str]):
+    """A spec file: read (a regular file, at most MAX_SPEC_BYTES) and validated; errors name the file and field."""
+
+    name = "file"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> Spec:
+        """The validated spec in the file at `value`."""
+        return read_spec_file(value)
+
+
+def read_spec_file(path: str | os.PathLike[str]) -> Spec:
+    """The spec in the file at `path`: a FIFO or device is refused (never read), so is a file too large."""
+    from ..domain.spec import MAX_SPEC_BYTES, load_spec_text
+
+    shown_path = printable(os.fspath(path))
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise InvalidSpec(f"{shown_path}: cannot read spec: not a regular file")
+            content = file.read(MAX_SPEC_BYTES + 1)
+    except OSError as error:
+        raise InvalidSpec(f"{shown_path}: cannot read spec: {error.strerror}") from None
+    try:
+        return load_spec_text(content)
+    except InvalidSpec as error:
+        raise InvalidSpec(f"{shown_path}: {error}") from None
 
 
 class CommandIdPrefix(TextParam):
@@ -121,6 +156,7 @@ def _option(param: click.Parameter | None) -> str:
 
 
 INSTANCE_NAME = InstanceName()
+SPEC_FILE = SpecFile()
 COMMAND_ID_PREFIX = CommandIdPrefix()
 CVAR = Cvar()
 REQUEST_KEY = RequestKey()

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ledger.lifecycle import Outcome
+from ledger.lifecycle import EventType, Outcome
 from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 from projections import CommandView
 
@@ -64,15 +64,15 @@ class CommandPrinter:
         """An event just recorded: show it if it belongs to this command."""
         if event.command_id != self.command_id:
             return
-        if event.type == "StepCompleted":
+        if event.type == EventType.STEP_COMPLETED:
             step = cast(StepCompletedData, event.payload)
             self.line(f"  [green]✓[/green] {escape(step['step'])}")
             if step["step"] not in self._streamed:
                 for output in step["output"]:
                     self.line(f"    [dim]{escape(printable(output))}[/dim]")
-        elif event.type == "CancelRequested":
+        elif event.type == EventType.CANCEL_REQUESTED:
             self.line(f"  [yellow]cancel requested by {escape(printable(event.actor))}[/yellow]")
-        elif event.type == "CommandFailed":
+        elif event.type == EventType.COMMAND_FAILED:
             failed = cast(CommandFailedData, event.payload)
             if failed["step"]:
                 self.line(f"  [red]✗[/red] {escape(failed['step'])} [dim](failed; anything undone is above)[/dim]")

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ledger import LedgerError
+from ledger.lifecycle import EventType
 from ledger.payloads import (
     CommandCancelledData,
     CommandFailedData,
@@ -28,19 +29,19 @@ def describe(event: EventRecord) -> str | None:
     """What the executor's log says about an event it recorded (None: not worth a line), as rich markup."""
     payload = event.payload
     match event.type:
-        case "CommandRequested" | "CancelRequested":
+        case EventType.COMMAND_REQUESTED | EventType.CANCEL_REQUESTED:
             return None
-        case "CommandStarted" | "CommandSucceeded" | "CommandInterrupted":
+        case EventType.COMMAND_STARTED | EventType.COMMAND_SUCCEEDED | EventType.COMMAND_INTERRUPTED:
             return event.type
-        case "StepCompleted" | "CommandCancelled":
+        case EventType.STEP_COMPLETED | EventType.COMMAND_CANCELLED:
             step = cast(StepCompletedData | CommandCancelledData, payload)["step"]
             return f"{event.type}{_at_step(step)}"
-        case "CommandFailed":
+        case EventType.COMMAND_FAILED:
             failed = cast(CommandFailedData, payload)
             return f"{event.type}{_at_step(failed['step'])}: {escape(printable(failed['error']))}"
-        case "CommandRejected":
+        case EventType.COMMAND_REJECTED:
             return f"{event.type}: {escape(printable(cast(CommandRejectedData, payload)['reason']))}"
-        case "Observed":
+        case EventType.OBSERVED:
             observed = cast(ObservedData, payload)
             return f"observed {observed['kind']}: {escape(printable(observed['detail']))}"
         case _:

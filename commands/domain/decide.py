@@ -13,7 +13,7 @@ from ledger.lifecycle import COMMAND_NAMES, RETRYABLE, Command, State, refusal
 from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
-from .names import validate_name
+from .names import validate_cvar, validate_name
 from .spec import Spec, parse_spec
 from .steps import (
     Plan,
@@ -26,7 +26,7 @@ from .steps import (
     start_plan,
     stop_plan,
 )
-from .text_rules import CVAR_PATTERN, CVAR_RULE, FINGERPRINT_PATTERN
+from .text_rules import FINGERPRINT_PATTERN
 
 
 class RecordedState(Protocol):
@@ -89,9 +89,12 @@ def _unknown(command: CommandView) -> str:
 
 def _cvar(command: CommandView) -> str:
     cvar = command.args.get("cvar")
-    if not isinstance(cvar, str) or not CVAR_PATTERN.fullmatch(cvar):
-        raise Rejected(f"cvar {cvar!r}: {CVAR_RULE}")
-    return cvar
+    try:
+        if not isinstance(cvar, str):
+            raise InvalidInput(f"cvar {cvar!r}: not a name")
+        return validate_cvar(cvar)
+    except InvalidInput as error:
+        raise Rejected(str(error)) from None
 
 
 def _fingerprint(command: CommandView) -> str:

@@ -7,11 +7,8 @@ Every refusal names the field and the reason in one line, e.g.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import stat
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -276,23 +273,6 @@ def load_spec_text(content: str | bytes) -> Spec:
         except UnicodeDecodeError as error:
             raise InvalidSpec(f"spec: not UTF-8 text (bad byte at offset {error.start})") from None
     return parse_spec(_parse_yaml(content))
-
-
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate the spec file at `path`; errors name the file and the field."""
-    shown_path = printable(str(path))
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise InvalidSpec(f"{shown_path}: cannot read spec: not a regular file")
-            content = file.read(MAX_SPEC_BYTES + 1)
-    except OSError as error:
-        raise InvalidSpec(f"{shown_path}: cannot read spec: {error.strerror}") from None
-    try:
-        return load_spec_text(content)
-    except InvalidSpec as error:
-        raise InvalidSpec(f"{shown_path}: {error}") from None
 
 
 def dump_spec(spec: Spec) -> str:

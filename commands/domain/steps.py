@@ -298,10 +298,11 @@ def _unmount(name: str) -> Callable[[Host, StepIO], None]:
 
 
 def _tolerating(action: Callable[[Host, StepIO], None]) -> Callable[[Host, StepIO], None]:
+    """The action, with a failure on the host noted in its output instead of ending the command (undo steps)."""
     def tolerant(host: Host, io: StepIO) -> None:
         try:
             action(host, io)
-        except HostError as error:
+        except (HostError, OSError) as error:
             io.say(f"ignored: {error}")
 
     return tolerant

@@ -26,6 +26,7 @@ from ledger import (
     StepCompleted,
 )
 from ledger.events import EventPayload
+from ledger.lifecycle import EventType
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
@@ -51,7 +52,7 @@ class Executor:
         host: Host,
         *,
         projections: Projections | None = None,
-        observer: Observer = lambda row: None,
+        observer: Observer = lambda event: None,
         on_line: LineSink = lambda command, step, line: None,
         warn: Warn = lambda message: None,
     ):
@@ -112,12 +113,12 @@ class Executor:
             return
         self._watched_at = now
         try:
-            rows = self.watcher.catch_up()
+            events = self.watcher.catch_up()
         except (HostError, LedgerError) as error:
             self.warn(f"cannot record observations from the journal (will retry): {error}")
             return
-        for row in rows:
-            self.observer(row)
+        for event in events:
+            self.observer(event)
 
     def execute(self, command: CommandView) -> None:
         """Decide one command, run its steps, and record each step and the outcome."""
@@ -148,7 +149,7 @@ class Executor:
                 self._end(command, plan, CommandFailed(step=step.name, error=str(error), output=io.lines,
                                                        stderr_tail=error.stderr_tail))
                 return
-            except OSError as error:
+            except Exception as error:  # whatever else a step raises ends its command as failed, recorded
                 self._end(command, plan, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
                                                        output=io.lines))
                 return
@@ -174,7 +175,7 @@ class Executor:
         )
 
     def _cancel_requested(self, command: CommandView) -> bool:
-        cancels = self.ledger.rows(command_id=command.command_id, types=("CancelRequested",), columns=("seq",))
+        cancels = self.ledger.rows(command_id=command.command_id, types=(EventType.CANCEL_REQUESTED,), columns=("seq",))
         return next(cancels, None) is not None
 
     def _record(self, command: CommandView, payload: EventPayload) -> None:
@@ -188,6 +189,6 @@ class Executor:
         )
         with self.ledger.transaction():
             self.ledger.append([event])
-            rows = self.projections.sync()
-        for row in rows:
-            self.observer(row)
+            events = self.projections.sync()
+        for event in events:
+            self.observer(event)

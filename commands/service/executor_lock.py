@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+from ledger import LedgerError
+
 
 class ExecutorLock:
     """An exclusive, non-blocking flock on `<ledger>.executor.lock`, recording the holder's pid."""
@@ -17,7 +19,10 @@ class ExecutorLock:
         """Take the lock if nobody holds it; True when this process now holds it."""
         if self._descriptor is not None:
             return True
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o660)
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o660)
+        except OSError as error:
+            raise LedgerError(f"executor lock {self.path}: {error.strerror}") from error
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

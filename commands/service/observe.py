@@ -108,8 +108,7 @@ class UnitWatcher:
         at = format_time(entry.at)
         if self.projections.acting_on(entry.instance, at):
             return []
-        recorded = self.projections.instance(entry.instance).state
-        news = observation_of(entry, None if recorded is None else State(recorded), stopping)
+        news = observation_of(entry, self.projections.instance(entry.instance).recorded_state, stopping)
         if news is None:
             return []
         kind, detail = news

@@ -93,7 +93,7 @@ def see_through(
     host: Callable[[], Host],
     command_id: str,
     *,
-    observer: Observer = lambda row: None,
+    observer: Observer = lambda event: None,
     on_line: LineSink = lambda command, step, line: None,
 ) -> CommandView:
     """Wait until `command_id` ends, driving the queue whenever no executor is running.
@@ -114,8 +114,8 @@ def see_through(
                 lock.release()
             continue
         time.sleep(FOLLOW_POLL)
-        for row in projections.sync():
-            observer(row)
+        for event in projections.sync():
+            observer(event)
     return projections.recorded_command(command_id)
 
 
