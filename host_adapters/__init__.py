@@ -5,6 +5,7 @@ from .protocols import (
     CFG_DIR,
     Filesystem,
     Host,
+    HostKind,
     JournalRead,
     Mounter,
     RuntimeTree,
@@ -19,6 +20,6 @@ from .protocols import (
     unit_name,
 )
 
-__all__ = ["CFG_DIR", "Cancelled", "Filesystem", "Host", "HostError", "JournalRead", "Mounter", "RuntimeTree",
-           "SecretStore", "ServerQuery", "ServiceControl", "StepIO", "UnitEntry", "UnitEvent", "UnitJournal",
-           "UnitStatus", "unit_name"]
+__all__ = ["CFG_DIR", "Cancelled", "Filesystem", "Host", "HostError", "HostKind", "JournalRead", "Mounter",
+           "RuntimeTree", "SecretStore", "ServerQuery", "ServiceControl", "StepIO", "UnitEntry", "UnitEvent",
+           "UnitJournal", "UnitStatus", "unit_name"]

@@ -10,7 +10,7 @@ from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
 from .journal import JournalctlJournal
 from .local_fs import LocalFilesystem
 from .overlay import HelperMounter
-from .protocols import Host
+from .protocols import Host, HostKind
 from .simulated import SIMULATED, FileState, simulated_host
 from .systemd import SystemctlServiceControl, systemd_is_running
 
@@ -28,7 +28,7 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
     configured for this same root.
     """
     fs = LocalFilesystem(root)
-    if kind == "simulated":
+    if kind == HostKind.SIMULATED:
         return simulated_host(fs, FileState(fs.root / SIMULATED_STATE), FileState(fs.root / SIMULATED_JOURNAL),
                               FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED)
     if not systemd_is_running():

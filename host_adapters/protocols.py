@@ -12,6 +12,13 @@ from typing import Any, Protocol
 CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
 
 
+class HostKind(StrEnum):
+    """Which host the adapters drive: the real one, or a simulation kept in files under the root."""
+
+    SYSTEMD = "systemd"
+    SIMULATED = "simulated"
+
+
 @dataclass
 class StepIO:
     """What a long host operation may use: a line sink for its output, and a cancel check."""

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from commands.cli import cli
 from commands.domain.errors import InvalidInput
+from commands.service.identity import os_user
 from commands.service.requests import resolve_actor
-from commands.service.settings import os_user
 
 from .real_host import write_spec
 from .test_cli_lifecycle import L4D2CTL

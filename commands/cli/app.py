@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from host_adapters.protocols import HostKind
 from ledger import Ledger
 
 from ..domain.errors import InvalidInput
 from ..domain.text_rules import shown
-from ..service.settings import Settings
 from .edge import hint
+from .settings import Settings
 
 if TYPE_CHECKING:
     from host_adapters import Host
@@ -81,7 +82,7 @@ class App:
         root = str(self.settings.root)
         if any(char in root for char in ":,\\") or not root.isprintable():
             raise InvalidInput(f"--root {shown(root)}: must not contain ':', ',', '\\' or control characters")
-        if self.settings.host == "systemd" and not systemd_is_running():
+        if self.settings.host == HostKind.SYSTEMD and not systemd_is_running():
             raise InvalidInput("systemd is not running on this machine; use --host simulated "
                                "(or L4D2CTL_HOST=simulated)")
 

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from host_adapters.protocols import HostKind
 from ledger.lifecycle import ROW_KINDS, Command, Outcome
 
 from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
-from ..service.settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 from .app import App
 from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, hint
 from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE
+from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,8 +40,9 @@ CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
               help="Host root holding installation/, overlays/, instances/, runtime/.")
 @click.option("--db", envvar="L4D2CTL_DB", metavar="PATH", help="Ledger file (default: <root>/ledger.db).")
 @click.option("--actor", envvar="L4D2CTL_ACTOR", help="Who to record as acting (default: the invoking user).")
-@click.option("--host", "host", envvar="L4D2CTL_HOST", type=click.Choice(["systemd", "simulated"]),
-              default="systemd", show_default=True, help="Drive real systemd, or simulate mounts and units.")
+@click.option("--host", "host", envvar="L4D2CTL_HOST", type=click.Choice([kind.value for kind in HostKind]),
+              default=HostKind.SYSTEMD.value, show_default=True,
+              help="Drive real systemd, or simulate mounts and units.")
 @click.option("--lock-timeout", envvar="L4D2CTL_LOCK_TIMEOUT", type=click.FloatRange(0, 3600),
               default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for the ledger's write lock before giving up (exit 4).")

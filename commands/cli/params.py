@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
+from host_adapters.protocols import HostKind
 from ledger import Ledger, LedgerError
 
 from ..domain.errors import InvalidInput, InvalidSpec
 from ..domain.names import validate_cvar, validate_name
 from ..domain.text_rules import printable, shown
 from ..service.command_ids import validate_id_prefix
-from ..service.settings import DEFAULT_ROOT, Settings
+from .settings import DEFAULT_ROOT, Settings
 
 REQUEST_ID_MAX = 200
 
@@ -48,7 +49,7 @@ class InstanceName(TextParam):
         # Completion parses the command line without running the group's callback: read --root/--db (or
         # their environment variables) from what it parsed.
         options = ctx.find_root().params
-        settings = Settings.from_options(options.get("root") or DEFAULT_ROOT, options.get("db"), None, "systemd")
+        settings = Settings.from_options(options.get("root") or DEFAULT_ROOT, options.get("db"), None, HostKind.SYSTEMD)
         try:
             with Ledger.open(settings.db, create=False) as ledger:
                 names = [instance.name for instance in Projections(ledger).instances()]

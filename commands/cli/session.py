@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from host_adapters.protocols import HostKind
 from ledger.lifecycle import Outcome
 from projections import CommandView
 
@@ -16,8 +17,8 @@ from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import shown
 from ..service.command_ids import known_command
 from ..service.executor_lock import ExecutorLock
+from ..service.identity import os_user
 from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
-from ..service.settings import os_user
 from .app import App
 from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of
 from .progress import CommandPrinter
@@ -36,7 +37,7 @@ class Session:
                                f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
         self.console = Console()
-        self.printer = CommandPrinter(self.console, simulated=self.settings.host == "simulated", as_json=as_json)
+        self.printer = CommandPrinter(self.console, simulated=self.settings.host == HostKind.SIMULATED, as_json=as_json)
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()
 

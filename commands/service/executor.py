@@ -33,8 +33,8 @@ from projections import CommandView, Projections
 from ..domain.decide import decide
 from ..domain.errors import Rejected
 from ..domain.steps import NothingToDo, Plan, Step
+from .identity import os_user
 from .observe import UnitWatcher
-from .settings import os_user
 
 Observer = Callable[[EventRecord], None]
 LineSink = Callable[[CommandView, str, str], None]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +29,3 @@ class Settings:
         root_path = Path(root).absolute()
         return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,
                    lock_timeout=lock_timeout, helper=helper)
-
-
-def os_user() -> str:
-    """The effective user of this process, by name (its uid where it has none)."""
-    uid = os.geteuid()
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
