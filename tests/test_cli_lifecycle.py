@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,56 @@ def test_a_global_option_after_the_subcommand_gets_a_hint_where_it_goes(l4d2ctl)
     result = l4d2ctl("status", "--host", "simulated")
     assert result.exit_code == 2
     assert "--host is a global option: put it before the subcommand" in result.stderr
+
+
+def _cli_env(root: Path) -> dict[str, str]:
+    return {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated"}
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_a_cli_following_a_separate_executor_streams_the_steps_it_records(l4d2ctl, spec_file, root):
+    assert l4d2ctl("init", "alpha", "--spec", str(spec_file)).exit_code == 0
+    executor = subprocess.Popen([L4D2CTL, "executor"], env=_cli_env(root), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"{root}/ledger.db.executor.lock").exists() or _lock_free(root):
+            assert time.monotonic() < deadline and executor.poll() is None, executor.stderr
+            time.sleep(0.05)
+        started = subprocess.run([L4D2CTL, "start", "alpha"], env=_cli_env(root), capture_output=True, text=True,
+                                 timeout=60)
+    finally:
+        executor.terminate()
+        executor.wait(timeout=30)
+    assert started.returncode == 0, started.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        pids = [event.payload.pid for event in ledger.read() if event.type == "CommandStarted"]
+    assert pids[-1] == executor.pid, "the separate executor ran the start"
+    steps = [line.split("✓ ", 1)[1] for line in started.stdout.splitlines() if "  ✓ " in line]
+    assert steps[:2] == ["release overlay", "remove stale cfgs"] and "wait until serving" in steps
+
+
+def _lock_free(root: Path) -> bool:
+    from commands.service.executor_lock import ExecutorLock
+
+    lock = ExecutorLock(root / "ledger.db")
+    if lock.try_acquire():
+        lock.release()
+        return True
+    return False
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_a_closed_stdout_never_aborts_the_command(l4d2ctl, spec_file, root):
+    assert l4d2ctl("init", "alpha", "--spec", str(spec_file)).exit_code == 0
+    reader, writer = os.pipe()
+    started = subprocess.Popen([L4D2CTL, "start", "alpha"], env=_cli_env(root), stdout=writer,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(writer)
+    with os.fdopen(reader) as stdout:
+        first = stdout.readline()  # like `| head -1`: one line, then the reader is gone
+    _, stderr = started.communicate(timeout=60)
+    assert first.startswith("[simulated] start alpha")
+    assert started.returncode == 0 and "Traceback" not in stderr, stderr
+    history = json.loads(l4d2ctl("history", "alpha", "--json").stdout)
+    assert [(row["command"], row["outcome"]) for row in history][-1] == ("start", "succeeded")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
 from typing import cast
 
 import click
@@ -27,6 +30,23 @@ OUTCOME_STYLE = {
 }
 
 
+class StdoutConsole(Console):
+    """The console for a command's progress: when stdout's reader goes away (`| head -1`) it falls silent
+    instead of exiting (rich's default), so the command runs to its outcome and exit code all the same."""
+
+    def on_broken_pipe(self) -> None:
+        """Drop the rest of the output; never stop the command."""
+        self.quiet = True
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it once more at exit, which must land nowhere, not fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 class CommandPrinter:
     """Prints one command's progress for people; in JSON mode stays silent until the end."""
 
@@ -37,11 +57,24 @@ class CommandPrinter:
         self.as_json = as_json
         self.command_id: str | None = None
         self._streamed: set[str] = set()
+        self._reader_gone = False
 
     def line(self, markup: str) -> None:
         """One line of output, marked as simulated when the host is."""
         if not self.as_json:
-            self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False)
+            self._out(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
+
+    def _out(self, write: Callable[[], None]) -> None:
+        """Write to stdout while someone reads it (see `StdoutConsole`): a reader that went away never stops
+        the command."""
+        if self._reader_gone:
+            return
+        try:
+            write()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self._reader_gone = True
+            _silence_stdout()
 
     def requested(self, command: CommandView, created: bool) -> None:
         """Announce the command this invocation is about."""
@@ -52,7 +85,7 @@ class CommandPrinter:
 
     def queued(self, command: CommandView) -> None:
         """With --no-wait: just the id a script needs (the object, with --json)."""
-        click.echo(json.dumps(command.summary()) if self.as_json else command.command_id)
+        self._out(lambda: click.echo(json.dumps(command.summary()) if self.as_json else command.command_id))
 
     def on_line(self, command: CommandView, step: str, line: str) -> None:
         """A line a step printed while it ran."""
@@ -80,13 +113,13 @@ class CommandPrinter:
     def finished(self, command: CommandView) -> None:
         """The outcome, as a line for people or the history object as JSON."""
         if self.as_json:
-            click.echo(json.dumps(command.summary()))
+            self._out(lambda: click.echo(json.dumps(command.summary())))
             return
         mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
         if command.error is None:
             return
-        # The step stream stays on stdout; why a command did not succeed goes to stderr.
-        self.console.file.flush()  # the outcome line first, even where stdout is a pipe
+        # The step stream stays on stdout (flushed by `line`, so the outcome line comes first even where stdout
+        # is a pipe); why a command did not succeed goes to stderr.
         self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
                           f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)

@@ -7,7 +7,6 @@ from contextlib import nullcontext
 from typing import Any
 
 import click
-from rich.console import Console
 
 from host_adapters.protocols import HostKind
 from ledger.lifecycle import Outcome
@@ -21,7 +20,7 @@ from ..service.identity import os_user
 from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
 from .app import App
 from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of
-from .progress import CommandPrinter
+from .progress import CommandPrinter, StdoutConsole
 
 
 class Session:
@@ -36,7 +35,7 @@ class Session:
             raise InvalidInput(f"--root {shown(str(self.settings.root))} has no installation/ (the shared game): is "
                                f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
-        self.console = Console()
+        self.console = StdoutConsole()
         self.printer = CommandPrinter(self.console, simulated=self.settings.host == HostKind.SIMULATED, as_json=as_json)
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()

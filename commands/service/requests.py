@@ -100,9 +100,12 @@ def see_through(
 
     When the executor lock is free this process becomes the executor: it
     marks crashed commands interrupted, then runs every requested command in
-    seq order up to and including this one. Otherwise it follows the ledger.
+    seq order up to and including this one (its events reach `observer` as
+    they are recorded). Otherwise it follows the ledger, handing `observer`
+    this command's events as another executor records them.
     """
     projections.sync()
+    seen = projections.recorded_command(command_id).requested_seq  # what another executor did so far is news
     while not _finished(projections, command_id):
         if lock.try_acquire():
             try:
@@ -112,9 +115,12 @@ def see_through(
                 executor.run_pending(until=lambda: _finished(projections, command_id))
             finally:
                 lock.release()
+            seen = projections.ledger.head()[0]
             continue
         time.sleep(FOLLOW_POLL)
-        for event in projections.sync():
+        projections.sync()
+        for event in projections.ledger.records(command_id=command_id, after_seq=seen):
+            seen = event.seq
             observer(event)
     return projections.recorded_command(command_id)
 
