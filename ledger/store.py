@@ -361,10 +361,14 @@ class Ledger:
         return recorded
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """Hold SQLite's write lock (BEGIN IMMEDIATE) for the block; commit, or roll back on error.
 
-        Inside an open transaction it adds nothing: the outer one commits or rolls back the whole.
+        A `durable` commit is on disk when it returns (the WAL is synced). One
+        that is not (`synchronous=NORMAL`) is atomic and survives a crash of
+        this process, but a power cut may take it back; the next durable
+        commit makes it durable too. Inside an open transaction it adds
+        nothing: the outer one commits or rolls back the whole.
         """
         if self.readonly:
             raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): "
@@ -373,13 +377,19 @@ class Ledger:
             yield
             return
         with self.translated_errors():
-            self.db.conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.db.conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield
-            except BaseException:
-                self.db.rollback()
-                raise
-            self.db.conn.execute("COMMIT")
+                self.db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self.db.rollback()
+                    raise
+                self.db.conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self.db.conn.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -75,7 +75,7 @@ class Projections:
         if self.ledger.readonly:
             self._rebuild(temp=True)
             return []
-        with self.ledger.transaction():
+        with self.ledger.transaction(durable=False):  # derived data: a power cut only means folding again
             if self._version() != PROJECTION_VERSION:
                 self._rebuild()
                 return []
@@ -90,7 +90,7 @@ class Projections:
 
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
-        with self.ledger.transaction():
+        with self.ledger.transaction(durable=False):  # derived data: a power cut only means folding again
             return self._rebuild()
 
     def instance(self, name: str) -> InstanceView:
@@ -205,7 +205,7 @@ class Projections:
         if self.ledger.readonly:
             self._rebuild(temp=True)
             return
-        with self.ledger.transaction():
+        with self.ledger.transaction(durable=False):  # derived data: a power cut only means folding again
             if self._version() != PROJECTION_VERSION:
                 self._rebuild()
 

@@ -140,7 +140,7 @@ class Executor:
                 step.action(self.host, io)
             except NothingToDo as done:
                 io.say(str(done))
-                self._record(command, StepCompleted(step=step.name, output=io.lines))
+                self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
                 break
             except Cancelled:
                 self._end(command, plan, CommandCancelled(step=step.name))
@@ -153,7 +153,7 @@ class Executor:
                 self._end(command, plan, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
                                                        output=io.lines))
                 return
-            self._record(command, StepCompleted(step=step.name, output=io.lines))
+            self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
         self._record(command, CommandSucceeded())
 
     def _end(self, command: CommandView, plan: Plan, outcome: EventPayload) -> None:
@@ -165,7 +165,7 @@ class Executor:
         for step in plan.undo:
             io = self._io(command, step, cancellable=False)
             step.action(self.host, io)
-            self._record(command, StepCompleted(step=step.name, output=io.lines))
+            self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
         self._record(command, outcome)
 
     def _io(self, command: CommandView, step: Step, cancellable: bool) -> StepIO:
@@ -178,8 +178,16 @@ class Executor:
         cancels = self.ledger.rows(command_id=command.command_id, types=(EventType.CANCEL_REQUESTED,), columns=("seq",))
         return next(cancels, None) is not None
 
-    def _record(self, command: CommandView, payload: EventPayload) -> None:
-        """Append one event of `command` and bring the projections up to date, in one transaction."""
+    def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
+        """Append one event of `command` and bring the projections up to date, in one transaction.
+
+        Two commits per command are durable: `CommandStarted`, before the host
+        is touched, and the outcome, before it is reported. A step's event in
+        between is not synced on its own: a power cut may lose it, which leaves
+        the command started without an outcome, hence interrupted at the next
+        start, and a retry converges since every step is idempotent; the
+        outcome's sync makes every step before it durable.
+        """
         event = NewEvent(
             instance=command.instance,
             command_id=command.command_id,
@@ -187,7 +195,7 @@ class Executor:
             os_user=self.os_user,
             payload=payload,
         )
-        with self.ledger.transaction():
+        with self.ledger.transaction(durable=durable):
             self.ledger.append([event])
             events = self.projections.sync()
         for event in events:

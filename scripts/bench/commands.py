@@ -3,8 +3,9 @@
 l4d2ctl, per command: append CommandRequested, decide it against the
 materialized projections, run its host steps through in-memory fake adapters,
 and record CommandStarted, a StepCompleted per step (with output) and the
-outcome: about 4-7 hash-chained events, each its own durable transaction, and
-the projections brought up to date after each.
+outcome: about 4-9 hash-chained events, each its own transaction with the
+projections brought up to date in it; three of them durable (the request,
+CommandStarted, the outcome), the steps between committed without a sync.
 
 eventsourcing (its documented Application/Aggregate API, SQLite persistence
 on disk, WAL as it sets it): load the instance aggregate from its events,
