@@ -33,14 +33,23 @@ class App:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._ledger: Ledger | None = None
+        self._creating = False
         self._projections: Projections | None = None
         self._synced = False
         self._host: Host | None = None
 
     def ledger(self, *, create: bool = False) -> Ledger:
-        """The ledger, opened once; `create` makes the file when it is missing (commands that write)."""
+        """The ledger, opened once; `create` makes the file when it is missing (commands that write).
+
+        A ledger first opened for reading and then wanted for writing is opened again with `create`:
+        a missing file reads as an empty ledger in memory, which must never take an append.
+        """
+        if self._ledger is not None and create and not self._creating:
+            self._ledger.close()
+            self._ledger, self._projections, self._synced = None, None, False
         if self._ledger is None:
             self._ledger = Ledger.open(self.settings.db, create=create, busy_timeout=self.settings.lock_timeout)
+            self._creating = create
             context = click.get_current_context(silent=True)
             if context is not None:
                 context.call_on_close(self._ledger.close)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -44,6 +44,16 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
 def exit_code_of(outcome: str) -> int:
     """The exit code a command's outcome maps to (docs/cli.md)."""
     return OUTCOME_EXIT_CODES[Outcome(outcome)]
+
+
+# From worst to best: what a bulk call exits with is the first of these any of its commands maps to.
+SEVERITY = (EXIT_FAILED, EXIT_CANCELLED, EXIT_REJECTED, EXIT_OK)
+
+
+def worst_exit_code(outcomes: Iterable[str]) -> int:
+    """The exit code of several commands: the worst of theirs (docs/cli.md: 1 > 5 > 3 > 0)."""
+    codes = {exit_code_of(outcome) for outcome in outcomes}
+    return next((code for code in SEVERITY if code in codes), EXIT_OK)
 
 
 def hint(text: str) -> None:

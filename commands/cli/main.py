@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from host_adapters.protocols import HostKind
-from ledger.lifecycle import ROW_KINDS, Command, Outcome
+from ledger.lifecycle import ROW_KINDS, Command, Outcome, State, refusal
 
 from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
@@ -27,6 +27,8 @@ from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settin
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from projections import Projections
 
     from ..domain.spec import Spec
     from .session import Session
@@ -78,7 +80,7 @@ def lifecycle(function: CommandFunction) -> CommandFunction:
     """The options every lifecycle command shares: --no-wait, --json, --request-id."""
     for decorate in reversed((
         click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting."),
-        click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object."),
+        click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object (a list of them for several names or --all)."),
         click.option("--request-id", type=REQUEST_KEY,
                      help="Idempotency key: the same key never makes a second command."),
     )):
@@ -102,12 +104,33 @@ def init(app: App, name: str, spec: Spec, no_wait: bool, as_json: bool, request_
 
 
 def _simple_lifecycle(command: Command, summary: str) -> None:
-    @cli.command(name=command.value, help=summary)
-    @NAME
+    @cli.command(name=command.value, help=f"{summary} Takes one or more names, or --all.")
+    @click.argument("names", nargs=-1, type=INSTANCE_NAME, metavar="NAME...")
+    @click.option("--all", "every", is_flag=True,
+                  help="Every instance whose recorded state allows this command (deleted ones never).")
     @lifecycle
     @click.pass_obj
-    def run(app: App, name: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
-        return _session(app, as_json).request(name, command, request_id=request_id, no_wait=no_wait)
+    def run(app: App, names: tuple[str, ...], every: bool, no_wait: bool, as_json: bool,
+            request_id: str | None) -> int:
+        if every == bool(names):
+            raise InvalidInput(f"{command}: give one or more instance names, or --all (not both)")
+        if not every and len(names) == 1:
+            return _session(app, as_json).request(names[0], command, request_id=request_id, no_wait=no_wait)
+        session = _session(app, as_json)
+        targets = _every_instance_allowing(session.projections, command) if every else list(dict.fromkeys(names))
+        if not targets:
+            hint(f"no instance's recorded state allows {command}: nothing was recorded")
+            if as_json:
+                _emit_json([])
+            return EXIT_OK
+        return session.request_each(targets, command, request_id=request_id, no_wait=no_wait)
+
+
+def _every_instance_allowing(projections: Projections, command: Command) -> list[str]:
+    """The instances --all means: known, not deleted, and in a state that allows `command`, by name."""
+    return [instance.name for instance in projections.instances()
+            if instance.recorded_state not in (None, State.DELETED)
+            and refusal(command, instance.recorded_state, instance.name) is None]
 
 
 _simple_lifecycle(Command.START, "Stage the instance's cfg files, start its unit and wait until the server answers "

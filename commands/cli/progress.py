@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from ledger.lifecycle import EventType, Outcome
+from ledger.lifecycle import TERMINAL_TYPES, Command, EventType, Outcome
 from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 from projections import CommandView
 
@@ -62,9 +63,9 @@ class CommandPrinter:
     def line(self, markup: str) -> None:
         """One line of output, marked as simulated when the host is."""
         if not self.as_json:
-            self._out(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
+            self.write(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
 
-    def _out(self, write: Callable[[], None]) -> None:
+    def write(self, write: Callable[[], None]) -> None:
         """Write to stdout while someone reads it (see `StdoutConsole`): a reader that went away never stops
         the command."""
         if self._reader_gone:
@@ -85,7 +86,7 @@ class CommandPrinter:
 
     def queued(self, command: CommandView) -> None:
         """With --no-wait: just the id a script needs (the object, with --json)."""
-        self._out(lambda: click.echo(json.dumps(command.summary()) if self.as_json else command.command_id))
+        self.write(lambda: click.echo(json.dumps(command.summary()) if self.as_json else command.command_id))
 
     def on_line(self, command: CommandView, step: str, line: str) -> None:
         """A line a step printed while it ran."""
@@ -113,7 +114,7 @@ class CommandPrinter:
     def finished(self, command: CommandView) -> None:
         """The outcome, as a line for people or the history object as JSON."""
         if self.as_json:
-            self._out(lambda: click.echo(json.dumps(command.summary())))
+            self.write(lambda: click.echo(json.dumps(command.summary())))
             return
         mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
@@ -123,3 +124,49 @@ class CommandPrinter:
         # is a pipe); why a command did not succeed goes to stderr.
         self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
                           f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)
+
+
+class BatchPrinter:
+    """Prints a bulk call's progress: one line per command as it ends, then a summary (JSON: one list)."""
+
+    def __init__(self, console: Console, *, simulated: bool, as_json: bool,
+                 recorded: Callable[[str], CommandView]):
+        self.single = CommandPrinter(console, simulated=simulated, as_json=as_json)
+        self.as_json = as_json
+        self.recorded = recorded
+        self.command_ids: set[str] = set()
+
+    def queued(self, commands: Sequence[CommandView]) -> None:
+        """With --no-wait: the ids, one per line (a list of objects, with --json)."""
+        if self.as_json:
+            self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
+        else:
+            for command in commands:
+                self.single.queued(command)
+
+    def requested(self, kind: Command, commands: Sequence[CommandView]) -> None:
+        """Announce the batch: the command and how many instances."""
+        self.command_ids = {command.command_id for command in commands}
+        actor = escape(printable(commands[0].actor))
+        self.single.line(f"[bold]{kind} {len(commands)} instances[/bold], by {actor}")
+
+    def observe(self, event: EventRecord) -> None:
+        """An event just recorded: a line when it ends one of the batch's commands."""
+        if event.command_id in self.command_ids and event.type in TERMINAL_TYPES:
+            command = self.recorded(event.command_id)
+            mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
+            why = "" if command.error is None else f" [dim]— {escape(printable(command.error))}[/dim]"
+            self.single.line(f"  [{colour}]{mark}[/{colour}] {command.command} {escape(command.instance)} "
+                             f"{command.outcome}{why}")
+
+    def finished(self, commands: Sequence[CommandView]) -> None:
+        """The summary: how many ended how (the list of command objects, with --json)."""
+        if self.as_json:
+            self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
+            return
+        counts = Counter(command.outcome for command in commands)
+        parts = [f"{counts[outcome]} {outcome}" for outcome in Outcome if counts[outcome]]
+        worst = next((outcome for outcome in (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.CANCELLED,
+                                              Outcome.REJECTED) if counts[outcome]), Outcome.SUCCEEDED)
+        mark, colour = OUTCOME_STYLE[worst]
+        self.single.line(f"[{colour}]{mark} {len(commands)} commands: {', '.join(parts)}[/{colour}]")

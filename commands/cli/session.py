@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import click
-
 from host_adapters.protocols import HostKind
-from ledger.lifecycle import Outcome
+from ledger.lifecycle import Command, Outcome
 from projections import CommandView
 
 from ..domain.errors import InvalidInput, Rejected
@@ -19,8 +18,8 @@ from ..service.executor_lock import ExecutorLock
 from ..service.identity import os_user
 from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
 from .app import App
-from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of
-from .progress import CommandPrinter, StdoutConsole
+from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of, hint, worst_exit_code
+from .progress import BatchPrinter, CommandPrinter, StdoutConsole
 
 
 class Session:
@@ -36,7 +35,10 @@ class Session:
                                f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
         self.console = StdoutConsole()
-        self.printer = CommandPrinter(self.console, simulated=self.settings.host == HostKind.SIMULATED, as_json=as_json)
+        simulated = self.settings.host == HostKind.SIMULATED
+        self.printer = CommandPrinter(self.console, simulated=simulated, as_json=as_json)
+        self.batch = BatchPrinter(self.console, simulated=simulated, as_json=as_json,
+                                  recorded=lambda command_id: self.projections.recorded_command(command_id))
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()
 
@@ -50,6 +52,32 @@ class Session:
         command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                              request_key=request_id, **links)
         return self.follow(command_id, created, no_wait)
+
+    def request_each(self, instances: Sequence[str], command: Command, *, request_id: str | None,
+                     no_wait: bool) -> int:
+        """Append one command per instance, all in one transaction, and see them through; the worst exit code.
+
+        With a request id KEY, each instance's command is keyed `KEY/NAME`: a
+        repeated call makes no second command for any of them.
+        """
+        self.app.host()
+        with self.ledger.transaction():
+            command_ids = [append_command(self.ledger, self.requester, name, command,
+                                          request_key=None if request_id is None else f"{request_id}/{name}")[0]
+                           for name in instances]
+        self.projections.sync()
+        commands = [self.projections.recorded_command(command_id) for command_id in command_ids]
+        if no_wait:
+            self._hint_without_executor(commands)
+            self.batch.queued(commands)
+            return EXIT_OK
+        self.batch.requested(command, commands)
+        if not all(command.finished for command in commands):
+            with self._waiting():
+                commands = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, command_ids,
+                                       observer=self.batch.observe)
+        self.batch.finished(commands)
+        return worst_exit_code(command.outcome for command in commands)
 
     def cancel(self, command_id: str, no_wait: bool) -> int:
         """Record a cancel request for a command that has not ended, and follow that command.
@@ -75,19 +103,26 @@ class Session:
         self.projections.sync()
         command = self.projections.recorded_command(command_id)
         if no_wait:
-            if not command.finished and not self._executor_running():
-                click.echo("l4d2ctl: no executor is running: this command runs when `l4d2ctl executor` starts, or "
-                           "when the next command that waits runs the queue", err=True)
+            self._hint_without_executor([command])
             self.printer.queued(command)
             return command
         self.printer.requested(command, created)
         if not command.finished:
-            waiting = self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
-            with waiting:
-                command = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, command_id,
-                                      observer=self.printer.observe, on_line=self.printer.on_line)
+            with self._waiting():
+                (command,) = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host,
+                                         [command_id], observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
         return command
+
+    def _waiting(self) -> AbstractContextManager[object]:
+        """A spinner while nothing is printed yet, on a terminal only."""
+        return self.console.status("waiting for the executor…") if self.console.is_terminal else nullcontext()
+
+    def _hint_without_executor(self, commands: Sequence[CommandView]) -> None:
+        """With --no-wait: say on stderr when nothing will run the queued commands yet."""
+        if not all(command.finished for command in commands) and not self._executor_running():
+            hint("no executor is running: this command runs when `l4d2ctl executor` starts, or when the next "
+                 "command that waits runs the queue")
 
     def _executor_running(self) -> bool:
         """Whether some process holds the executor lock right now."""

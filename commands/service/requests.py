@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from host_adapters import Host
-from ledger import CancelRequested, CommandRequested, Ledger, NewEvent
+from ledger import CancelRequested, CommandRequested, EventType, Ledger, NewEvent
 from projections import CommandView, Projections
 
 from ..domain.errors import InvalidInput
@@ -91,39 +91,42 @@ def see_through(
     projections: Projections,
     lock: ExecutorLock,
     host: Callable[[], Host],
-    command_id: str,
+    command_ids: Sequence[str],
     *,
     observer: Observer = lambda event: None,
     on_line: LineSink = lambda command, step, line: None,
-) -> CommandView:
-    """Wait until `command_id` ends, driving the queue whenever no executor is running.
+) -> list[CommandView]:
+    """Wait until every command in `command_ids` ends, driving the queue whenever no executor is running.
 
     When the executor lock is free this process becomes the executor: it
     marks crashed commands interrupted, then runs every requested command in
-    seq order up to and including this one (its events reach `observer` as
-    they are recorded). Otherwise it follows the ledger, handing `observer`
-    this command's events as another executor records them.
+    seq order up to and including the last of these (their events reach
+    `observer` as they are recorded). Otherwise it follows the ledger, handing
+    `observer` these commands' events as another executor records them.
     """
     projections.sync()
-    seen = projections.recorded_command(command_id).requested_seq  # what another executor did so far is news
-    while not _finished(projections, command_id):
+    wanted = set(command_ids)
+    # What another executor did for these commands so far is news too.
+    seen = min(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    while not _all_finished(projections, command_ids):
         if lock.try_acquire():
             try:
                 executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
                                     on_line=on_line)
                 executor.recover()
-                executor.run_pending(until=lambda: _finished(projections, command_id))
+                executor.run_pending(until=lambda: _all_finished(projections, command_ids))
             finally:
                 lock.release()
             seen = projections.ledger.head()[0]
             continue
         time.sleep(FOLLOW_POLL)
         projections.sync()
-        for event in projections.ledger.records(command_id=command_id, after_seq=seen):
+        for event in projections.ledger.records(after_seq=seen):
             seen = event.seq
-            observer(event)
-    return projections.recorded_command(command_id)
+            if event.command_id in wanted and event.type != EventType.COMMAND_REQUESTED:
+                observer(event)
+    return [projections.recorded_command(command_id) for command_id in command_ids]
 
 
-def _finished(projections: Projections, command_id: str) -> bool:
-    return projections.recorded_command(command_id).finished
+def _all_finished(projections: Projections, command_ids: Sequence[str]) -> bool:
+    return all(projections.recorded_command(command_id).finished for command_id in command_ids)
