@@ -422,9 +422,80 @@ def test_the_unit_is_sandboxed(host):
 def test_install_never_follows_a_symlink_an_operator_planted_in_the_root(host):
     other = "/var/lib/left4me-other"
     installed = f"{PROJECT}/scripts/host/install --root {other} --bin /opt/left4me-other/bin --config /etc/left4me/other.conf"
-    host.run(installed)
-    host.run("install -m 0600 /dev/null /root/decoy && echo secret > /root/decoy")
-    host.run(as_user(OPERATOR, f"ln -s /root/decoy {other}/ledger.db"))
-    again = host.run(installed, check=False)
-    assert again.returncode != 0 and "not a file l4d2ctl made" in again.stderr
-    assert host.run("stat -c '%U:%G %a' /root/decoy").stdout.strip() == "root:root 600"
+    try:
+        host.run(installed)
+        host.run("install -m 0600 /dev/null /root/decoy && echo secret > /root/decoy")
+        host.run(as_user(OPERATOR, f"ln -s /root/decoy {other}/ledger.db"))
+        again = host.run(installed, check=False)
+        assert again.returncode != 0 and "not a file l4d2ctl made" in again.stderr
+        assert host.run("stat -c '%U:%G %a' /root/decoy").stdout.strip() == "root:root 600"
+    finally:
+        # The unit templates are one per host: put back the ones of the root the other tests use.
+        host.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers")
+
+
+FLEET = [f"fleet{number:02d}" for number in range(1, 21)]
+
+
+def _a2s_all_answer_script(ports: list[int]) -> str:
+    """Python that waits until every port answers A2S_INFO (at most 60 s), printing how many did."""
+    return (f"import a2s, time\n"
+            f"waiting, deadline = set({ports!r}), time.monotonic() + 60\n"
+            f"while waiting and time.monotonic() < deadline:\n"
+            f"    for port in list(waiting):\n"
+            f"        try:\n"
+            f"            a2s.info(('127.0.0.1', port), timeout=0.2); waiting.discard(port)\n"
+            f"        except OSError:\n"
+            f"            pass\n"
+            f"print({len(ports)} - len(waiting))\n")
+
+
+def test_bulk_start_and_stop_of_a_fleet_as_root_and_as_an_operator(host):
+    ports = [27100 + number for number in range(len(FLEET))]
+    for name, port in zip(FLEET, ports, strict=True):
+        host.run(f"echo {shlex.quote(json.dumps({'port': port}))} > /tmp/{name}.yaml")
+        assert host.l4d2ctl("init", name, "--spec", f"/tmp/{name}.yaml").returncode == 0
+
+    began = time.monotonic()
+    started = host.l4d2ctl("start", *FLEET, "--json")
+    ours_start = time.monotonic() - began
+    failures = [host.l4d2ctl("show", row["command_id"], "--json").stdout for row in json.loads(started.stdout)
+                if row["outcome"] != "succeeded"]
+    assert started.returncode == 0 and not failures, failures
+    for name in FLEET:
+        unit = _unit_properties(host, name)
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+
+    began = time.monotonic()
+    stopped = host.l4d2ctl("stop", "--all", "--json", user=OPERATOR)
+    ours_stop = time.monotonic() - began
+    assert stopped.returncode == 0, stopped.stderr
+    assert {row["instance"] for row in json.loads(stopped.stdout)} >= set(FLEET)
+    assert {row["actor"] for row in json.loads(stopped.stdout)} == {OPERATOR}
+    for name in FLEET:
+        unit = _unit_properties(host, name)
+        assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
+        assert not _mounted(host, name)
+
+    # systemd alone, on the same prepared instances: start the 20 units at once and wait for every answer.
+    units = " ".join(f"left4me-server@{name}.service" for name in FLEET)
+    began = time.monotonic()
+    host.run(f"systemctl start {units}")
+    answered = host.run(f"{PYTHON} -c {shlex.quote(_a2s_all_answer_script(ports))}").stdout.strip()
+    systemd_start = time.monotonic() - began
+    assert answered == str(len(FLEET))
+    began = time.monotonic()
+    host.run(f"systemctl stop {units}")
+    systemd_stop = time.monotonic() - began
+    print(f"\nfleet of {len(FLEET)}: start {ours_start:.2f}s (systemctl + A2S {systemd_start:.2f}s, "
+          f"{ours_start / systemd_start:.1f}x), stop --all {ours_stop:.2f}s (systemctl {systemd_stop:.2f}s, "
+          f"{ours_stop / systemd_stop:.1f}x)")
+
+    by_alice = host.l4d2ctl("start", FLEET[0], FLEET[1], user=OPERATOR)
+    assert by_alice.returncode == 0, by_alice.stderr
+    assert "2 commands: 2 succeeded" in by_alice.stdout
+    for name in FLEET[:2]:
+        unit = _unit_properties(host, name)
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+    assert host.l4d2ctl("delete", *FLEET).returncode == 0
+    assert all(_gone(host, name) for name in FLEET)
