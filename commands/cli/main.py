@@ -80,7 +80,8 @@ def lifecycle(function: CommandFunction) -> CommandFunction:
     """The options every lifecycle command shares: --no-wait, --json, --request-id."""
     for decorate in reversed((
         click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting."),
-        click.option("--json", "as_json", is_flag=True, help="Print the command as a JSON object (a list of them for several names or --all)."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print the command as a JSON object (a list of them for several names or --all)."),
         click.option("--request-id", type=REQUEST_KEY,
                      help="Idempotency key: the same key never makes a second command."),
     )):
