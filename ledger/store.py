@@ -373,7 +373,7 @@ class Ledger:
         if self.readonly:
             raise LedgerError(f"ledger {self.path} is read-only for this user (uid {os.geteuid()}): "
                               f"nothing can be recorded")
-        if self.db.conn.in_transaction:
+        if self._in_transaction():
             yield
             return
         with self.translated_errors():
@@ -383,13 +383,18 @@ class Ledger:
                 self.db.conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield
+                    self.db.conn.execute("COMMIT")
                 except BaseException:
-                    self.db.rollback()
+                    if self._in_transaction():  # a failed COMMIT may leave it open
+                        self.db.rollback()
                     raise
-                self.db.conn.execute("COMMIT")
             finally:
-                if not durable:
+                if not durable and not self._in_transaction():  # the level cannot change inside one
                     self.db.conn.execute("PRAGMA synchronous = FULL")
+
+    def _in_transaction(self) -> bool:
+        """Whether this connection holds an open transaction (asked anew each time: it changes under us)."""
+        return self.db.conn.in_transaction
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from commands.cli.edge import worst_exit_code
 from ledger import Ledger
 
 from .fake_host import SPEC
@@ -93,3 +94,31 @@ def test_a_request_id_keys_each_instance_so_repeating_the_call_records_nothing_n
 def test_all_with_nothing_to_do_records_nothing_and_says_so(l4d2ctl, root):
     result = l4d2ctl("stop", "--all")
     assert result.exit_code == 0 and "nothing was recorded" in result.stderr
+
+
+def test_a_batch_refused_half_way_records_none_of_it(fleet, root):
+    assert fleet("stop", "bravo", "--request-id", "K/bravo").exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        before = ledger.head()[0]
+    result = fleet("start", "alpha", "bravo", "charlie", "--request-id", "K")
+    assert result.exit_code == 2, result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert ledger.head()[0] == before
+
+
+def test_a_name_given_twice_is_one_command_keyed_like_a_single_call(fleet):
+    first = json.loads(fleet("start", "alpha", "--request-id", "E", "--json").stdout)
+    again = json.loads(fleet("start", "alpha", "alpha", "--request-id", "E", "--json").stdout)
+    assert again["command_id"] == first["command_id"]
+
+
+@pytest.mark.parametrize(("outcomes", "code"), [
+    (["succeeded", "succeeded"], 0),
+    (["succeeded", "rejected"], 3),
+    (["rejected", "cancelled"], 5),
+    (["cancelled", "failed", "rejected"], 1),
+    (["interrupted", "cancelled"], 1),
+    (["failed"], 1),
+])
+def test_the_worst_outcome_sets_the_exit_code(outcomes, code):
+    assert worst_exit_code(outcomes) == code

@@ -249,3 +249,23 @@ def test_a_closed_stdout_never_aborts_the_command(l4d2ctl, spec_file, root):
     assert started.returncode == 0 and "Traceback" not in stderr, stderr
     history = json.loads(l4d2ctl("history", "alpha", "--json").stdout)
     assert [(row["command"], row["outcome"]) for row in history][-1] == ("start", "succeeded")
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_a_stdout_closed_from_the_start_never_stops_the_command(l4d2ctl, spec_file, root):
+    assert l4d2ctl("init", "alpha", "--spec", str(spec_file)).exit_code == 0
+    started = subprocess.run(["/bin/sh", "-c", f"exec {L4D2CTL} start alpha >&-"], env=_cli_env(root),
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0 and "Traceback" not in started.stderr, started.stderr
+    history = json.loads(l4d2ctl("history", "alpha", "--json").stdout)
+    assert (history[-1]["command"], history[-1]["outcome"]) == ("start", "succeeded")
+
+
+@pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
+def test_stdout_and_stderr_on_one_closed_pipe_keep_the_commands_exit_code(l4d2ctl, root):
+    reader, writer = os.pipe()
+    os.close(reader)
+    rejected = subprocess.run([L4D2CTL, "start", "ghost"], env=_cli_env(root), stdout=writer, stderr=writer,
+                              timeout=60)
+    os.close(writer)
+    assert rejected.returncode == 3

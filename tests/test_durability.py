@@ -62,3 +62,13 @@ def test_every_commit_after_a_lazy_one_is_durable_again(host, ledger):
     append_command(ledger, ALICE, "alpha", "start")
     host.executor.run_pending()
     assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_commands_in_a_row_stay_at_two_durable_commits_though_each_moves_the_journal(host, ledger):
+    durable = []
+    for command in ("start", "stop", "start", "restart"):
+        append_command(ledger, ALICE, "alpha", command)
+        commits = _commits(ledger)
+        host.executor.run_pending()
+        durable.append(commits.count(True))
+    assert durable == [2, 2, 2, 2]

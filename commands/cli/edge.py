@@ -57,8 +57,12 @@ def worst_exit_code(outcomes: Iterable[str]) -> int:
 
 
 def hint(text: str) -> None:
-    """One line for people on stderr: what they may have meant, never part of the output scripts read."""
-    click.echo(f"l4d2ctl: {text}", err=True)
+    """One line for people on stderr: what they may have meant, never part of the output scripts read (and never
+    a reason to stop: a stderr nobody reads any more takes nothing)."""
+    try:
+        click.echo(f"l4d2ctl: {text}", err=True)
+    except OSError:
+        pass
 
 
 def fail(message: str, code: int) -> NoReturn:

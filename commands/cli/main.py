@@ -115,9 +115,9 @@ def _simple_lifecycle(command: Command, summary: str) -> None:
             request_id: str | None) -> int:
         if every == bool(names):
             raise InvalidInput(f"{command}: give one or more instance names, or --all (not both)")
-        if not every and len(names) == 1:
-            return _session(app, as_json).request(names[0], command, request_id=request_id, no_wait=no_wait)
         session = _session(app, as_json)
+        if not every and len(set(names)) == 1:
+            return session.request(names[0], command, request_id=request_id, no_wait=no_wait)
         targets = _every_instance_allowing(session.projections, command) if every else list(dict.fromkeys(names))
         if not targets:
             hint(f"no instance's recorded state allows {command}: nothing was recorded")

@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TextIO, cast
 
 import click
 from rich.console import Console
@@ -31,21 +31,28 @@ OUTCOME_STYLE = {
 }
 
 
-class StdoutConsole(Console):
-    """The console for a command's progress: when stdout's reader goes away (`| head -1`) it falls silent
-    instead of exiting (rich's default), so the command runs to its outcome and exit code all the same."""
+class OutputConsole(Console):
+    """A console for a command's progress (stdout) or its reasons (stderr): when its reader goes away
+    (`| head -1`) it falls silent instead of exiting (rich's default), so the command runs to its outcome and
+    exit code all the same."""
 
     def on_broken_pipe(self) -> None:
         """Drop the rest of the output; never stop the command."""
         self.quiet = True
-        _silence_stdout()
+        silence(sys.stderr if self.stderr else sys.stdout)
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null: Python flushes it once more at exit, which must land nowhere, not fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+def silence(stream: TextIO | None) -> None:
+    """Point a standard stream's descriptor at /dev/null: Python flushes it once more at exit, which must land
+    nowhere, not fail. A stream that was closed from the start (None) has nothing to silence."""
+    try:
+        descriptor = stream.fileno() if stream is not None else None
+    except (OSError, ValueError):
+        descriptor = None
+    if descriptor is not None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
 
 
 class CommandPrinter:
@@ -53,7 +60,7 @@ class CommandPrinter:
 
     def __init__(self, console: Console, *, simulated: bool, as_json: bool):
         self.console = console
-        self.errors = Console(stderr=True)
+        self.errors = OutputConsole(stderr=True)
         self.prefix = "[dim]\\[simulated][/dim] " if simulated else ""
         self.as_json = as_json
         self.command_id: str | None = None
@@ -66,16 +73,17 @@ class CommandPrinter:
             self.write(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
 
     def write(self, write: Callable[[], None]) -> None:
-        """Write to stdout while someone reads it (see `StdoutConsole`): a reader that went away never stops
+        """Write to stdout while someone reads it (see `OutputConsole`): a reader that went away never stops
         the command."""
         if self._reader_gone:
             return
         try:
             write()
-            sys.stdout.flush()
-        except BrokenPipeError:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except OSError:  # the reader went away, or stdout cannot take more (a full disk): the command goes on
             self._reader_gone = True
-            _silence_stdout()
+            silence(sys.stdout)
 
     def requested(self, command: CommandView, created: bool) -> None:
         """Announce the command this invocation is about."""

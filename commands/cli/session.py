@@ -19,7 +19,7 @@ from ..service.identity import os_user
 from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
 from .app import App
 from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of, hint, worst_exit_code
-from .progress import BatchPrinter, CommandPrinter, StdoutConsole
+from .progress import BatchPrinter, CommandPrinter, OutputConsole
 
 
 class Session:
@@ -34,7 +34,7 @@ class Session:
             raise InvalidInput(f"--root {shown(str(self.settings.root))} has no installation/ (the shared game): is "
                                f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
-        self.console = StdoutConsole()
+        self.console = OutputConsole()
         simulated = self.settings.host == HostKind.SIMULATED
         self.printer = CommandPrinter(self.console, simulated=simulated, as_json=as_json)
         self.batch = BatchPrinter(self.console, simulated=simulated, as_json=as_json,

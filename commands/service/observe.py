@@ -92,7 +92,9 @@ class UnitWatcher:
             return []
         applied: list[EventRecord] = []
         stopping: set[str] = set()
-        with self.ledger.transaction():
+        # Not synced on its own: a power cut takes the observations back together with the position they
+        # were read up to, so they are read from the journal again; the next command's start syncs them.
+        with self.ledger.transaction(durable=False):
             for entry in read.entries:
                 applied += self._record(entry, entry.instance in stopping)
                 if entry.event is UnitEvent.STOPPING:

@@ -108,9 +108,19 @@ def see_through(
     wanted = set(command_ids)
     # What another executor did for these commands so far is news too.
     seen = min(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+
+    def catch_up() -> None:
+        """Hand `observer` these commands' events that another executor recorded since the last look."""
+        nonlocal seen
+        for event in projections.ledger.records(after_seq=seen):
+            seen = event.seq
+            if event.command_id in wanted and event.type != EventType.COMMAND_REQUESTED:
+                observer(event)
+
     while not _all_finished(projections, command_ids):
         if lock.try_acquire():
             try:
+                catch_up()
                 executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
                                     on_line=on_line)
                 executor.recover()
@@ -121,10 +131,8 @@ def see_through(
             continue
         time.sleep(FOLLOW_POLL)
         projections.sync()
-        for event in projections.ledger.records(after_seq=seen):
-            seen = event.seq
-            if event.command_id in wanted and event.type != EventType.COMMAND_REQUESTED:
-                observer(event)
+        catch_up()
+    catch_up()
     return [projections.recorded_command(command_id) for command_id in command_ids]
 
 
