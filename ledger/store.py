@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import sqlite_utils
 
@@ -28,6 +28,8 @@ from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .events import NewEvent, RecordedEvent
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -67,6 +69,20 @@ def new_event_id() -> str:
 def utc_now() -> str:
     """The current moment in the ledger's time format."""
     return format_time(datetime.now(timezone.utc))
+
+
+class EventFilters(TypedDict, total=False):
+    """What reads of the ledger filter on, each served by an index: `after_seq` is exclusive and `upto_seq`
+    inclusive, `since` inclusive and `until` exclusive (timezone-aware), `types` the event types wanted."""
+
+    instance: str | None
+    command_id: str | None
+    actor: str | None
+    since: datetime | None
+    until: datetime | None
+    after_seq: int
+    upto_seq: int | None
+    types: Sequence[str] | None
 
 
 class Ledger:
@@ -196,61 +212,36 @@ class Ledger:
                 return _recorded(dict(zip(_COLUMNS, row, strict=True))), False
             return self._append_locked([event])[0], True
 
-    def read(self, **filters: Any) -> Iterator[RecordedEvent]:
+    def read(self, **filters: Unpack[EventFilters]) -> Iterator[RecordedEvent]:
         """Events matching every filter `rows` takes, oldest first, as validated pydantic models."""
         return map(_recorded, self.rows(**filters))
 
-    def records(self, **filters: Any) -> Iterator[EventRecord]:
+    def records(self, **filters: Unpack[EventFilters]) -> Iterator[EventRecord]:
         """Events matching every filter `rows` takes (but `columns`), oldest first, as decoded records:
         what the projections and the CLI read."""
         return self._select(RECORD_COLUMNS, lambda cursor, row: EventRecord(*row), **filters)
 
-    def rows(
-        self,
-        *,
-        instance: str | None = None,
-        command_id: str | None = None,
-        actor: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_seq: int = 0,
-        upto_seq: int | None = None,
-        types: Sequence[str] | None = None,
-        columns: Sequence[str] = _COLUMNS,
-    ) -> Iterator[sqlite3.Row]:
-        """Stored rows matching every given filter, oldest first, readable by column name.
+    def rows(self, *, columns: Sequence[str] = _COLUMNS, **filters: Unpack[EventFilters]) -> Iterator[sqlite3.Row]:
+        """Stored rows matching every given filter (`EventFilters`), oldest first, readable by column name.
 
-        `since` is inclusive and `until` exclusive; `after_seq` is exclusive and
-        `upto_seq` inclusive. Each filter is served by an index. Walks of the
-        chain (verification, the append check) use this for its speed, and may
-        ask for only the event `types` and `columns` they need.
+        Each filter is served by an index. Walks of the chain (verification,
+        the append check) use this for its speed, and may ask for only the
+        event `types` and `columns` they need.
         """
         # sqlite3.Row: read by column name, without building a dict per row.
-        return self._select(columns, sqlite3.Row, instance=instance, command_id=command_id, actor=actor, since=since,
-                            until=until, after_seq=after_seq, upto_seq=upto_seq, types=types)
+        return self._select(columns, sqlite3.Row, **filters)
 
-    def _select(
-        self,
-        columns: Sequence[str],
-        row_factory: Callable[[sqlite3.Cursor, tuple[Any, ...]], T],
-        *,
-        instance: str | None = None,
-        command_id: str | None = None,
-        actor: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_seq: int = 0,
-        upto_seq: int | None = None,
-        types: Sequence[str] | None = None,
-    ) -> Iterator[T]:
+    def _select(self, columns: Sequence[str], row_factory: Callable[[sqlite3.Cursor, tuple[Any, ...]], T],
+                **filters: Unpack[EventFilters]) -> Iterator[T]:
         """The `columns` of the events matching every filter, oldest first, each built by `row_factory`."""
+        since, until, types = filters.get("since"), filters.get("until"), filters.get("types")
         clauses, params = [], []
         for column, operator, value in (
-            ("seq", ">", after_seq or None),
-            ("seq", "<=", upto_seq),
-            ("instance", "=", instance),
-            ("command_id", "=", command_id),
-            ("actor", "=", actor),
+            ("seq", ">", filters.get("after_seq") or None),
+            ("seq", "<=", filters.get("upto_seq")),
+            ("instance", "=", filters.get("instance")),
+            ("command_id", "=", filters.get("command_id")),
+            ("actor", "=", filters.get("actor")),
             ("recorded_at", ">=", since and format_time(since)),
             ("recorded_at", "<", until and format_time(until)),
         ):
