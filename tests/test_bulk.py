@@ -122,3 +122,9 @@ def test_a_name_given_twice_is_one_command_keyed_like_a_single_call(fleet):
 ])
 def test_the_worst_outcome_sets_the_exit_code(outcomes, code):
     assert worst_exit_code(outcomes) == code
+
+
+def test_repeating_a_bulk_call_with_its_request_id_still_prints_a_line_per_instance(fleet):
+    assert fleet("stop", "alpha", "bravo", "--request-id", "k1").exit_code == 0
+    again = fleet("stop", "alpha", "bravo", "--request-id", "k1").stdout.splitlines()
+    assert [line.split()[-2] for line in again[1:3]] == ["alpha", "bravo"] and "2 commands" in again[-1]

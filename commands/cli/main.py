@@ -113,8 +113,10 @@ def _simple_lifecycle(command: Command, summary: str) -> None:
     @click.pass_obj
     def run(app: App, names: tuple[str, ...], every: bool, no_wait: bool, as_json: bool,
             request_id: str | None) -> int:
-        if every == bool(names):
-            raise InvalidInput(f"{command}: give one or more instance names, or --all (not both)")
+        if every and names:
+            raise InvalidInput(f"{command}: give instance names or --all, not both")
+        if not every and not names:
+            raise InvalidInput(f"{command}: give one or more instance names, or --all")
         session = _session(app, as_json)
         if not every and len(set(names)) == 1:
             return session.request(names[0], command, request_id=request_id, no_wait=no_wait)

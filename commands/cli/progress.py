@@ -143,6 +143,7 @@ class BatchPrinter:
         self.as_json = as_json
         self.recorded = recorded
         self.command_ids: set[str] = set()
+        self._shown: set[str] = set()
 
     def queued(self, commands: Sequence[CommandView]) -> None:
         """With --no-wait: the ids, one per line (a list of objects, with --json)."""
@@ -161,17 +162,25 @@ class BatchPrinter:
     def observe(self, event: EventRecord) -> None:
         """An event just recorded: a line when it ends one of the batch's commands."""
         if event.command_id in self.command_ids and event.type in TERMINAL_TYPES:
-            command = self.recorded(event.command_id)
-            mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
-            why = "" if command.error is None else f" [dim]— {escape(printable(command.error))}[/dim]"
-            self.single.line(f"  [{colour}]{mark}[/{colour}] {command.command} {escape(command.instance)} "
-                             f"{command.outcome}{why}")
+            self._ended(self.recorded(event.command_id))
+
+    def _ended(self, command: CommandView) -> None:
+        """The line of one command of the batch that ended (once per command)."""
+        if command.command_id in self._shown:
+            return
+        self._shown.add(command.command_id)
+        mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
+        why = "" if command.error is None else f" [dim]— {escape(printable(command.error))}[/dim]"
+        self.single.line(f"  [{colour}]{mark}[/{colour}] {command.command} {escape(command.instance)} "
+                         f"{command.outcome}{why}")
 
     def finished(self, commands: Sequence[CommandView]) -> None:
         """The summary: how many ended how (the list of command objects, with --json)."""
         if self.as_json:
             self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
             return
+        for command in commands:  # those that had ended before this call (the same request id again)
+            self._ended(command)
         counts = Counter(command.outcome for command in commands)
         parts = [f"{counts[outcome]} {outcome}" for outcome in Outcome if counts[outcome]]
         worst = next((outcome for outcome in (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.CANCELLED,
