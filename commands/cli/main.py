@@ -28,7 +28,7 @@ from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settin
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from projections import Projections
+    from projections import CommandView, Projections
 
     from ..domain.spec import Spec
     from .session import Session
@@ -286,13 +286,7 @@ def history(app: App, name: str, as_json: bool) -> int:
     commands = app.read().history(name)
     if not commands:
         raise Rejected(f"instance {name!r} is not known: nothing was ever requested for it")
-    if as_json:
-        _emit_json([command.summary() for command in commands])
-    else:
-        from .tables import commands_table
-
-        _console().print(commands_table(f"History of {name}", commands, with_instance=False))
-    return EXIT_OK
+    return _print_commands(f"History of {name}", commands, with_instance=False, as_json=as_json)
 
 
 @cli.command()
@@ -316,12 +310,17 @@ def audit(app: App, actor_filter: str | None, instance: str | None, command_filt
                            f"nothing could match")
     commands = app.read().audit(actor=actor_filter, instance=instance, command=command_filter,
                                 outcome=outcome_filter, since=since, until=until, limit=limit)
+    return _print_commands("Audit", commands, with_instance=True, as_json=as_json)
+
+
+def _print_commands(title: str, commands: list[CommandView], *, with_instance: bool, as_json: bool) -> int:
+    """History and audit alike: a list of command objects, or a table titled `title`."""
     if as_json:
         _emit_json([command.summary() for command in commands])
     else:
         from .tables import commands_table
 
-        _console().print(commands_table("Audit", commands, with_instance=True))
+        _console().print(commands_table(title, commands, with_instance=with_instance))
     return EXIT_OK
 
 

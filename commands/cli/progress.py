@@ -148,10 +148,14 @@ class BatchPrinter:
     def queued(self, commands: Sequence[CommandView]) -> None:
         """With --no-wait: the ids, one per line (a list of objects, with --json)."""
         if self.as_json:
-            self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
+            self._print_json(commands)
         else:
             for command in commands:
                 self.single.queued(command)
+
+    def _print_json(self, commands: Sequence[CommandView]) -> None:
+        """The batch as a list of command objects (queued, or as they ended)."""
+        self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
 
     def requested(self, kind: Command, commands: Sequence[CommandView]) -> None:
         """Announce the batch: the command and how many instances."""
@@ -177,7 +181,7 @@ class BatchPrinter:
     def finished(self, commands: Sequence[CommandView]) -> None:
         """The summary: how many ended how (the list of command objects, with --json)."""
         if self.as_json:
-            self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
+            self._print_json(commands)
             return
         for command in commands:  # those that had ended before this call (the same request id again)
             self._ended(command)
