@@ -18,6 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from .errors import HostError
 
+# How many hex digits make a temp file's name unique.
+TEMPORARY_HEX = 8
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -33,10 +36,17 @@ class LocalFilesystem:
             pass
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Replace a file atomically: write a temp file, fsync it, rename it over, fsync the directory."""
+        """Replace a file atomically: write a temp file, fsync it, rename it over, fsync the directory.
+
+        A temp file of the same name left by a write that was killed midway is
+        removed once the file is written again: only the executor writes
+        instance files, one command of an instance at a time, so such a temp
+        file belongs to nobody alive, and a retry leaves the host as clean as an
+        uninterrupted command would.
+        """
         *parents, name = _parts(path)
         with self._directory(parents, create=True) as directory:
-            temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+            temporary = f".{name}.{secrets.token_hex(TEMPORARY_HEX // 2)}.tmp"
             with self._errors(path):
                 descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                                      0o666, dir_fd=directory)
@@ -50,6 +60,9 @@ class LocalFilesystem:
                     _unlink_quietly(temporary, directory)
                     raise
                 os.fsync(directory)
+                for stale in os.listdir(directory):
+                    if _temporary_of(name, stale):
+                        _unlink_quietly(stale, directory)
 
     def read_bytes(self, path: str) -> bytes:
         """A regular file's content; a symlink at `path` is refused."""
@@ -156,6 +169,14 @@ def _parts(path: str) -> list[str]:
     if pure.is_absolute() or any(part in ("..", ".") for part in pure.parts) or not pure.parts:
         raise HostError(f"{path!r}: not a path inside the root")
     return list(pure.parts)
+
+
+def _temporary_of(name: str, entry: str) -> bool:
+    """Whether `entry` is a temp file `write_bytes` made on its way to writing `name`."""
+    prefix, suffix = f".{name}.", ".tmp"
+    middle = entry[len(prefix):-len(suffix)]
+    return (entry.startswith(prefix) and entry.endswith(suffix) and len(middle) == TEMPORARY_HEX
+            and all(character in "0123456789abcdef" for character in middle))
 
 
 def _unlink_quietly(name: str, directory: int) -> None:

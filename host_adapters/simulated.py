@@ -13,6 +13,8 @@ import hmac
 import json
 import os
 import secrets
+import threading
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +37,15 @@ SIMULATED = "simulated: "
 
 
 class StateStore(Protocol):
-    """A JSON-like dict of simulated host state that can be saved and read again."""
+    """A JSON-like dict of simulated host state that can be saved and read again.
+
+    The executor runs several commands at once: whoever reads, changes or
+    saves the state holds `lock` for the whole of it.
+    """
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held while the state is read, changed or saved."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at `key`, else `default`."""
@@ -81,24 +91,42 @@ class FileState(dict[str, Any]):
             raise HostError(f"simulated host state {path} cannot be read: {error}") from error
         self.path = path
         self.mode = mode
+        self.lock = threading.RLock()
 
     def reload(self) -> None:
         """Read the file again: another process (a CLI handing over a secret) may have written it."""
-        self.clear()
-        self.update(type(self)(self.path, self.mode))
+        fresh = type(self)(self.path, self.mode)
+        with self.lock:
+            self.clear()
+            self.update(fresh)
 
     def save(self) -> None:
-        """Write the state atomically, with the file's mode."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(".tmp")
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, self.mode)
-            os.fchmod(descriptor, self.mode)
-            with os.fdopen(descriptor, "w") as file:
-                file.write(json.dumps(self, sort_keys=True, indent=1))
-            os.replace(temporary, self.path)
-        except OSError as error:
-            raise HostError(f"simulated host state {self.path} cannot be written: {error.strerror}") from error
+        """Write the state atomically, with the file's mode; temp files of processes killed mid-save go."""
+        with self.lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, self.mode)
+                os.fchmod(descriptor, self.mode)
+                with os.fdopen(descriptor, "w") as file:
+                    file.write(json.dumps(self, sort_keys=True, indent=1))
+                os.replace(temporary, self.path)
+                for stale in self.path.parent.glob(f"{self.path.name}.*.tmp"):
+                    owner = stale.name[len(self.path.name) + 1:-len(".tmp")]
+                    if owner.isdigit() and not _alive(int(owner)):
+                        stale.unlink(missing_ok=True)
+            except OSError as error:
+                raise HostError(f"simulated host state {self.path} cannot be written: {error.strerror}") from error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class SimulatedMounter:
@@ -112,12 +140,15 @@ class SimulatedMounter:
     def unmount(self, merged: Path, io: StepIO) -> None:
         """Record `merged` as unmounted."""
         self.faults.check(f"unmount {merged}", io)
-        io.say(f"{self.label}{'unmounted' if self.is_mounted(merged) else 'not mounted:'} {merged}")
-        set_mounted(self.state, merged, False)
+        with self.state.lock:
+            was_mounted = self.is_mounted(merged)
+            set_mounted(self.state, merged, False)
+        io.say(f"{self.label}{'unmounted' if was_mounted else 'not mounted:'} {merged}")
 
     def is_mounted(self, merged: Path) -> bool:
         """Whether `merged` is recorded as mounted."""
-        return str(merged) in self.state.get("mounts", [])
+        with self.state.lock:
+            return str(merged) in self.state.get("mounts", [])
 
 
 class SimulatedSecrets:
@@ -130,43 +161,48 @@ class SimulatedSecrets:
 
     def put(self, name: str, cvar: str, value: str) -> str:
         """Keep the value aside under its fingerprint."""
-        self.store.reload()
-        fingerprint = self._fingerprint(name, cvar, value)
-        self.store.setdefault("incoming", {})[f"{name}/{cvar}/{fingerprint}"] = value
-        self.store.save()
+        with self.store.lock:
+            self.store.reload()
+            fingerprint = self._fingerprint(name, cvar, value)
+            self.store.setdefault("incoming", {})[f"{name}/{cvar}/{fingerprint}"] = value
+            self.store.save()
         return fingerprint
 
     def commit(self, name: str, cvar: str, fingerprint: str, io: StepIO) -> None:
         """Make the value kept aside the cvar's value; done already is fine, a value never kept is not."""
         self.faults.check(f"secret commit {name} {cvar}", io)
-        self.store.reload()
-        incoming = self.store.setdefault("incoming", {})
-        value = incoming.pop(f"{name}/{cvar}/{fingerprint}", None)
-        if value is None and self._fingerprint(name, cvar, self.values(name).get(cvar, "")) != fingerprint:
-            raise HostError(f"no value with fingerprint {fingerprint} was kept for {cvar}: set it again")
-        if value is not None:
-            self.store.setdefault("values", {}).setdefault(name, {})[cvar] = value
-        self.store.save()
+        with self.store.lock:
+            self.store.reload()
+            incoming = self.store.setdefault("incoming", {})
+            value = incoming.pop(f"{name}/{cvar}/{fingerprint}", None)
+            if value is None and self._fingerprint(name, cvar, self.values(name).get(cvar, "")) != fingerprint:
+                raise HostError(f"no value with fingerprint {fingerprint} was kept for {cvar}: set it again")
+            if value is not None:
+                self.store.setdefault("values", {}).setdefault(name, {})[cvar] = value
+            self.store.save()
         io.say(f"{self.label}{cvar} of {name} set (fingerprint {fingerprint})")
 
     def unset(self, name: str, cvar: str, io: StepIO) -> None:
         """Forget the cvar's value."""
         self.faults.check(f"secret unset {name} {cvar}", io)
-        self.store.reload()
-        found = self.store.setdefault("values", {}).get(name, {}).pop(cvar, None)
-        self.store.save()
+        with self.store.lock:
+            self.store.reload()
+            found = self.store.setdefault("values", {}).get(name, {}).pop(cvar, None)
+            self.store.save()
         io.say(f"{self.label}{cvar} of {name} {'removed' if found is not None else 'was not set'}")
 
     def values(self, name: str) -> dict[str, str]:
         """The instance's cvars and their values."""
-        self.store.reload()
-        return dict(self.store.get("values", {}).get(name, {}))
+        with self.store.lock:
+            self.store.reload()
+            return dict(self.store.get("values", {}).get(name, {}))
 
     def forget(self, name: str) -> None:
         """Drop every value of the instance (its files are removed)."""
-        self.store.reload()
-        if self.store.get("values", {}).pop(name, None) is not None:
-            self.store.save()
+        with self.store.lock:
+            self.store.reload()
+            if self.store.get("values", {}).pop(name, None) is not None:
+                self.store.save()
 
     def _fingerprint(self, name: str, cvar: str, value: str) -> str:
         key = self.store.setdefault("key", secrets.token_hex(32))
@@ -259,30 +295,34 @@ class SimulatedServiceControl:
     def enable_now(self, name: str, io: StepIO) -> None:
         """Mark the unit enabled and active, and its overlay mounted."""
         self.faults.check(f"enable_now {name}", io)
-        self.set_unit(name, enabled=True, active="active", sub="running", restarts=0)
-        set_mounted(self.state, self.root / "runtime" / name / "merged", True)
+        with self.state.lock:
+            self.set_unit(name, enabled=True, active="active", sub="running", restarts=0)
+            set_mounted(self.state, self.root / "runtime" / name / "merged", True)
         self.log(name, UnitEvent.STARTED, MESSAGE="Started")
         io.say(f"{self.label}systemctl enable --now {unit_name(name)}")
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Mark the unit disabled and inactive, and its overlay unmounted."""
         self.faults.check(f"disable_now {name}", io)
-        was_up = self.status(name).active_state != "inactive"
-        self.set_unit(name, enabled=False, active="inactive", sub="dead")
-        set_mounted(self.state, self.root / "runtime" / name / "merged", False)
+        with self.state.lock:
+            was_up = self.status(name).active_state != "inactive"
+            self.set_unit(name, enabled=False, active="inactive", sub="dead")
+            set_mounted(self.state, self.root / "runtime" / name / "merged", False)
         if was_up:
             self.log_stop(name)
         io.say(f"{self.label}systemctl disable --now {unit_name(name)}")
 
     def status(self, name: str) -> UnitStatus:
         """The unit as recorded (inactive and disabled when never seen)."""
-        unit = self.state.get("units", {}).get(name, {})
+        with self.state.lock:
+            unit = dict(self.state.get("units", {}).get(name, {}))
         return UnitStatus(active_state=unit.get("active", "inactive"), sub_state=unit.get("sub", "dead"),
                           enabled=unit.get("enabled", False), restarts=unit.get("restarts", 0))
 
     def journal_tail(self, name: str) -> list[str]:
         """The messages of the unit's last journal entries."""
-        entries = [entry for entry in self.journal.get("entries", []) if entry["instance"] == name]
+        with self.journal.lock:
+            entries = [entry for entry in self.journal.get("entries", []) if entry["instance"] == name]
         return [entry["fields"].get("MESSAGE", entry["event"]) for entry in entries[-5:]]
 
     def log_stop(self, name: str) -> None:
@@ -293,16 +333,17 @@ class SimulatedServiceControl:
 
     def set_unit(self, name: str, **values: Any) -> None:
         """Change the recorded unit's properties (active, sub, enabled, restarts) and save them."""
-        unit = self.state.setdefault("units", {}).setdefault(name, {})
-        unit.update(values)
-        self.state.save()
+        with self.state.lock:
+            self.state.setdefault("units", {}).setdefault(name, {}).update(values)
+            self.state.save()
 
     def log(self, name: str, event: UnitEvent, **fields: str) -> None:
         """Append a journal entry about the unit, as systemd would."""
-        entries = self.journal.setdefault("entries", [])
-        entries.append({"source": f"fake:{len(entries) + 1}", "instance": name, "event": event,
-                        "at": datetime.now(timezone.utc).isoformat(), "fields": fields})
-        self.journal.save()
+        with self.journal.lock:
+            entries = self.journal.setdefault("entries", [])
+            entries.append({"source": f"fake:{len(entries) + 1}", "instance": name, "event": event,
+                            "at": datetime.now(timezone.utc).isoformat(), "fields": fields})
+            self.journal.save()
 
 
 class SimulatedJournal:
@@ -313,9 +354,11 @@ class SimulatedJournal:
 
     def entries(self, after: str | None, since: datetime | None) -> JournalRead:
         """Entries after the position `after` (else from `since`), oldest first."""
+        with self.journal.lock:
+            recorded = list(self.journal.get("entries", []))
         found = [UnitEntry(source=entry["source"], instance=entry["instance"], at=datetime.fromisoformat(entry["at"]),
                            event=UnitEvent(entry["event"]), fields=entry["fields"])
-                 for entry in self.journal.get("entries", [])]
+                 for entry in recorded]
         if after is not None:
             positions = [entry.source for entry in found]
             found = found[positions.index(after) + 1:] if after in positions else found
@@ -332,8 +375,9 @@ class SimulatedServerQuery:
 
     def info(self, port: int) -> dict[str, Any] | None:
         """A made-up answer while some unit is active."""
-        units = self.services.state.get("units", {})
-        if not any(unit.get("active") == "active" for unit in units.values()):
+        with self.services.state.lock:
+            serving = any(unit.get("active") == "active" for unit in self.services.state.get("units", {}).values())
+        if not serving:
             return None
         return {"name": f"{self.services.label}simulated server", "map": "c1m1_hotel", "players": 0, "max_players": 8}
 
@@ -352,7 +396,8 @@ def simulated_host(fs: Filesystem, state: StateStore, journal: StateStore, secre
 
 def set_mounted(state: StateStore, merged: Path, mounted: bool) -> None:
     """Record the overlay at `merged` as mounted or not."""
-    mounts = set(state.get("mounts", []))
-    (mounts.add if mounted else mounts.discard)(str(merged))
-    state["mounts"] = sorted(mounts)
-    state.save()
+    with state.lock:
+        mounts = set(state.get("mounts", []))
+        (mounts.add if mounted else mounts.discard)(str(merged))
+        state["mounts"] = sorted(mounts)
+        state.save()

@@ -6,6 +6,7 @@ these, so what the tests prove holds for `--host simulated` too.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -39,6 +40,10 @@ class Faults:
 class MemoryState(dict):
     """Fake host state (units, mounts) held in memory."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lock = threading.RLock()
+
     def save(self) -> None:
         """Nothing to persist."""
 
@@ -54,6 +59,8 @@ class MemoryFilesystem:
         self.faults = faults or Faults()
         self.files: dict[PurePosixPath, bytes] = {}
         self.dirs: set[PurePosixPath] = set()
+        # The executor's workers change files of different instances at once.
+        self.lock = threading.RLock()
 
     def snapshot(self) -> dict[str, bytes | None]:
         """Every directory (as None) and file under the root, by path: what a test compares."""
@@ -62,48 +69,55 @@ class MemoryFilesystem:
     def make_dirs(self, path: str) -> None:
         """Create a directory and its parents."""
         self.faults.check(f"make_dirs {path}")
-        self._make_dirs(PurePosixPath(path))
+        with self.lock:
+            self._make_dirs(PurePosixPath(path))
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace a file's content."""
         self.faults.check(f"write_bytes {path}")
-        pure = PurePosixPath(path)
-        self._make_dirs(pure.parent)
-        self.files[pure] = data
+        with self.lock:
+            pure = PurePosixPath(path)
+            self._make_dirs(pure.parent)
+            self.files[pure] = data
 
     def read_bytes(self, path: str) -> bytes:
         """A file's content."""
         self.faults.check(f"read_bytes {path}")
-        try:
-            return self.files[PurePosixPath(path)]
-        except KeyError:
-            raise HostError(f"{path}: no such file") from None
+        with self.lock:
+            try:
+                return self.files[PurePosixPath(path)]
+            except KeyError:
+                raise HostError(f"{path}: no such file") from None
 
     def exists(self, path: str) -> bool:
         """Whether a file or directory is at `path`."""
         self.faults.check(f"exists {path}")
-        pure = PurePosixPath(path)
-        return pure in self.files or pure in self.dirs
+        with self.lock:
+            pure = PurePosixPath(path)
+            return pure in self.files or pure in self.dirs
 
     def list_names(self, path: str) -> list[str]:
         """Names directly inside a directory."""
         self.faults.check(f"list_names {path}")
-        pure = PurePosixPath(path)
-        return sorted({p.name for p in [*self.files, *self.dirs] if p.parent == pure})
+        with self.lock:
+            pure = PurePosixPath(path)
+            return sorted({p.name for p in [*self.files, *self.dirs] if p.parent == pure})
 
     def remove_file(self, path: str) -> None:
         """Remove a file if present."""
         self.faults.check(f"remove_file {path}")
-        self.files.pop(PurePosixPath(path), None)
+        with self.lock:
+            self.files.pop(PurePosixPath(path), None)
 
     def remove_tree(self, path: str) -> bool:
         """Remove a directory and everything under it (whether anything was there)."""
         self.faults.check(f"remove_tree {path}")
-        pure = PurePosixPath(path)
-        found = pure in self.dirs or pure in self.files
-        self.files = {p: d for p, d in self.files.items() if not _within(p, pure)}
-        self.dirs = {p for p in self.dirs if not _within(p, pure)}
-        return found
+        with self.lock:
+            pure = PurePosixPath(path)
+            found = pure in self.dirs or pure in self.files
+            self.files = {p: d for p, d in self.files.items() if not _within(p, pure)}
+            self.dirs = {p for p in self.dirs if not _within(p, pure)}
+            return found
 
     def _make_dirs(self, pure: PurePosixPath) -> None:
         while pure != PurePosixPath("."):

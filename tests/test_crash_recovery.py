@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from commands.service.executor import Executor
 from commands.service.executor_lock import ExecutorLock
 from commands.service.requests import append_command
@@ -18,6 +20,7 @@ from host_adapters.factory import SIMULATED_SECRETS, SIMULATED_STATE, build_host
 from host_adapters.local_fs import LocalFilesystem
 from host_adapters.simulated import FileState
 from ledger import Ledger, verify_ledger
+from ledger.lifecycle import TERMINAL_TYPES
 from projections import Projections
 
 from .fake_host import ALICE, SPEC
@@ -166,3 +169,57 @@ def _assert_recovers(root, command, command_id, *, completed):
         projections = Projections(ledger)
         projections.sync()
         assert projections.command(command_id).outcome == "interrupted"
+
+
+FLEET = ("alpha", "bravo", "charlie", "delta")
+
+
+def _fleet_root(base: Path) -> Path:
+    root = make_root(base / "root")
+    for number, name in enumerate(FLEET):
+        assert run(root, name, "init", {"spec": SPEC | {"port": 27015 + number}}).outcome == "succeeded"
+    return root
+
+
+@functools.cache
+def _fleet_started() -> dict:
+    """The host files of the fleet started with nothing in the way."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = _fleet_root(Path(scratch))
+        for name in FLEET:
+            assert run(root, name, "start").outcome == "succeeded"
+        return host_files(root)
+
+
+@pytest.mark.parametrize("die_after", [1, 3, 8, 17, 30])
+def test_a_concurrent_executor_killed_mid_way_leaves_each_running_command_interrupted_and_retries_converge(
+        tmp_path, die_after):
+    root = _fleet_root(tmp_path)
+    with Ledger.open(root / "ledger.db") as ledger:
+        starts = [append_command(ledger, ALICE, name, "start")[0] for name in FLEET]
+    child = multiprocessing.get_context("spawn").Process(target=_execute_then_die, args=(str(root), die_after))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL
+
+    lock = ExecutorLock(root / "ledger.db")
+    assert lock.try_acquire()
+    with Ledger.open(root / "ledger.db") as ledger:
+        started = {e.command_id for e in ledger.read() if e.type == "CommandStarted"}
+        ended = {e.command_id for e in ledger.read() if e.type in TERMINAL_TYPES}
+        executor = Executor(ledger, build_host("simulated", root))
+        assert sorted(executor.recover()) == sorted(started - ended), "every command running at the kill"
+        executor.run_pending()  # the starts nobody took up yet
+        interrupted = [(name, command_id) for name, command_id in zip(FLEET, starts, strict=True)
+                       if executor.projections.command(command_id).outcome == "interrupted"]
+        assert {executor.projections.command(c).outcome for c in starts} <= {"interrupted", "succeeded"}
+    lock.release()
+
+    for name, command_id in interrupted:
+        assert run(root, name, "start", retry_of=command_id).outcome == "succeeded"
+    assert host_files(root) == _fleet_started(), "every instance ends started, as if nothing had happened"
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert verify_ledger(ledger).ok
+        for command_id in starts:
+            ends = [e.type for e in ledger.read(command_id=command_id) if e.type in TERMINAL_TYPES]
+            assert len(ends) == 1, f"{command_id} has one outcome, not {ends}"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import pytest
 
 from commands.domain.spec import load_spec_text
+from host_adapters.local_fs import LocalFilesystem
+from host_adapters.simulated import FileState
 
 from .fake_host import SPEC
 from .real_host import make_root, run, steps
@@ -80,6 +85,29 @@ def test_files_are_replaced_atomically_leaving_no_temporaries(root):
     run(root, "alpha", "init")
     run(root, "alpha", "init")
     assert sorted(p.name for p in (root / "instances/alpha").iterdir()) == ["instance.env", "server.cfg", "spec.yaml"]
+
+
+def test_writing_a_file_again_removes_the_temporaries_a_killed_write_of_it_left(root):
+    run(root, "alpha", "init")
+    instance = root / "instances/alpha"
+    (instance / ".server.cfg.0badcafe.tmp").write_text("half a cfg")
+    (instance / ".server.cfg.notours.tmp").write_text("someone else's")
+    (instance / ".spec.yaml.0badcafe.tmp").write_text("half a spec")
+    LocalFilesystem(root).write_bytes("instances/alpha/server.cfg", b"sv_cheats 0\n")
+    assert sorted(p.name for p in instance.iterdir()) == [
+        ".server.cfg.notours.tmp", ".spec.yaml.0badcafe.tmp", "instance.env", "server.cfg", "spec.yaml"]
+
+
+def test_saving_simulated_state_removes_temporaries_of_dead_processes_only(tmp_path):
+    dead = multiprocessing.get_context("spawn").Process(target=int)
+    dead.start()
+    dead.join()
+    state = FileState(tmp_path / "host.json")
+    (tmp_path / f"host.json.{dead.pid}.tmp").write_text("{half")
+    (tmp_path / f"host.json.{os.getppid()}.tmp").write_text("{in progress")
+    state["units"] = {}
+    state.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host.json", f"host.json.{os.getppid()}.tmp"]
 
 
 def test_delete_removes_the_instance_and_runtime_directories(root):

@@ -11,9 +11,11 @@ import time
 import pytest
 
 from commands.service.executor_lock import ExecutorLock
+from commands.service.limits import DEFAULT_JOBS
 from commands.service.requests import Requester, append_command, see_through
 from host_adapters.factory import build_host
 from ledger import Ledger, verify_ledger
+from ledger.lifecycle import TERMINAL_TYPES
 from projections import Projections
 
 from .fake_host import SPEC
@@ -85,17 +87,21 @@ def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
 
     requested = [e["command_id"] for e in events if e["type"] == "CommandRequested"]
     assert len(requested) == len(set(requested)) == total == len(outcomes)
-    terminal = [e["command_id"] for e in events if e["type"] in
-                ("CommandSucceeded", "CommandFailed", "CommandRejected", "CommandCancelled", "CommandInterrupted")]
+    terminal_types = set(TERMINAL_TYPES)
+    terminal = [e["command_id"] for e in events if e["type"] in terminal_types]
     assert sorted(terminal) == sorted(requested), "every command reaches exactly one terminal outcome"
     assert set(outcomes.values()) <= {"succeeded", "rejected"}
 
     decided = [e["command_id"] for e in events if e["type"] in ("CommandStarted", "CommandRejected")]
     assert decided == requested, "commands are decided in ledger order"
-    running = None
+    running: dict[str, str] = {}
+    most = 0
     for event in events:
         if event["type"] == "CommandStarted":
-            assert running is None, "one executor at a time"
-            running = event["command_id"]
-        elif event["type"] in ("CommandSucceeded", "CommandFailed") and event["command_id"] == running:
-            running = None
+            assert event["instance"] not in running, "one command of an instance at a time"
+            running[event["instance"]] = event["command_id"]
+            most = max(most, len(running))
+        elif event["type"] in terminal_types and running.get(event["instance"]) == event["command_id"]:
+            del running[event["instance"]]
+    assert most <= DEFAULT_JOBS
+    print(f"load: at most {most} commands ran at once")

@@ -20,6 +20,7 @@ from ledger.lifecycle import ROW_KINDS, Command, Outcome, State, refusal
 
 from ..domain.errors import InvalidInput, Rejected
 from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
+from ..service.limits import DEFAULT_JOBS
 from .app import App
 from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, hint
 from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE
@@ -377,12 +378,15 @@ def verify(app: App, as_json: bool) -> int:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Drain the queue, then exit.")
+@click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS, show_default=True,
+              help="How many commands (of different instances) run at once.")
 @click.pass_obj
-def executor(app: App, once: bool) -> int:
-    """Run the executor: take requested commands in ledger order and apply them to the host."""
+def executor(app: App, once: bool, jobs: int) -> int:
+    """Run the executor: decide requested commands in ledger order and apply them to the host, different
+    instances' at the same time."""
     from .serve import serve
 
-    serve(app, once)
+    serve(app, once, jobs)
     return EXIT_OK
 
 

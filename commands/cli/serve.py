@@ -52,8 +52,9 @@ def _at_step(step: str | None) -> str:
     return escape(f" at step {step!r}") if step else ""
 
 
-def serve(app: App, once: bool) -> None:
-    """Run the executor for the app's ledger; refuses while another executor holds the lock."""
+def serve(app: App, once: bool, jobs: int) -> None:
+    """Run the executor for the app's ledger, `jobs` commands at most at once; refuses while another executor
+    holds the lock."""
     host = app.host()
     lock = ExecutorLock(app.settings.db)
     ledger = app.ledger(create=True)
@@ -74,7 +75,7 @@ def serve(app: App, once: bool) -> None:
         console.print(f"{prefix}warning: {escape(message)}", soft_wrap=True, highlight=False)
 
     try:
-        worker = Executor(ledger, host, projections=app.projections(), observer=report, warn=warn)
+        worker = Executor(ledger, host, projections=app.projections(), observer=report, warn=warn, jobs=jobs)
         worker.recover()
         worker.serve(once, stopping=lambda: bool(stopping))
     finally:

@@ -1,16 +1,27 @@
-"""The executor: takes requested commands in seq order, decides each, runs its steps, records what happened.
+"""The executor: decides requested commands in seq order, runs their steps, records what happened.
 
-Exactly one runs per ledger (the caller holds `ExecutorLock`). Everything it
-does to the host goes through the adapters it is given; everything it learns
-goes into the ledger before it moves on.
+Exactly one runs per ledger (the caller holds `ExecutorLock`). Decisions are
+taken one at a time, in seq order, by the thread that owns the ledger; the
+steps of each started command run in a worker thread of their own, so
+commands of different instances overlap (at most `jobs` at once). A command
+is decided only once nothing it depends on is still running: its instance's
+earlier command, and for a decision that reads other instances (an init's
+port check, a retry or replay) every running command. So every decision sees
+exactly the state a serial executor would have given it. Workers never touch
+the ledger: they report step results and output lines back, and the owning
+thread records them. Everything the executor does to the host goes through
+the adapters it is given.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from host_adapters import Cancelled, Host, HostError, StepIO
 from ledger import (
@@ -26,7 +37,7 @@ from ledger import (
     StepCompleted,
 )
 from ledger.events import EventPayload
-from ledger.lifecycle import EventType
+from ledger.lifecycle import Command, EventType
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
@@ -34,6 +45,7 @@ from ..domain.decide import decide
 from ..domain.errors import Rejected
 from ..domain.steps import NothingToDo, Plan, Step
 from .identity import os_user
+from .limits import DEFAULT_JOBS
 from .observe import UnitWatcher
 
 Observer = Callable[[EventRecord], None]
@@ -41,10 +53,52 @@ LineSink = Callable[[CommandView, str, str], None]
 Warn = Callable[[str], None]
 # While the queue is empty, how often the journal is read for observations (before a command: always).
 WATCH_INTERVAL = 1.0
+# While commands run, how long the owning thread waits for a report before it looks at the ledger again
+# (for cancels, new commands and observations).
+REPORT_WAIT = 0.05
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A started command whose steps a worker is running, and the flag that tells the worker to cancel."""
+
+    command: CommandView
+    cancel: threading.Event
+
+
+@dataclass(frozen=True)
+class StepLine:
+    """An output line a worker's step printed."""
+
+    flight: Flight
+    step: str
+    line: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """An event a worker asks to record: a completed step, or the command's outcome (`recorded` is None).
+
+    A worker waits for `recorded` before its next step, so the ledger knows
+    each step ended before the host sees the next one begin.
+    """
+
+    flight: Flight
+    payload: EventPayload
+    recorded: threading.Event | None
+
+
+Report = StepLine | StepResult
+
+
+def waits_for_everyone(command: CommandView) -> bool:
+    """Whether deciding `command` reads other instances' outcomes: an init checks that its port is free, a
+    retry or replay looks at the command it links to."""
+    return command.command == Command.INIT or command.retry_of is not None or command.replay_of is not None
 
 
 class Executor:
-    """Applies requested commands to the host, one at a time, in ledger order."""
+    """Applies requested commands to the host in ledger order, different instances' at the same time."""
 
     def __init__(
         self,
@@ -55,16 +109,23 @@ class Executor:
         observer: Observer = lambda event: None,
         on_line: LineSink = lambda command, step, line: None,
         warn: Warn = lambda message: None,
+        jobs: int = DEFAULT_JOBS,
     ):
+        if jobs < 1:
+            raise ValueError(f"jobs must be at least 1, not {jobs}")
         self.ledger = ledger
         self.host = host
         self.projections = Projections(ledger) if projections is None else projections
         self.observer = observer
         self.on_line = on_line
         self.warn = warn
+        self.jobs = jobs
         self.os_user = os_user()
         self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
         self._watched_at: float | None = None
+        self._flights: dict[str, Flight] = {}
+        self._reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
+        self._cancels_seen_at = 0.0
 
     def recover(self) -> list[str]:
         """Mark every command found started but unfinished as interrupted; return their ids.
@@ -81,16 +142,22 @@ class Executor:
         return [command.command_id for command in interrupted]
 
     def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:
-        """Run requested commands in seq order until none is left or `until()` holds; return how many ran."""
-        ran = 0
+        """Run requested commands until none is left or `until()` holds, and every command started has its
+        outcome recorded; return how many were taken up."""
+        taken = 0
         while True:
+            self._take_reports()
             self.projections.sync()
             command = None if until() else self.projections.next_pending()
-            self.watch(force=command is not None)
-            if command is None:
-                return ran
-            self.execute(command)
-            ran += 1
+            if command is None and not self._flights:
+                self.watch(force=False)
+                return taken
+            if command is not None and self._may_decide(command):
+                self._take_up(command)
+                taken += 1
+                continue
+            self.watch(force=False)
+            self._await_reports()
 
     def serve(self, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:
         """Drain the queue; unless `once`, keep draining as commands arrive until `stopping()`. Returns how many
@@ -104,9 +171,11 @@ class Executor:
     def watch(self, force: bool = True) -> None:
         """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL).
 
-        Before every command the ledger catches up with the journal, so an
-        observation lands before the command that follows it. A journal that
-        cannot be read is reported and read again next time: nothing is lost.
+        Before every decision the ledger catches up with the journal, so an
+        observation lands before the command that follows it. What a unit
+        does while a command of its instance runs is that command's own doing.
+        A journal that cannot be read is reported and read again next time:
+        nothing is lost.
         """
         now = time.monotonic()
         if not force and self._watched_at is not None and now - self._watched_at < WATCH_INTERVAL:
@@ -120,8 +189,17 @@ class Executor:
         for event in events:
             self.observer(event)
 
-    def execute(self, command: CommandView) -> None:
-        """Decide one command, run its steps, and record each step and the outcome."""
+    def _may_decide(self, command: CommandView) -> bool:
+        """Whether `command` can be decided now: a free worker, and nothing running that its decision reads."""
+        if len(self._flights) >= self.jobs:
+            return False
+        if waits_for_everyone(command):
+            return not self._flights
+        return all(flight.command.instance != command.instance for flight in self._flights.values())
+
+    def _take_up(self, command: CommandView) -> None:
+        """Decide one command; when it is allowed, record its start and hand its steps to a worker."""
+        self.watch()
         if self._cancel_requested(command):
             self._record(command, CommandCancelled(step=None))
             return
@@ -131,47 +209,110 @@ class Executor:
             self._record(command, CommandRejected(reason=str(rejection)))
             return
         self._record(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(), simulated=self.host.simulated))
-        for step in plan.steps:
-            if self._cancel_requested(command):
-                self._end(command, plan, CommandCancelled(step=step.name))
+        flight = Flight(command, threading.Event())
+        self._flights[command.command_id] = flight
+        threading.Thread(target=self._carry_out, args=(flight, plan), name=f"l4d2ctl {command.command_id}",
+                         daemon=True).start()
+
+    def _await_reports(self) -> None:
+        """Wait a moment for a worker's report, record what arrived, and pass on any cancel asked for meanwhile."""
+        try:
+            report = self._reports.get(timeout=REPORT_WAIT)
+        except queue.Empty:
+            pass
+        else:
+            self._take(report)
+            self._take_reports()
+        self._pass_on_cancels()
+
+    def _take_reports(self) -> None:
+        """Record every report the workers have sent so far."""
+        while True:
+            try:
+                report = self._reports.get_nowait()
+            except queue.Empty:
                 return
-            io = self._io(command, step, cancellable=True)
+            self._take(report)
+
+    def _take(self, report: Report) -> None:
+        match report:
+            case StepLine(flight, step, line):
+                self.on_line(flight.command, step, line)
+            case StepResult(flight, payload, None):
+                self._record(flight.command, payload)
+                del self._flights[flight.command.command_id]
+            case StepResult(flight, payload, threading.Event() as recorded):
+                self._record(flight.command, payload, durable=False)
+                recorded.set()
+            case _:
+                raise TypeError(f"{report!r} is not a worker report")
+
+    def _pass_on_cancels(self) -> None:
+        """Tell the workers of commands someone asked to cancel (looking at most every REPORT_WAIT)."""
+        now = time.monotonic()
+        if now - self._cancels_seen_at < REPORT_WAIT:
+            return
+        self._cancels_seen_at = now
+        for flight in self._flights.values():
+            if not flight.cancel.is_set() and self._cancel_requested(flight.command):
+                flight.cancel.set()
+
+    def _carry_out(self, flight: Flight, plan: Plan) -> None:
+        """A worker: run the plan's steps, report each, and report the outcome last, whatever happens."""
+        try:
+            outcome = self._run_steps(flight, plan)
+        except Exception as error:  # an undo step that broke: the command still gets its one outcome
+            outcome = CommandFailed(step=None, error=f"{error.__class__.__name__}: {error}")
+        self._reports.put(StepResult(flight, outcome, None))
+
+    def _run_steps(self, flight: Flight, plan: Plan) -> EventPayload:
+        """Run the plan's steps in order; the outcome, after the undo steps when the command stopped short."""
+        for step in plan.steps:
+            if flight.cancel.is_set():
+                return self._undo(flight, plan, CommandCancelled(step=step.name))
+            io = self._io(flight, step, cancellable=True)
             try:
                 step.action(self.host, io)
             except NothingToDo as done:
                 io.say(str(done))
-                self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
+                self._step_completed(flight, step, io)
                 break
             except Cancelled:
-                self._end(command, plan, CommandCancelled(step=step.name))
-                return
+                return self._undo(flight, plan, CommandCancelled(step=step.name))
             except HostError as error:
-                self._end(command, plan, CommandFailed(step=step.name, error=str(error), output=io.lines,
-                                                       stderr_tail=error.stderr_tail))
-                return
+                return self._undo(flight, plan, CommandFailed(step=step.name, error=str(error), output=io.lines,
+                                                              stderr_tail=error.stderr_tail))
             except Exception as error:  # whatever else a step raises ends its command as failed, recorded
-                self._end(command, plan, CommandFailed(step=step.name, error=f"{error.__class__.__name__}: {error}",
-                                                       output=io.lines))
-                return
-            self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
-        self._record(command, CommandSucceeded())
+                return self._undo(flight, plan, CommandFailed(step=step.name,
+                                                              error=f"{error.__class__.__name__}: {error}",
+                                                              output=io.lines))
+            self._step_completed(flight, step, io)
+        succeeded: EventPayload = CommandSucceeded()
+        return succeeded
 
-    def _end(self, command: CommandView, plan: Plan, outcome: EventPayload) -> None:
-        """End a command that stopped short: run its undo steps (each recorded), then record the outcome.
+    def _undo(self, flight: Flight, plan: Plan, outcome: EventPayload) -> EventPayload:
+        """Run the undo steps of a command that stopped short (each reported), then give its outcome.
 
         Undo steps tolerate failures and are not cancellable: a start that was
         cancelled must still not leave its unit running.
         """
         for step in plan.undo:
-            io = self._io(command, step, cancellable=False)
+            io = self._io(flight, step, cancellable=False)
             step.action(self.host, io)
-            self._record(command, StepCompleted(step=step.name, output=io.lines), durable=False)
-        self._record(command, outcome)
+            self._step_completed(flight, step, io)
+        return outcome
 
-    def _io(self, command: CommandView, step: Step, cancellable: bool) -> StepIO:
+    def _step_completed(self, flight: Flight, step: Step, io: StepIO) -> None:
+        """Have the owning thread record that `step` completed, and wait until it has."""
+        recorded = threading.Event()
+        self._reports.put(StepResult(flight, StepCompleted(step=step.name, output=io.lines), recorded))
+        recorded.wait()
+
+    def _io(self, flight: Flight, step: Step, cancellable: bool) -> StepIO:
+        """The step's line sink (back to the owning thread) and cancel check (the flight's flag)."""
         return StepIO(
-            emit=lambda line: self.on_line(command, step.name, line),
-            should_cancel=(lambda: self._cancel_requested(command)) if cancellable else (lambda: False),
+            emit=lambda line: self._reports.put(StepLine(flight, step.name, line)),
+            should_cancel=flight.cancel.is_set if cancellable else (lambda: False),
         )
 
     def _cancel_requested(self, command: CommandView) -> bool:

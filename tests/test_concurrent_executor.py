@@ -1,0 +1,211 @@
+"""The executor runs commands of different instances at the same time, and decides exactly as a serial one would."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commands.service.requests import append_cancel, append_command
+from host_adapters import HostError, StepIO
+from ledger import Ledger, verify_ledger
+from ledger.lifecycle import TERMINAL_TYPES, EventType
+from projections import Projections
+
+from .fake_host import ALICE, SPEC, FakeHost
+from .fakes import Faults
+
+INSTANCES = ("alpha", "bravo", "charlie")
+
+
+@dataclass
+class Crowded(Faults):
+    """Counts how many calls starting with `watched` are inside at once (each stays `dwell` seconds), and can make
+    them meet: with `meet` set, each waits until that many are inside together."""
+
+    watched: str = "enable_now"
+    dwell: float = 0.05
+    meet: int | None = None
+    inside: int = 0
+    most: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    barrier: threading.Barrier | None = None
+
+    def check(self, call: str, io: StepIO | None = None) -> None:
+        super().check(call, io)
+        if not call.startswith(self.watched):
+            return
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            if self.meet is not None and self.barrier is None:
+                self.barrier = threading.Barrier(self.meet, timeout=5)
+        try:
+            if self.barrier is not None:
+                self.barrier.wait()
+            time.sleep(self.dwell)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def _fleet(ledger, faults: Faults, names=INSTANCES) -> FakeHost:
+    """A fake host with one initialized instance per name, each on a port of its own."""
+    host = FakeHost(ledger, faults)
+    for number, name in enumerate(names):
+        assert host.init(name, SPEC | {"port": 27015 + number}).outcome == "succeeded"
+    return host
+
+
+def _request(host: FakeHost, *commands: tuple[str, str, dict | None]) -> list[str]:
+    return [append_command(host.ledger, ALICE, name, command, args)[0] for name, command, args in commands]
+
+
+def _outcomes(host: FakeHost, command_ids: list[str]) -> list[str]:
+    host.executor.projections.sync()
+    return [host.executor.projections.command(command_id).outcome for command_id in command_ids]
+
+
+def test_starts_of_different_instances_run_at_the_same_time(ledger):
+    host = _fleet(ledger, Crowded(meet=len(INSTANCES)))
+    started = _request(host, *[(name, "start", None) for name in INSTANCES])
+    host.executor.run_pending()
+    assert _outcomes(host, started) == ["succeeded"] * len(INSTANCES), "each start waited for the others inside"
+    assert host.faults.most == len(INSTANCES)
+
+
+def test_no_more_than_jobs_commands_run_at_once(ledger):
+    names = [f"srv{number}" for number in range(6)]
+    host = _fleet(ledger, Crowded(), names)
+    host.executor.jobs = 2
+    started = _request(host, *[(name, "start", None) for name in names])
+    host.executor.run_pending()
+    assert _outcomes(host, started) == ["succeeded"] * len(names)
+    assert host.faults.most == 2
+
+
+def test_one_instance_commands_never_overlap_and_keep_ledger_order(ledger):
+    host = _fleet(ledger, Crowded())
+    commands = _request(host, ("alpha", "start", None), ("bravo", "start", None), ("alpha", "stop", None),
+                        ("alpha", "start", None), ("bravo", "stop", None), ("alpha", "restart", None))
+    host.executor.run_pending()
+    assert _outcomes(host, commands) == ["succeeded"] * len(commands)
+    for name in ("alpha", "bravo"):
+        spans = []
+        for command_id in (c for c in commands if host.executor.projections.command(c).instance == name):
+            seqs = [event.seq for event in ledger.read(command_id=command_id) if event.type != "CommandRequested"]
+            spans.append((min(seqs), max(seqs)))
+        assert spans == sorted(spans)
+        assert all(end < next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
+
+
+def test_decisions_are_taken_in_ledger_order(ledger):
+    host = _fleet(ledger, Crowded())
+    commands = _request(host, *[(name, command, None) for command in ("start", "stop") for name in INSTANCES])
+    host.executor.run_pending()
+    decided = [event.command_id for event in ledger.read()
+               if event.type in ("CommandStarted", "CommandRejected") and event.command_id in commands]
+    assert decided == commands
+
+
+def test_an_init_waits_for_running_commands_so_it_sees_a_freed_port_as_a_serial_executor_would(ledger):
+    host = _fleet(ledger, Crowded(watched="remove runtime bravo", dwell=0.3))
+    deleted, claimed = _request(host, ("bravo", "delete", None), ("delta", "init", {"spec": SPEC | {"port": 27016}}))
+    host.executor.run_pending()
+    assert _outcomes(host, [deleted, claimed]) == ["succeeded", "succeeded"]
+
+
+def test_an_init_waits_for_running_commands_so_it_sees_a_taken_port_as_a_serial_executor_would(ledger):
+    host = FakeHost(ledger, Crowded(dwell=0.3))
+    host.init("alpha")
+    host.run("alpha", "delete")
+    revived, clashing = _request(host, ("alpha", "init", {"spec": SPEC}), ("bravo", "init", {"spec": SPEC}))
+    host.executor.run_pending()
+    assert _outcomes(host, [revived, clashing]) == ["succeeded", "rejected"]
+
+
+def test_a_cancel_reaches_only_its_command_among_those_running(ledger):
+    host = _fleet(ledger, Faults(hang_on="enable_now alpha"))
+    hanging, other = _request(host, ("alpha", "start", None), ("bravo", "start", None))
+    worker = threading.Thread(target=host.executor.run_pending, daemon=True)
+    worker.start()
+    with Ledger.open(ledger.path) as canceller:
+        deadline = time.monotonic() + 10
+        while not any(e.type == "CommandSucceeded" for e in canceller.read(command_id=other)):
+            assert time.monotonic() < deadline, "bravo's start should end while alpha's hangs"
+            time.sleep(0.02)
+        projections = Projections(canceller)
+        projections.sync()
+        append_cancel(canceller, ALICE, projections.command(hanging))
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert _outcomes(host, [hanging, other]) == ["cancelled", "succeeded"]
+    assert not host.services.status("alpha").active and host.services.status("bravo").active
+
+
+@dataclass
+class BrokenUndo(Faults):
+    """The unit will not start, and stopping it (the undo) breaks in a way no step expects."""
+
+    def check(self, call: str, io: StepIO | None = None) -> None:
+        super().check(call, io)
+        if call == "enable_now alpha":
+            raise HostError("the unit did not start")
+        if call == "disable_now alpha":
+            raise RuntimeError("systemctl vanished")
+
+
+def test_a_command_whose_undo_breaks_still_gets_exactly_one_outcome(ledger):
+    host = _fleet(ledger, BrokenUndo(), ("alpha",))
+    (started,) = _request(host, ("alpha", "start", None))
+    host.executor.run_pending()
+    command = host.executor.projections.command(started)
+    assert command.outcome == "failed"
+    assert "RuntimeError: systemctl vanished" in command.error
+    outcomes = [e.type for e in ledger.read(command_id=started) if e.type in TERMINAL_TYPES]
+    assert outcomes == [EventType.COMMAND_FAILED]
+
+
+@dataclass
+class Jitter(Faults):
+    """Every adapter call takes a random moment, so concurrent commands interleave differently each time."""
+
+    rng: random.Random = field(default_factory=random.Random)
+
+    def check(self, call: str, io: StepIO | None = None) -> None:
+        super().check(call, io)
+        time.sleep(self.rng.random() * 0.002)
+
+
+COMMANDS = st.tuples(st.sampled_from(INSTANCES),
+                     st.sampled_from(["init", "start", "stop", "restart", "delete", "reset"]),
+                     st.sampled_from([27015, 27016]))
+
+
+def _run_all(requests: list[tuple[str, str, int]], jobs: int, seed: int) -> list[tuple]:
+    """Every request appended at once, then run by an executor with `jobs` workers: each command's outcome and
+    error, and each instance's recorded state and port at the end."""
+    with tempfile.TemporaryDirectory() as scratch, Ledger.open(Path(scratch) / "ledger.db") as ledger:
+        host = FakeHost(ledger, Jitter(rng=random.Random(seed)))
+        host.executor.jobs = jobs
+        ids = _request(host, *[(name, command, {"spec": SPEC | {"port": port}} if command == "init" else None)
+                               for name, command, port in requests])
+        host.executor.run_pending()
+        projections = host.executor.projections
+        assert verify_ledger(ledger).ok
+        commands = [(c.outcome, c.error) for c in map(projections.command, ids)]
+        instances = [(i.state, i.port) for i in map(projections.instance, INSTANCES)]
+        return commands + instances
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(COMMANDS, min_size=1, max_size=12), st.integers(0, 2**32))
+def test_a_concurrent_executor_reaches_exactly_what_a_serial_one_does(requests, seed):
+    assert _run_all(requests, jobs=4, seed=seed) == _run_all(requests, jobs=1, seed=seed)
