@@ -162,8 +162,8 @@ def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
     _run(root, "start", "a", system=system)
     _run(root, "stop", "a", system=system)
     assert system.calls == [("systemctl", "reset-failed", "left4me-server@a.service"),
-                            ("systemctl", "enable", "--now", "left4me-server@a.service"),
-                            ("systemctl", "disable", "--now", "left4me-server@a.service")]
+                            ("systemctl", "enable", "--now", "--no-reload", "left4me-server@a.service"),
+                            ("systemctl", "disable", "--now", "--no-reload", "left4me-server@a.service")]
 
 
 @pytest.mark.parametrize("verb", ["prepare", "stage", "remove"])
