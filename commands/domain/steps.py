@@ -16,7 +16,10 @@ from ledger.lifecycle import UNDO_PREFIX
 
 from .spec import Spec, dump_spec
 
-READY_POLL = 0.5
+# While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
+# whether its unit still runs (a systemctl process: a fleet coming up at once would spend its CPU on them).
+READY_POLL = 0.2
+UNIT_POLL = 1.0
 
 
 @dataclass(frozen=True)
@@ -190,11 +193,8 @@ def _wait_until_serving(name: str, blueprint: Spec) -> Callable[[Host, StepIO], 
     def wait_until_serving(host: Host, io: StepIO) -> None:
         port, seconds = blueprint.port, blueprint.readiness_seconds
         deadline = time.monotonic() + seconds
+        unit_due = time.monotonic() + UNIT_POLL  # the unit was active when enable returned
         while True:
-            status = host.services.status(name)
-            if not status.active:
-                raise HostError(f"the unit is {status.describe()}: the server stopped before it answered "
-                                f"A2S_INFO on udp/{port}", _journal(host, name))
             answer = host.query.info(port)
             if answer is not None:
                 io.say(f"the server answers A2S_INFO on udp/{port}: {answer['name']!r} on {answer['map']}, "
@@ -202,9 +202,16 @@ def _wait_until_serving(name: str, blueprint: Spec) -> Callable[[Host, StepIO], 
                 return
             if io.should_cancel():
                 raise Cancelled(f"cancelled while waiting for the server on udp/{port}")
-            if time.monotonic() >= deadline:
-                raise HostError(f"no A2S_INFO answer on udp/{port} within ready_timeout ({seconds}s); "
-                                f"the unit is {status.describe()}", _journal(host, name))
+            out_of_time = time.monotonic() >= deadline
+            if out_of_time or time.monotonic() >= unit_due:
+                status = host.services.status(name)
+                if not status.active:
+                    raise HostError(f"the unit is {status.describe()}: the server stopped before it answered "
+                                    f"A2S_INFO on udp/{port}", _journal(host, name))
+                if out_of_time:
+                    raise HostError(f"no A2S_INFO answer on udp/{port} within ready_timeout ({seconds}s); "
+                                    f"the unit is {status.describe()}", _journal(host, name))
+                unit_due = time.monotonic() + UNIT_POLL
             time.sleep(READY_POLL)
 
     return wait_until_serving
