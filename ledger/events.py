@@ -1,34 +1,47 @@
-"""The event types of the ledger, as small immutable pydantic models.
+"""The event types of the ledger, as small immutable models (frozen dataclasses).
 
 An event is an envelope (who, which instance, which command) around a typed
 payload. `NewEvent` is what callers hand to the ledger; `RecordedEvent` is
 what the ledger hands back, with the fields it assigned (seq, id, time, hashes).
+
+Plain dataclasses, not pydantic: appending a command is the path a `--no-wait`
+call takes, and it must not pay for importing a validation library. Callers
+are l4d2ctl's own code, typed statically; an unknown field is a TypeError and
+an unknown command or observation kind a ValueError, before anything is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, get_args
-
-from pydantic import BaseModel, ConfigDict
 
 from .lifecycle import Command, Observation
 
 
-class EventPayload(BaseModel):
-    """Base of every payload: frozen, and strict about unknown fields."""
+@dataclass(frozen=True, kw_only=True)
+class EventPayload:
+    """Base of every payload: frozen, keyword-only, no fields beyond those declared."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def as_json(self) -> dict[str, Any]:
+        """The payload as the JSON object the ledger stores."""
+        return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandRequested(EventPayload):
     """Someone asked for a lifecycle command; for init, `args` holds the whole spec."""
 
     command: Command
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = field(default_factory=dict)
     retry_of: str | None = None
     replay_of: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "command", Command(self.command))
 
+
+@dataclass(frozen=True, kw_only=True)
 class CommandStarted(EventPayload):
     """An executor took the command up (on a simulated host, if `simulated`)."""
 
@@ -37,38 +50,44 @@ class CommandStarted(EventPayload):
     simulated: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class StepCompleted(EventPayload):
     """One host step of a command finished, with what it printed."""
 
     step: str
-    output: list[str] = []
+    output: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandSucceeded(EventPayload):
     """Every step of the command finished."""
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandFailed(EventPayload):
     """A host step failed; the command stopped there."""
 
     step: str | None = None
     error: str
-    output: list[str] = []
-    stderr_tail: list[str] = []
+    output: list[str] = field(default_factory=list)
+    stderr_tail: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandRejected(EventPayload):
     """The recorded state did not allow the command; nothing touched the host."""
 
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandCancelled(EventPayload):
     """The command stopped between steps because a cancel was requested."""
 
     step: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class CommandInterrupted(EventPayload):
     """An executor found the command unfinished after a crash; it last acted at `last_event_at`.
 
@@ -79,10 +98,12 @@ class CommandInterrupted(EventPayload):
     last_event_at: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class CancelRequested(EventPayload):
     """Someone asked to cancel a command that has not ended yet."""
 
 
+@dataclass(frozen=True, kw_only=True)
 class Observed(EventPayload):
     """systemd did something to an instance's unit that no command caused (a crash, a restart, an outside stop).
 
@@ -94,6 +115,9 @@ class Observed(EventPayload):
     detail: str
     observed_at: str
     source: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Observation(self.kind))
 
 
 Payload: TypeAlias = (
@@ -114,10 +138,9 @@ PAYLOAD_TYPES: tuple[type[EventPayload], ...] = get_args(Payload)
 EVENT_TYPES: dict[str, type[EventPayload]] = {cls.__name__: cls for cls in PAYLOAD_TYPES}
 
 
-class NewEvent(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class NewEvent:
     """An event to append: the envelope a caller fills in, around its payload."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     instance: str
     command_id: str
@@ -132,6 +155,7 @@ class NewEvent(BaseModel):
         return type(self.payload).__name__
 
 
+@dataclass(frozen=True, kw_only=True)
 class RecordedEvent(NewEvent):
     """An event as the ledger holds it, with the fields the ledger assigned."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 import sqlite_utils
 
@@ -30,7 +30,7 @@ from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .events import NewEvent, RecordedEvent
+    from .events import NewEvent, Payload, RecordedEvent
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 LEDGER_FILE_MODE = 0o660
@@ -41,6 +41,8 @@ LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _COLUMNS = tuple(EVENT_COLUMNS)
+# The columns a RecordedEvent takes as fields (its type is its payload's class, its payload the model itself).
+_RECORDED_FIELDS = tuple(column for column in _COLUMNS if column not in ("type", "payload"))
 T = TypeVar("T")
 _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM events"
@@ -144,7 +146,9 @@ class Ledger:
                     conn.close()
                 if uri == uris[-1]:
                     raise LedgerError(f"ledger {shown_as}: {error}{_space_note(shown_as, error)}") from error
-        ledger = cls(sqlite_utils.Database(conn), shown_as, busy_timeout, readonly)
+        # No sqlite-utils plugins: whatever package registers one would otherwise run inside every l4d2ctl
+        # (as root, too), and finding them means reading every installed package's metadata at each start.
+        ledger = cls(sqlite_utils.Database(conn, execute_plugins=False), shown_as, busy_timeout, readonly)
         try:
             ledger._prepare(target != ":memory:")
         except BaseException:
@@ -213,7 +217,7 @@ class Ledger:
             return self._append_locked([event])[0], True
 
     def read(self, **filters: Unpack[EventFilters]) -> Iterator[RecordedEvent]:
-        """Events matching every filter `rows` takes, oldest first, as validated pydantic models."""
+        """Events matching every filter `rows` takes, oldest first, as event models."""
         return map(_recorded, self.rows(**filters))
 
     def records(self, **filters: Unpack[EventFilters]) -> Iterator[EventRecord]:
@@ -341,13 +345,13 @@ class Ledger:
                 "os_user": event.os_user,
                 "recorded_at": recorded_at,
                 "request_key": event.request_key,
-                "payload": canonical_json(event.payload.model_dump(mode="json") | version_marker(event.type)),
+                "payload": canonical_json(event.payload.as_json() | version_marker(event.type)),
                 "prev_hash": prev_hash,
             }
             row["hash"] = prev_hash = event_hash(prev_hash, row)
             self.db.conn.execute(_INSERT, [row[column] for column in _COLUMNS])
-            # Every field was validated on the way in (the event) or assigned here.
-            recorded.append(RecordedEvent.model_construct(**{**row, "payload": event.payload}))
+            assigned = {column: row[column] for column in _RECORDED_FIELDS}
+            recorded.append(RecordedEvent(**assigned, payload=event.payload))
         self.set_position(CHAIN_CHECKPOINT, f"{seq}:{prev_hash}")
         return recorded
 
@@ -431,15 +435,15 @@ def _create_file(path: str) -> None:
 
 
 def _recorded(row: EventRow) -> RecordedEvent:
-    """A stored row as a validated event model (`LedgerError` if it cannot be read)."""
+    """A stored row as an event model (`LedgerError` if it cannot be read)."""
     from .events import EVENT_TYPES, RecordedEvent  # the models are only needed by typed reads
 
     fields = dict(row)
     event_type = fields.pop("type")
     try:
         payload = decode(event_type, fields.pop("payload"), fields["seq"])
-        return RecordedEvent(**fields, payload=EVENT_TYPES[event_type].model_validate(payload))
-    except ValueError as error:
+        return RecordedEvent(**fields, payload=cast("Payload", EVENT_TYPES[event_type](**payload)))
+    except (ValueError, TypeError) as error:
         raise LedgerError(
             f"event seq {fields['seq']} cannot be read ({error.__class__.__name__}); "
             "run `l4d2ctl verify`"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import stat
@@ -192,7 +193,7 @@ def test_a_writer_blocked_past_the_timeout_gets_ledger_locked(ledger_path):
 
 def test_a_failed_append_writes_nothing(ledger):
     ledger.append([an_event()])
-    bad = an_event().model_copy(update={"instance": None})
+    bad = dataclasses.replace(an_event(), instance=None)
     with pytest.raises(LedgerError):
         ledger.append([an_event(), bad])
     assert [event.seq for event in ledger.read()] == [1]
