@@ -149,6 +149,11 @@ class Projections:
         """Commands started and not finished."""
         return list(self._commands("outcome = ?", [Outcome.RUNNING]))
 
+    def cancels_asked(self) -> list[str]:
+        """The ids of running commands someone asked to cancel."""
+        return [row["command_id"] for row in self._raw(
+            "SELECT command_id FROM commands WHERE outcome = ? AND cancel_requested_by IS NOT NULL", [Outcome.RUNNING])]
+
     def history(self, instance: str) -> list[CommandView]:
         """Every command of one instance, oldest first."""
         return list(self._commands("instance = ?", [instance]))

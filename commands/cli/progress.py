@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TextIO, cast
+from typing import cast
 
-import click
 from rich.console import Console
 from rich.markup import escape
 
@@ -18,6 +15,7 @@ from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 from projections import CommandView
 
 from ..domain.text_rules import printable
+from .stdout import Stdout, silence
 
 OUTCOME_STYLE = {
     Outcome.SUCCEEDED: ("✓", "green"),
@@ -42,48 +40,22 @@ class OutputConsole(Console):
         silence(sys.stderr if self.stderr else sys.stdout)
 
 
-def silence(stream: TextIO | None) -> None:
-    """Point a standard stream's descriptor at /dev/null: Python flushes it once more at exit, which must land
-    nowhere, not fail. A stream that was closed from the start (None) has nothing to silence."""
-    try:
-        descriptor = stream.fileno() if stream is not None else None
-    except (OSError, ValueError):
-        descriptor = None
-    if descriptor is not None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, descriptor)
-        os.close(devnull)
-
-
 class CommandPrinter:
     """Prints one command's progress for people; in JSON mode stays silent until the end."""
 
-    def __init__(self, console: Console, *, simulated: bool, as_json: bool):
+    def __init__(self, console: Console, stdout: Stdout, *, simulated: bool, as_json: bool):
         self.console = console
+        self.stdout = stdout
         self.errors = OutputConsole(stderr=True)
         self.prefix = "[dim]\\[simulated][/dim] " if simulated else ""
         self.as_json = as_json
         self.command_id: str | None = None
         self._streamed: set[str] = set()
-        self._reader_gone = False
 
     def line(self, markup: str) -> None:
         """One line of output, marked as simulated when the host is."""
         if not self.as_json:
-            self.write(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
-
-    def write(self, write: Callable[[], None]) -> None:
-        """Write to stdout while someone reads it (see `OutputConsole`): a reader that went away never stops
-        the command."""
-        if self._reader_gone:
-            return
-        try:
-            write()
-            if sys.stdout is not None:
-                sys.stdout.flush()
-        except OSError:  # the reader went away, or stdout cannot take more (a full disk): the command goes on
-            self._reader_gone = True
-            silence(sys.stdout)
+            self.stdout.write(lambda: self.console.print(f"{self.prefix}{markup}", soft_wrap=True, highlight=False))
 
     def requested(self, command: CommandView, created: bool) -> None:
         """Announce the command this invocation is about."""
@@ -91,10 +63,6 @@ class CommandPrinter:
         again = "" if created else " [dim](already requested with this request id)[/dim]"
         self.line(f"[bold]{command.command} {escape(command.instance)}[/bold]  command {command.command_id}, "
                   f"by {escape(printable(command.actor))}{again}")
-
-    def queued(self, command: CommandView) -> None:
-        """With --no-wait: just the id a script needs (the object, with --json)."""
-        self.write(lambda: click.echo(json.dumps(command.summary()) if self.as_json else command.command_id))
 
     def on_line(self, command: CommandView, step: str, line: str) -> None:
         """A line a step printed while it ran."""
@@ -122,7 +90,7 @@ class CommandPrinter:
     def finished(self, command: CommandView) -> None:
         """The outcome, as a line for people or the history object as JSON."""
         if self.as_json:
-            self.write(lambda: click.echo(json.dumps(command.summary())))
+            self.stdout.queued([command], as_json=True, as_list=False)
             return
         mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
@@ -137,25 +105,13 @@ class CommandPrinter:
 class BatchPrinter:
     """Prints a bulk call's progress: one line per command as it ends, then a summary (JSON: one list)."""
 
-    def __init__(self, console: Console, *, simulated: bool, as_json: bool,
+    def __init__(self, console: Console, stdout: Stdout, *, simulated: bool, as_json: bool,
                  recorded: Callable[[str], CommandView]):
-        self.single = CommandPrinter(console, simulated=simulated, as_json=as_json)
+        self.single = CommandPrinter(console, stdout, simulated=simulated, as_json=as_json)
         self.as_json = as_json
         self.recorded = recorded
         self.command_ids: set[str] = set()
         self._shown: set[str] = set()
-
-    def queued(self, commands: Sequence[CommandView]) -> None:
-        """With --no-wait: the ids, one per line (a list of objects, with --json)."""
-        if self.as_json:
-            self._print_json(commands)
-        else:
-            for command in commands:
-                self.single.queued(command)
-
-    def _print_json(self, commands: Sequence[CommandView]) -> None:
-        """The batch as a list of command objects (queued, or as they ended)."""
-        self.single.write(lambda: click.echo(json.dumps([command.summary() for command in commands])))
 
     def requested(self, kind: Command, commands: Sequence[CommandView]) -> None:
         """Announce the batch: the command and how many instances."""
@@ -181,7 +137,7 @@ class BatchPrinter:
     def finished(self, commands: Sequence[CommandView]) -> None:
         """The summary: how many ended how (the list of command objects, with --json)."""
         if self.as_json:
-            self._print_json(commands)
+            self.single.stdout.queued(commands, as_json=True, as_list=True)
             return
         for command in commands:  # those that had ended before this call (the same request id again)
             self._ended(command)

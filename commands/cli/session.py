@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from host_adapters.protocols import HostKind
 from ledger.lifecycle import Command, Outcome
@@ -19,7 +20,12 @@ from ..service.identity import os_user
 from ..service.requests import Requester, append_cancel, append_command, resolve_actor, see_through
 from .app import App
 from .edge import EXIT_OK, EXIT_REJECTED, exit_code_of, hint, worst_exit_code
-from .progress import BatchPrinter, CommandPrinter, OutputConsole
+from .stdout import Stdout
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .progress import BatchPrinter, CommandPrinter
 
 
 class Session:
@@ -34,21 +40,47 @@ class Session:
             raise InvalidInput(f"--root {shown(str(self.settings.root))} has no installation/ (the shared game): is "
                                f"it the host root you meant? Put the game there first (see the README, 'Filling the "
                                f"host'); nothing was recorded")
-        self.console = OutputConsole()
-        simulated = self.settings.host == HostKind.SIMULATED
-        self.printer = CommandPrinter(self.console, simulated=simulated, as_json=as_json)
-        self.batch = BatchPrinter(self.console, simulated=simulated, as_json=as_json,
-                                  recorded=lambda command_id: self.projections.recorded_command(command_id))
+        self.as_json = as_json
+        self.stdout = Stdout()
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()
+
+    @cached_property
+    def console(self) -> Console:
+        """The console progress goes to (rich loads only for a call that shows progress)."""
+        from .progress import OutputConsole
+
+        return OutputConsole()
+
+    @cached_property
+    def printer(self) -> CommandPrinter:
+        """What shows one command's progress."""
+        from .progress import CommandPrinter
+
+        return CommandPrinter(self.console, self.stdout, simulated=self.simulated, as_json=self.as_json)
+
+    @cached_property
+    def batch(self) -> BatchPrinter:
+        """What shows a bulk call's progress."""
+        from .progress import BatchPrinter
+
+        return BatchPrinter(self.console, self.stdout, simulated=self.simulated, as_json=self.as_json,
+                            recorded=lambda command_id: self.projections.recorded_command(command_id))
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the commands run on the simulated host (each line says so)."""
+        return self.settings.host == HostKind.SIMULATED
 
     def request(self, instance: str, command: str, args: dict[str, Any] | None = None, *, request_id: str | None,
                 no_wait: bool, **links: str) -> int:
         """Append a command (once per request id) and follow it; return its exit code.
 
-        The host is built first: a host that cannot be built records nothing.
+        Unless `no_wait`, the host is built first: a host that cannot be built
+        records nothing. A queued command is run by the executor, with its own host.
         """
-        self.app.host()
+        if not no_wait:
+            self.app.host()
         command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                              request_key=request_id, **links)
         return self.follow(command_id, created, no_wait)
@@ -60,7 +92,8 @@ class Session:
         With a request id KEY, each instance's command is keyed `KEY/NAME`: a
         repeated call makes no second command for any of them.
         """
-        self.app.host()
+        if not no_wait:
+            self.app.host()
         with self.ledger.transaction():
             command_ids = [append_command(self.ledger, self.requester, name, command,
                                           request_key=None if request_id is None else f"{request_id}/{name}")[0]
@@ -69,7 +102,7 @@ class Session:
         commands = [self.projections.recorded_command(command_id) for command_id in command_ids]
         if no_wait:
             self._hint_without_executor(commands)
-            self.batch.queued(commands)
+            self.stdout.queued(commands, as_json=self.as_json, as_list=True)
             return EXIT_OK
         self.batch.requested(command, commands)
         if not all(command.finished for command in commands):
@@ -104,7 +137,7 @@ class Session:
         command = self.projections.recorded_command(command_id)
         if no_wait:
             self._hint_without_executor([command])
-            self.printer.queued(command)
+            self.stdout.queued([command], as_json=self.as_json, as_list=False)
             return command
         self.printer.requested(command, created)
         if not command.finished:

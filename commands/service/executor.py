@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from host_adapters import Cancelled, Host, HostError, StepIO
 from ledger import (
@@ -35,9 +36,10 @@ from ledger import (
     LedgerError,
     NewEvent,
     StepCompleted,
+    format_time,
 )
 from ledger.events import EventPayload
-from ledger.lifecycle import Command, EventType
+from ledger.lifecycle import Command
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
@@ -53,9 +55,9 @@ LineSink = Callable[[CommandView, str, str], None]
 Warn = Callable[[str], None]
 # While the queue is empty, how often the journal is read for observations (before a command: always).
 WATCH_INTERVAL = 1.0
-# While commands run, how long the owning thread waits for a report before it looks at the ledger again
-# (for cancels, new commands and observations).
-REPORT_WAIT = 0.05
+# While commands run and no worker reports, how often the owning thread looks at the ledger again (for
+# cancels and new commands): a report wakes it at once.
+REPORT_WAIT = 0.2
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,9 @@ class Executor:
         self.os_user = os_user()
         self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
         self._watched_at: float | None = None
+        self._watched_as_of = ""
         self._flights: dict[str, Flight] = {}
         self._reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
-        self._cancels_seen_at = 0.0
 
     def recover(self) -> list[str]:
         """Mark every command found started but unfinished as interrupted; return their ids.
@@ -148,6 +150,7 @@ class Executor:
         while True:
             self._take_reports()
             self.projections.sync()
+            self._pass_on_cancels()
             command = None if until() else self.projections.next_pending()
             if command is None and not self._flights:
                 self.watch(force=False)
@@ -171,8 +174,9 @@ class Executor:
     def watch(self, force: bool = True) -> None:
         """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL).
 
-        Before every decision the ledger catches up with the journal, so an
-        observation lands before the command that follows it. What a unit
+        Before deciding a command requested after the last look, the ledger
+        catches up with the journal, so an observation lands before the
+        command that follows it (a batch requested at once needs one look). What a unit
         does while a command of its instance runs is that command's own doing.
         A journal that cannot be read is reported and read again next time:
         nothing is lost.
@@ -181,6 +185,7 @@ class Executor:
         if not force and self._watched_at is not None and now - self._watched_at < WATCH_INTERVAL:
             return
         self._watched_at = now
+        self._watched_as_of = format_time(datetime.now(timezone.utc))
         try:
             events = self.watcher.catch_up()
         except (HostError, LedgerError) as error:
@@ -199,8 +204,8 @@ class Executor:
 
     def _take_up(self, command: CommandView) -> None:
         """Decide one command; when it is allowed, record its start and hand its steps to a worker."""
-        self.watch()
-        if self._cancel_requested(command):
+        self.watch(force=command.requested_at >= self._watched_as_of)
+        if command.cancel_requested_by is not None:
             self._record(command, CommandCancelled(step=None))
             return
         try:
@@ -223,7 +228,6 @@ class Executor:
         else:
             self._take(report)
             self._take_reports()
-        self._pass_on_cancels()
 
     def _take_reports(self) -> None:
         """Record every report the workers have sent so far."""
@@ -248,14 +252,10 @@ class Executor:
                 raise TypeError(f"{report!r} is not a worker report")
 
     def _pass_on_cancels(self) -> None:
-        """Tell the workers of commands someone asked to cancel (looking at most every REPORT_WAIT)."""
-        now = time.monotonic()
-        if now - self._cancels_seen_at < REPORT_WAIT:
-            return
-        self._cancels_seen_at = now
-        for flight in self._flights.values():
-            if not flight.cancel.is_set() and self._cancel_requested(flight.command):
-                flight.cancel.set()
+        """Tell the workers of running commands someone asked to cancel."""
+        if self._flights:
+            for command_id in self.projections.cancels_asked():
+                self._flights[command_id].cancel.set()
 
     def _carry_out(self, flight: Flight, plan: Plan) -> None:
         """A worker: run the plan's steps, report each, and report the outcome last, whatever happens."""
@@ -314,10 +314,6 @@ class Executor:
             emit=lambda line: self._reports.put(StepLine(flight, step.name, line)),
             should_cancel=flight.cancel.is_set if cancellable else (lambda: False),
         )
-
-    def _cancel_requested(self, command: CommandView) -> bool:
-        cancels = self.ledger.rows(command_id=command.command_id, types=(EventType.CANCEL_REQUESTED,), columns=("seq",))
-        return next(cancels, None) is not None
 
     def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
         """Append one event of `command` and bring the projections up to date, in one transaction.

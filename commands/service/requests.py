@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from host_adapters import Host
 from ledger import CancelRequested, CommandRequested, EventType, Ledger, NewEvent
@@ -14,8 +14,10 @@ from projections import CommandView, Projections
 from ..domain.errors import InvalidInput
 from ..domain.text_rules import shown
 from .command_ids import new_command_id
-from .executor import Executor, LineSink, Observer
 from .executor_lock import ExecutorLock
+
+if TYPE_CHECKING:  # the executor (its decisions, the spec models) loads only for a caller that waits
+    from .executor import LineSink, Observer
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -104,6 +106,8 @@ def see_through(
     `observer` as they are recorded). Otherwise it follows the ledger, handing
     `observer` these commands' events as another executor records them.
     """
+    from .executor import Executor
+
     projections.sync()
     wanted = set(command_ids)
     # What another executor did for these commands so far is news too.

@@ -51,9 +51,9 @@ def cached_ledger(cache: Path, events: int) -> Path:
 
 
 def wall(command: list[str]) -> float:
-    """Seconds one process takes from start to exit (its output discarded)."""
+    """Seconds one process takes from start to exit (its output and hints discarded)."""
     started = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 
 
