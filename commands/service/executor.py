@@ -220,14 +220,16 @@ class Executor:
                          daemon=True).start()
 
     def _await_reports(self) -> None:
-        """Wait a moment for a worker's report, record what arrived, and pass on any cancel asked for meanwhile."""
-        try:
-            report = self._reports.get(timeout=REPORT_WAIT)
-        except queue.Empty:
-            pass
-        else:
-            self._take(report)
-            self._take_reports()
+        """Record the workers' reports until a command ends or REPORT_WAIT has passed: only then may something
+        new be decided (a freed instance or worker, a command requested meanwhile, a cancel to pass on)."""
+        deadline = time.monotonic() + REPORT_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                report = self._reports.get(timeout=left)
+            except queue.Empty:
+                return
+            if self._take(report):
+                return
 
     def _take_reports(self) -> None:
         """Record every report the workers have sent so far."""
@@ -238,16 +240,20 @@ class Executor:
                 return
             self._take(report)
 
-    def _take(self, report: Report) -> None:
+    def _take(self, report: Report) -> bool:
+        """Record one report; whether it was a command's outcome."""
         match report:
             case StepLine(flight, step, line):
                 self.on_line(flight.command, step, line)
+                return False
             case StepResult(flight, payload, None):
                 self._record(flight.command, payload)
                 del self._flights[flight.command.command_id]
+                return True
             case StepResult(flight, payload, threading.Event() as recorded):
                 self._record(flight.command, payload, durable=False)
                 recorded.set()
+                return False
             case _:
                 raise TypeError(f"{report!r} is not a worker report")
 
