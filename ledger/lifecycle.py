@@ -8,6 +8,7 @@ codes). Kept free of pydantic so that reading the ledger stays cheap to import.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 
@@ -85,6 +86,39 @@ TERMINAL_TYPES: dict[str, Outcome] = {
     EventType.COMMAND_INTERRUPTED: Outcome.INTERRUPTED,
 }
 """The event type that ends a command, and the outcome it means."""
+
+def out_of_turn(recorded: Collection[str], new: str) -> str | None:
+    """Why an event of type `new` may not join a command whose events so far have the types `recorded`;
+    None when it may.
+
+    The executor asks this inside the transaction that appends: a command is
+    started only while it is requested and nothing else took it up, and a
+    step or an outcome follows only its own start, never an outcome. So a
+    second executor, or a projection row edited to say "pending", can never
+    get a command executed twice.
+    """
+    requested = EventType.COMMAND_REQUESTED in recorded
+    started = EventType.COMMAND_STARTED in recorded
+    ended = next((kind for kind in recorded if kind in TERMINAL_TYPES), None)
+    match EventType(new):
+        case EventType.COMMAND_REQUESTED | EventType.OBSERVED:
+            return "it is recorded already" if recorded else None
+        case EventType.CANCEL_REQUESTED:
+            return None if requested else "it was never requested"
+        case EventType.COMMAND_STARTED | EventType.COMMAND_REJECTED | EventType.COMMAND_CANCELLED if not requested:
+            return "it was never requested"
+        case EventType.COMMAND_STARTED | EventType.COMMAND_REJECTED if started or ended:
+            return f"it was already {'started' if started and not ended else f'ended ({ended})'}"
+        case EventType.COMMAND_STARTED | EventType.COMMAND_REJECTED | EventType.COMMAND_CANCELLED:
+            return f"it already ended ({ended})" if ended else None
+        case (EventType.STEP_COMPLETED | EventType.COMMAND_SUCCEEDED | EventType.COMMAND_FAILED
+              | EventType.COMMAND_INTERRUPTED):
+            if not started:
+                return "it was never started"
+            return f"it already ended ({ended})" if ended else None
+        case _:
+            raise ValueError(f"{new!r} is not an event type this l4d2ctl knows")
+
 
 COMMAND_NAMES = tuple(Command)
 ROW_KINDS = (*Command, *Observation)

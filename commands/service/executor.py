@@ -39,7 +39,7 @@ from ledger import (
     format_time,
 )
 from ledger.events import EventPayload
-from ledger.lifecycle import Command
+from ledger.lifecycle import Command, out_of_turn
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
@@ -322,7 +322,8 @@ class Executor:
         )
 
     def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
-        """Append one event of `command` and bring the projections up to date, in one transaction.
+        """Append one event of `command` and bring the projections up to date, in one transaction; refused
+        (`LedgerError`) when the event is out of turn for the command's recorded events (`out_of_turn`).
 
         Two commits per command are durable: `CommandStarted`, before the host
         is touched, and the outcome, before it is reported. A step's event in
@@ -339,6 +340,12 @@ class Executor:
             payload=payload,
         )
         with self.ledger.transaction(durable=durable):
+            recorded = [row["type"] for row in self.ledger.rows(command_id=command.command_id, columns=("type",))]
+            refusal = out_of_turn(recorded, event.type)
+            if refusal is not None:
+                raise LedgerError(f"command {command.command_id} ({command.command} {command.instance}): refusing "
+                                  f"to record {event.type}: {refusal}. Is a second executor running, or were the "
+                                  f"projections edited? (`l4d2ctl verify`; `l4d2ctl projections rebuild`)")
             self.ledger.append([event])
             events = self.projections.sync()
         for event in events:

@@ -1,0 +1,90 @@
+"""Starting a command is a compare-and-set inside the append: nothing can get a command executed twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from commands.service.executor import Executor
+from commands.service.requests import append_command
+from ledger import LedgerError, verify_ledger
+from ledger.lifecycle import TERMINAL_TYPES, EventType, out_of_turn
+
+from .fake_host import ALICE, SPEC, FakeHost
+
+REQUESTED, STARTED, STEP = EventType.COMMAND_REQUESTED, EventType.COMMAND_STARTED, EventType.STEP_COMPLETED
+
+
+@pytest.mark.parametrize(("recorded", "new"), [
+    ([], STARTED),
+    ([REQUESTED, STARTED], STARTED),
+    ([REQUESTED, STARTED, STEP, EventType.COMMAND_SUCCEEDED], STARTED),
+    ([REQUESTED, EventType.COMMAND_REJECTED], STARTED),
+    ([REQUESTED], STEP),
+    ([REQUESTED], EventType.COMMAND_SUCCEEDED),
+    ([REQUESTED, STARTED, EventType.COMMAND_FAILED], EventType.COMMAND_SUCCEEDED),
+    ([REQUESTED, STARTED, EventType.COMMAND_SUCCEEDED], STEP),
+    ([REQUESTED, STARTED, EventType.COMMAND_INTERRUPTED], EventType.COMMAND_INTERRUPTED),
+    ([REQUESTED], REQUESTED),
+    ([], EventType.COMMAND_CANCELLED),
+])
+def test_an_event_out_of_turn_is_refused(recorded, new):
+    assert out_of_turn(recorded, new) is not None
+
+
+@pytest.mark.parametrize(("recorded", "new"), [
+    ([], REQUESTED),
+    ([REQUESTED], STARTED),
+    ([REQUESTED], EventType.COMMAND_REJECTED),
+    ([REQUESTED], EventType.COMMAND_CANCELLED),
+    ([REQUESTED, STARTED, STEP], EventType.COMMAND_CANCELLED),
+    ([REQUESTED, STARTED, STEP, STEP], EventType.COMMAND_SUCCEEDED),
+    ([REQUESTED, STARTED], EventType.COMMAND_INTERRUPTED),
+    ([REQUESTED, STARTED, EventType.COMMAND_SUCCEEDED], EventType.CANCEL_REQUESTED),
+])
+def test_an_event_in_turn_is_allowed(recorded, new):
+    assert out_of_turn(recorded, new) is None
+
+
+def test_every_terminal_type_ends_a_command_for_good():
+    for ended in TERMINAL_TYPES:
+        for new in (STARTED, STEP, *TERMINAL_TYPES):
+            assert out_of_turn([REQUESTED, STARTED, ended], new) is not None, (ended, new)
+
+
+def test_a_second_executor_that_saw_a_command_pending_cannot_start_it_once_another_did(ledger):
+    host = FakeHost(ledger)
+    command_id, _ = append_command(ledger, ALICE, "alpha", "init", {"spec": SPEC})
+    second = Executor(ledger, host.host)
+    second.projections.sync()
+    stale = second.projections.next_pending()
+    host.executor.run_pending()
+    host.faults.calls.clear()
+    with pytest.raises(LedgerError, match="refusing to record CommandStarted: it was already ended"):
+        second._take_up(stale)
+    assert host.faults.calls == [], "the host was not touched"
+    started = [e for e in ledger.read(command_id=command_id) if e.type == STARTED]
+    assert len(started) == 1 and verify_ledger(ledger).ok
+
+
+def test_a_projection_row_edited_back_to_pending_is_not_executed_again(ledger):
+    host = FakeHost(ledger)
+    succeeded = host.init("alpha")
+    ledger.db.execute("UPDATE commands SET outcome = 'pending' WHERE command_id = ?", [succeeded.command_id])
+    host.faults.calls.clear()
+    with pytest.raises(LedgerError, match="projections rebuild"):
+        host.executor.run_pending()
+    assert host.faults.calls == []
+    assert [e.type for e in ledger.read(command_id=succeeded.command_id)].count(STARTED) == 1
+
+
+def test_a_projection_row_with_no_request_behind_it_is_never_executed(ledger):
+    host = FakeHost(ledger)
+    host.init("alpha")
+    ledger.db.execute("INSERT INTO commands (command_id, instance, command, args, actor, os_user, requested_at, "
+                      "requested_seq, outcome) VALUES ('forged', 'alpha', 'delete', '{}', 'mallory', 'root', "
+                      "'2026-01-01T00:00:00.000000Z', 999, 'pending')")
+    host.faults.calls.clear()
+    with pytest.raises(LedgerError, match="it was never requested"):
+        host.executor.run_pending()
+    assert host.faults.calls == [], "the host was not touched"
+    assert host.fs.exists("instances/alpha/spec.yaml")
