@@ -12,6 +12,12 @@ from typing import Any, Protocol
 CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
 
 
+def valid_text(text: str) -> str:
+    """`text` as UTF-8 can carry it: the undecodable bytes of a file name (Python's surrogate escapes) become
+    U+FFFD. What the host says ends up in the ledger, which stores and hashes UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class HostKind(StrEnum):
     """Which host the adapters drive: the real one, or a simulation kept in files under the root."""
 
@@ -28,7 +34,8 @@ class StepIO:
     lines: list[str] = field(default_factory=list)
 
     def say(self, line: str) -> None:
-        """Record one output line of the step and pass it on."""
+        """Record one output line of the step and pass it on (as valid text: see `valid_text`)."""
+        line = valid_text(line)
         self.lines.append(line)
         self.emit(line)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from . import real_host
 from .fake_host import SPEC
 from .real_host import invoke, make_root
 
@@ -107,3 +110,15 @@ def test_traversal_and_injection_through_every_spec_field_is_refused(root, tmp_p
     assert result.exit_code == 2
     assert f"spec.{field}" in result.stderr
     assert not (root / "instances/evil").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_readably_and_the_command_goes_on(tmp_path):
+    root = make_root(tmp_path / "root")
+    assert real_host.run(root, "alpha", "init").outcome == "succeeded"
+    staged = root / "instances" / "alpha" / "cfg"
+    staged.mkdir()
+    (staged / os.fsdecode(b"junk\xfd.cfg")).write_text("left by someone")
+    started = real_host.run(root, "alpha", "start")
+    assert started.outcome == "succeeded", started.error
+    lines = [line for step in real_host.steps(root, started) for line in step["output"]]
+    assert "removed stale instances/alpha/cfg/junk\ufffd.cfg" in lines

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+from commands.service.executor_lock import ExecutorLock
+from ledger import LedgerError
+
 from .real_host import make_root, run, steps
 
 
@@ -90,3 +93,10 @@ def test_a_fifo_as_an_overlays_server_cfg_fails_the_start_instead_of_blocking_it
     run(root, "alpha", "init", {"spec": spec})
     started = run(root, "alpha", "start")
     assert started.outcome == "failed" and "not a regular file" in started.error
+
+
+def test_an_executor_lock_that_is_not_a_regular_file_is_refused(tmp_path):
+    ledger = tmp_path / "ledger.db"
+    os.mkfifo(f"{ledger}.executor.lock")
+    with pytest.raises(LedgerError, match="not a regular file"):
+        ExecutorLock(ledger).try_acquire()

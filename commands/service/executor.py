@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from host_adapters import Cancelled, Host, HostError, StepIO
+from host_adapters.protocols import valid_text
 from ledger import (
     CommandCancelled,
     CommandFailed,
@@ -268,7 +269,7 @@ class Executor:
         try:
             outcome = self._run_steps(flight, plan)
         except Exception as error:  # an undo step that broke: the command still gets its one outcome
-            outcome = CommandFailed(step=None, error=f"{error.__class__.__name__}: {error}")
+            outcome = CommandFailed(step=None, error=valid_text(f"{error.__class__.__name__}: {error}"))
         self._reports.put(StepResult(flight, outcome, None))
 
     def _run_steps(self, flight: Flight, plan: Plan) -> EventPayload:
@@ -286,11 +287,12 @@ class Executor:
             except Cancelled:
                 return self._undo(flight, plan, CommandCancelled(step=step.name))
             except HostError as error:
-                return self._undo(flight, plan, CommandFailed(step=step.name, error=str(error), output=io.lines,
-                                                              stderr_tail=error.stderr_tail))
+                tail = [valid_text(line) for line in error.stderr_tail]
+                return self._undo(flight, plan, CommandFailed(step=step.name, error=valid_text(str(error)),
+                                                              output=io.lines, stderr_tail=tail))
             except Exception as error:  # whatever else a step raises ends its command as failed, recorded
                 return self._undo(flight, plan, CommandFailed(step=step.name,
-                                                              error=f"{error.__class__.__name__}: {error}",
+                                                              error=valid_text(f"{error.__class__.__name__}: {error}"),
                                                               output=io.lines))
             self._step_completed(flight, step, io)
         succeeded: EventPayload = CommandSucceeded()
