@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from . import real_host
@@ -68,6 +69,25 @@ def test_any_command_id(root, verb, command_id):
 @given(option=st.sampled_from(["--since", "--until"]), value=HOSTILE_TEXT)
 def test_any_time_filter(root, option, value):
     assert run(root, "audit", option, value, "--json").exit_code in (0, 2)
+
+
+@hostile_settings
+@given(option=st.sampled_from(["--since", "--until"]),
+       moment=st.datetimes(timezones=st.builds(timezone, st.timedeltas(min_value=-timedelta(hours=23, minutes=59),
+                                                                        max_value=timedelta(hours=23, minutes=59)))))
+@example(option="--since", moment=datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
+@example(option="--until", moment=datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))))
+def test_any_time_at_any_offset_down_to_the_ends_of_the_calendar(root, option, moment):
+    assert run(root, "audit", option, moment.isoformat(), "--json").exit_code in (0, 2)
+
+
+@hostile_settings
+@given(seconds=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), HOSTILE_TEXT))
+@example(seconds="nan")
+def test_any_lock_timeout(root, tmp_path_factory, seconds):
+    spec = tmp_path_factory.mktemp("spec") / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC | {"port": 27100}))
+    assert run(root, "--lock-timeout", seconds, "init", "timeout", "--spec", str(spec)).exit_code in (0, 2)
 
 
 @hostile_settings

@@ -23,7 +23,7 @@ from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
 from ..service.limits import DEFAULT_JOBS
 from .app import App
 from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, hint
-from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE
+from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE, Seconds
 from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 @click.option("--host", "host", envvar="L4D2CTL_HOST", type=click.Choice([kind.value for kind in HostKind]),
               default=HostKind.SYSTEMD.value, show_default=True,
               help="Drive real systemd, or simulate mounts and units.")
-@click.option("--lock-timeout", envvar="L4D2CTL_LOCK_TIMEOUT", type=click.FloatRange(0, 3600),
+@click.option("--lock-timeout", envvar="L4D2CTL_LOCK_TIMEOUT", type=Seconds(0, 3600),
               default=DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for the ledger's write lock before giving up (exit 4).")
 @click.option("--helper", envvar="L4D2CTL_HELPER", metavar="PATH", default=DEFAULT_HELPER, show_default=True,

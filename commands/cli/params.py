@@ -6,10 +6,11 @@ click's multi-line usage error, so that every bad input reads alike.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import CompletionItem
@@ -133,7 +134,22 @@ class Moment(MomentParam):
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidInput(f"{_option(param)} {shown(value)}: not an ISO 8601 date or time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidInput(f"{_option(param)} {shown(value)}: out of range in UTC") from None
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within a range: NaN, which compares false with every bound, is refused too."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """The seconds, if a finite number within the range."""
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return float(seconds)
 
 
 class PrintableText(TextParam):
