@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,48 @@ def test_live_status_adds_unit_query_and_drift(server):
     assert (alpha["unit"], alpha["query"]["map"], alpha["drift"]) == ("active (running)", "c2m1_highway", [])
     assert (bravo["unit"], bravo["query"], bravo["drift"]) == ("inactive (dead)", None,
                                                               ["recorded running, unit inactive (dead)"])
+
+
+def _hostile_peer(replies: list[bytes]) -> tuple[int, threading.Thread]:
+    """A UDP peer on a free port that answers the first datagram it gets with `replies`, one packet each."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(5)
+
+    def serve():
+        with peer:
+            _, client = peer.recvfrom(2048)
+            for reply in replies:
+                peer.sendto(reply, client)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return peer.getsockname()[1], thread
+
+
+def _fragment(number: int, count: int, payload: bytes, compressed: bool) -> bytes:
+    header = struct.pack("<IBBH", (1 << 15 if compressed else 0) | 7, count, number, 1248)
+    extra = struct.pack("<II", 512 * 2**20, 0) if compressed else b""
+    return b"\xfe\xff\xff\xff" + header + extra + payload
+
+
+def test_a_compressed_reply_that_would_decompress_without_bound_is_refused():
+    bomb = bz2.compress(b"\0" * (64 * 2**20))
+    assert len(bomb) < 1000
+    port, peer = _hostile_peer([_fragment(0, 1, bomb, compressed=True)])
+    tracemalloc.start()
+    try:
+        assert A2SQuery().info(port) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    peer.join(5)
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_a_reply_announced_in_many_fragments_is_refused_at_the_first():
+    port, peer = _hostile_peer([_fragment(0, 255, b"x" * 100, compressed=False)])
+    asked = time.monotonic()
+    assert A2SQuery(timeout=10).info(port) is None
+    assert time.monotonic() - asked < 5, "it did not wait for 254 more fragments, one receive timeout each"
+    peer.join(5)
