@@ -113,8 +113,11 @@ class Ledger:
         """
         path = os.fspath(path)
         try:
-            os.stat(path)
             exists = True
+            if os.stat(path).st_size == 0:
+                raise LedgerError(f"ledger {path} is an empty file: l4d2ctl never leaves one (it creates a ledger "
+                                  f"with its schema in place), so it was truncated or is not a ledger; restore it "
+                                  f"from a copy or the replica")
         except FileNotFoundError:
             exists = False
         except OSError as error:
@@ -421,7 +424,11 @@ def _space_note(path: str, error: sqlite3.Error) -> str:
 
 
 def _create_file(path: str) -> None:
+    """Create the ledger file with its schema in place, atomically: it is built under a temporary name and
+    linked into place, so an l4d2ctl ledger is never an empty file (an empty one was truncated) and a ledger
+    another process created meanwhile is kept, not replaced."""
     directory = Path(path).absolute().parent
+    temporary = directory / f".{Path(path).name}.{secrets.token_hex(4)}.new"
     try:
         directory.mkdir(mode=LEDGER_DIR_MODE, parents=True, exist_ok=True)
         if directory.stat().st_mode & stat.S_IWOTH:
@@ -429,9 +436,24 @@ def _create_file(path: str) -> None:
                 f"refusing to create ledger {path}: its directory {directory} is world-writable, so anyone "
                 "could replace the ledger or plant its -wal file; use a directory only its owners can write"
             )
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, LEDGER_FILE_MODE))
-    except OSError as error:
-        raise LedgerError(f"cannot create ledger {path}: {error.strerror}") from error
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, LEDGER_FILE_MODE))
+        conn = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            ensure_schema(sqlite_utils.Database(conn, execute_plugins=False), path)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    except (OSError, sqlite3.Error) as error:
+        raise LedgerError(f"cannot create ledger {path}: {getattr(error, 'strerror', None) or error}") from error
+    finally:
+        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def _recorded(row: EventRow) -> RecordedEvent:

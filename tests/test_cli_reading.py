@@ -15,7 +15,7 @@ from commands.domain.errors import InvalidInput
 from commands.service.identity import os_user
 from commands.service.requests import resolve_actor
 
-from .real_host import write_spec
+from .real_host import invoke, write_spec
 from .test_cli_lifecycle import L4D2CTL
 
 COMMAND_FIELDS = {"command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
@@ -208,3 +208,20 @@ def test_shell_completion_of_a_root_without_a_ledger_offers_nothing_and_creates_
            "COMP_CWORD": "4"}
     assert subprocess.run([L4D2CTL], env=env, capture_output=True, text=True, check=True).stdout.split() == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_json_of_a_file_that_is_no_database_still_prints_its_json(root, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a ledger" * 500)
+    result = invoke(root, "--db", str(junk), "verify", "--json")
+    assert result.exit_code == 4
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and "not a database" in report["reason"]
+
+
+def test_verify_of_an_empty_file_says_it_was_truncated_and_writes_nothing(root, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = invoke(root, "--db", str(empty), "verify")
+    assert result.exit_code == 4 and "empty file" in result.stderr
+    assert empty.stat().st_size == 0

@@ -198,3 +198,19 @@ def test_a_failed_append_writes_nothing(ledger):
         ledger.append([an_event(), bad])
     assert [event.seq for event in ledger.read()] == [1]
     assert verify_ledger(ledger).ok
+
+
+def test_a_new_ledger_file_is_born_with_its_schema_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path):
+        pass
+    assert path.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("ledger.db")) == []
+
+
+def test_an_empty_ledger_file_is_refused_as_truncated_and_left_as_it_is(tmp_path):
+    path = tmp_path / "ledger.db"
+    path.touch()
+    with pytest.raises(LedgerError, match="empty file"):
+        Ledger.open(path)
+    assert path.stat().st_size == 0

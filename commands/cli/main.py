@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from host_adapters.protocols import HostKind
+from ledger.errors import LedgerError
 from ledger.lifecycle import ROW_KINDS, Command, Outcome, State, refusal
 
 from ..domain.errors import InvalidInput, Rejected
@@ -356,7 +357,13 @@ def verify(app: App, as_json: bool) -> int:
 
     settings = app.settings
     missing = app.ledger_missing()
-    report = verify_ledger(app.ledger())
+    try:
+        report = verify_ledger(app.ledger())
+    except LedgerError as error:
+        if not as_json:
+            raise
+        _emit_json({"ok": False, "events": 0, "first_bad_seq": None, "reason": str(error)})
+        return EXIT_LEDGER
     if missing and not as_json:
         hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
