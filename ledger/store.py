@@ -113,11 +113,8 @@ class Ledger:
         """
         path = os.fspath(path)
         try:
+            _check_ledger_file(path)
             exists = True
-            if os.stat(path).st_size == 0:
-                raise LedgerError(f"ledger {path} is an empty file: l4d2ctl never leaves one (it creates a ledger "
-                                  f"with its schema in place), so it was truncated or is not a ledger; restore it "
-                                  f"from a copy or the replica")
         except FileNotFoundError:
             exists = False
         except OSError as error:
@@ -421,6 +418,35 @@ def _space_note(path: str, error: sqlite3.Error) -> str:
         return ""
     free = space.f_bavail * space.f_frsize
     return f" (the ledger's filesystem has {free} bytes free{'; it is full' if free < 65536 else ''})"
+
+
+def _check_ledger_file(path: str) -> None:
+    """Refuse a ledger file l4d2ctl cannot trust (`LedgerError`; `FileNotFoundError` when there is none).
+
+    A symlink is not followed (it could make any file the ledger); only a
+    regular file will do. Nobody but its owner and group may write it, nor
+    replace it in its directory; its owner is root or whoever runs l4d2ctl
+    (a ledger planted by another user is not appended to). An empty file is
+    a truncated ledger: l4d2ctl creates ledgers with their schema in place.
+    """
+    info = os.lstat(path)
+    directory = os.stat(os.path.dirname(os.path.abspath(path)))
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symlink: l4d2ctl does not follow one to its ledger (give --db the file itself)"
+    elif not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_mode & stat.S_IWOTH:
+        problem = f"may be written by anyone (mode {stat.S_IMODE(info.st_mode):04o}): `chmod o-w` it"
+    elif directory.st_mode & stat.S_IWOTH:
+        problem = "lies in a world-writable directory, where anyone could replace it: move it"
+    elif info.st_uid not in (0, os.geteuid()):
+        problem = f"belongs to uid {info.st_uid}, neither root nor you: refusing to trust a ledger another user owns"
+    elif info.st_size == 0:
+        problem = ("is an empty file: l4d2ctl never leaves one (it creates a ledger with its schema in place), so "
+                   "it was truncated or is not a ledger; restore it from a copy or the replica")
+    if problem is not None:
+        raise LedgerError(f"ledger {path} {problem}")
 
 
 def _create_file(path: str) -> None:

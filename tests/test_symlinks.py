@@ -7,7 +7,7 @@ import os
 import pytest
 
 from commands.service.executor_lock import ExecutorLock
-from ledger import LedgerError
+from ledger import Ledger, LedgerError
 
 from .real_host import make_root, run, steps
 
@@ -100,3 +100,47 @@ def test_an_executor_lock_that_is_not_a_regular_file_is_refused(tmp_path):
     os.mkfifo(f"{ledger}.executor.lock")
     with pytest.raises(LedgerError, match="not a regular file"):
         ExecutorLock(ledger).try_acquire()
+
+
+def _a_ledger(path):
+    with Ledger.open(path):
+        pass
+    return path
+
+
+def test_a_symlinked_ledger_is_refused_and_its_target_left_alone(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "ledger.db").symlink_to(target)
+    with pytest.raises(LedgerError, match="is a symlink"):
+        Ledger.open(tmp_path / "root" / "ledger.db")
+    assert target.read_bytes() == b""
+
+
+def test_a_ledger_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "ledger.db")
+    with pytest.raises(LedgerError, match="not a regular file"):
+        Ledger.open(tmp_path / "ledger.db")
+
+
+def test_a_ledger_anyone_may_write_is_refused(tmp_path):
+    path = _a_ledger(tmp_path / "ledger.db")
+    path.chmod(0o666)
+    with pytest.raises(LedgerError, match="may be written by anyone"):
+        Ledger.open(path)
+
+
+def test_a_ledger_in_a_directory_anyone_may_write_is_refused(tmp_path):
+    path = _a_ledger(tmp_path / "shared" / "ledger.db")
+    path.parent.chmod(0o1777)
+    with pytest.raises(LedgerError, match="world-writable directory"):
+        Ledger.open(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_ledger_another_user_owns_is_refused(tmp_path):
+    path = _a_ledger(tmp_path / "ledger.db")
+    os.chown(path, 12345, 12345)
+    with pytest.raises(LedgerError, match="belongs to uid 12345"):
+        Ledger.open(path)
