@@ -142,3 +142,23 @@ def test_a_file_name_that_is_not_utf8_is_recorded_readably_and_the_command_goes_
     assert started.outcome == "succeeded", started.error
     lines = [line for step in real_host.steps(root, started) for line in step["output"]]
     assert "removed stale instances/alpha/cfg/junk\ufffd.cfg" in lines
+
+
+@pytest.mark.parametrize("under", ["instances/alpha", "runtime/alpha", "secrets"])
+def test_a_ledger_inside_a_directory_l4d2ctl_deletes_is_refused(tmp_path, under):
+    root = make_root(tmp_path / "root")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    result = invoke(root, "--db", str(root / under / "ledger.db"), "init", "alpha", "--spec", str(spec))
+    assert result.exit_code == 2 and f"lies under {under.split('/')[0]}/" in result.stderr
+    assert not (root / under / "ledger.db").exists()
+
+
+def test_a_root_whose_resolved_path_holds_a_separator_is_refused(tmp_path):
+    real = make_root(tmp_path / "a:b")
+    (tmp_path / "plain").symlink_to(real)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    result = invoke(tmp_path / "plain", "init", "alpha", "--spec", str(spec))
+    assert result.exit_code == 2 and "must not contain ':'" in result.stderr
+    assert not (real / "instances").exists()

@@ -88,9 +88,10 @@ class App:
         runs."""
         from host_adapters.systemd import systemd_is_running
 
-        root = str(self.settings.root)
-        if any(char in root for char in ":,\\") or not root.isprintable():
-            raise InvalidInput(f"--root {shown(root)}: must not contain ':', ',', '\\' or control characters")
+        # The path the unit's environment will name is the resolved one (a symlinked root resolves elsewhere).
+        for root in dict.fromkeys((str(self.settings.root), os.path.realpath(self.settings.root))):
+            if any(char in root for char in ":,\\") or not root.isprintable():
+                raise InvalidInput(f"--root {shown(root)}: must not contain ':', ',', '\\' or control characters")
         if self.settings.host == HostKind.SYSTEMD and not systemd_is_running():
             raise InvalidInput("systemd is not running on this machine; use --host simulated "
                                "(or L4D2CTL_HOST=simulated)")

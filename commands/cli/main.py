@@ -65,7 +65,9 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
     for option, value in (("--root", root), ("--db", db)):
         if value is not None and not value.isprintable():
             raise InvalidInput(f"{option} {shown(value)}: must be a path of printable characters")
-    ctx.obj = App(Settings.from_options(root, db, actor, host, lock_timeout, helper))
+    settings = Settings.from_options(root, db, actor, host, lock_timeout, helper)
+    settings.check_ledger_place()
+    ctx.obj = App(settings)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
