@@ -91,7 +91,14 @@ def test_each_rule_is_refused_naming_the_field(text, expected):
 @pytest.mark.parametrize("char", ["\n", "\r", "\x00", "\x1b", "\u2028", "\u0085"])
 def test_line_injection_through_any_text_field_is_refused(field, char):
     text = yaml.safe_dump({"port": 1, field: [f"sv_cheats 0{char}sv_cheats 1"]})
-    assert f"spec.{field}[0]: must not contain control or line-breaking characters" in refusal(text)
+    assert f"spec.{field}[0]: must not contain control, line-breaking or bidi characters" in refusal(text)
+
+
+@pytest.mark.parametrize("field", ["arguments", "config"])
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f", "\u061c"])
+def test_a_bidi_control_that_would_show_a_line_in_another_order_is_refused(field, char):
+    text = yaml.safe_dump({"port": 1, field: [f"hostname {char}1 stehc_vs"]})
+    assert f"spec.{field}[0]: must not contain control, line-breaking or bidi characters (found U+" in refusal(text)
 
 
 @pytest.mark.parametrize("char", ["\n", "\r", "\x00"])

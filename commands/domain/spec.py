@@ -36,7 +36,8 @@ def _refuse(kind: str, message: str, **context: Any) -> PydanticCustomError:
 def _one_line(value: str) -> str:
     bad = unsafe_character(value)
     if bad:
-        raise _refuse("unsafe_text", "must not contain control or line-breaking characters (found {char})", char=bad)
+        raise _refuse("unsafe_text", "must not contain control, line-breaking or bidi characters (found {char})",
+                      char=bad)
     return value
 
 

@@ -24,6 +24,8 @@ SECRET_CVARS = ("rcon_password", "sv_password")
 # Categories that break a line or cannot be encoded: controls (NUL, CR, LF, NEL...),
 # surrogates, and the Unicode line and paragraph separators.
 _LINE_BREAKING_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+# Bidirectional controls: they make a line show in another order than it is read ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def shown(value: str) -> str:
@@ -51,12 +53,14 @@ def secret_cvar_set_by(config_line: str) -> str | None:
 
 
 def unsafe_character(value: str) -> str | None:
-    """The first character that would break a line or an encoding, as U+XXXX; else None."""
+    """The first character that would break a line or an encoding, or reorder how the line shows, as U+XXXX;
+    else None."""
     for char in value:
         code = ord(char)
         if (
             unicodedata.category(char) in _LINE_BREAKING_CATEGORIES
             or char == "\ufeff"
+            or char in _BIDI_CONTROLS
             or 0xFDD0 <= code <= 0xFDEF
             or (code & 0xFFFE) == 0xFFFE
         ):
