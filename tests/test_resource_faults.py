@@ -6,11 +6,14 @@ import json
 import multiprocessing
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,8 @@ from commands.cli import cli
 from ledger import Ledger, LedgerError, verify_ledger
 
 from .conftest import an_event
-from .fake_host import SPEC
+from .fake_host import SPEC, FakeHost
+from .fakes import Faults
 from .real_host import invoke, make_root, write_spec
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small or read-only filesystem needs root")
@@ -199,3 +203,44 @@ def test_a_user_who_cannot_write_the_ledger_gets_exit_four_not_a_traceback(tmp_p
     assert code == 0 and json.loads(output)[0]["name"] == "alpha", output
     code, output = _run_as_nobody(tmp_path, *base, "stop", "alpha")
     assert code == 4 and "read-only" in output and "Traceback" not in output, output
+
+
+@dataclass
+class LockedDuringStart(Faults):
+    """Someone else takes the ledger's write lock while the unit starts, and keeps it for a second."""
+
+    ledger_path: str = ""
+    holders: list = field(default_factory=list)
+
+    def check(self, call: str, io=None) -> None:
+        super().check(call, io)
+        if call.startswith("enable_now") and not self.holders:
+            holder = sqlite3.connect(self.ledger_path, isolation_level=None, check_same_thread=False)
+            holder.execute("BEGIN IMMEDIATE")
+            self.holders.append(holder)
+            threading.Timer(1.0, lambda: (holder.execute("ROLLBACK"), holder.close())).start()
+
+
+def test_a_step_that_ran_is_recorded_even_when_the_ledger_stays_locked_past_the_timeout(ledger_path):
+    with Ledger.open(ledger_path, busy_timeout=0.2) as ledger:
+        host = FakeHost(ledger, LockedDuringStart(ledger_path=str(ledger_path)))
+        host.init()
+        warnings: list[str] = []
+        host.executor.warn = warnings.append
+        started = host.run("alpha", "start")
+        assert started.outcome == "succeeded"
+        assert "enable and start unit" in host.step_names(started)
+        assert warnings and "still trying to record StepCompleted" in warnings[0]
+
+
+def test_a_cli_that_fails_after_recording_its_command_names_it_and_says_it_stays_queued(root, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml")
+    assert invoke(root, "init", "alpha", "--spec", str(spec)).exit_code == 0
+    (root / "ledger.db.executor.lock").unlink()
+    os.mkfifo(root / "ledger.db.executor.lock")
+    result = invoke(root, "start", "alpha")
+    assert result.exit_code == 4
+    assert result.stderr.count("\n") == 1 and "not a regular file" in result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        (queued,) = [e.command_id for e in ledger.read() if e.type == "CommandRequested"][1:]
+    assert f"recorded as command {queued}, which the next executor takes up" in result.stderr

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from host_adapters.protocols import HostKind
+from ledger import LedgerError
 from ledger.lifecycle import Command, Outcome
 from projections import CommandView
 
@@ -83,7 +84,8 @@ class Session:
             self.app.host()
         command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                              request_key=request_id, **links)
-        return self.follow(command_id, created, no_wait)
+        with _queued_on_failure([command_id]):
+            return self.follow(command_id, created, no_wait)
 
     def request_each(self, instances: Sequence[str], command: Command, *, request_id: str | None,
                      no_wait: bool) -> int:
@@ -98,6 +100,11 @@ class Session:
             command_ids = [append_command(self.ledger, self.requester, name, command,
                                           request_key=None if request_id is None else f"{request_id}/{name}")[0]
                            for name in instances]
+        with _queued_on_failure(command_ids):
+            return self._see_each(command, command_ids, no_wait)
+
+    def _see_each(self, command: Command, command_ids: Sequence[str], no_wait: bool) -> int:
+        """Show a bulk call's commands, see them through unless `no_wait`; the worst exit code."""
         self.projections.sync()
         commands = [self.projections.recorded_command(command_id) for command_id in command_ids]
         if no_wait:
@@ -169,3 +176,16 @@ class Session:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""
         return known_command(self.projections, command_id)
 
+
+
+@contextmanager
+def _queued_on_failure(command_ids: Sequence[str]) -> Iterator[None]:
+    """A ledger failure after the commands were recorded: the one error line also says that they are recorded
+    and that the next executor takes them up, and how to find them, so that nothing runs later unseen."""
+    try:
+        yield
+    except LedgerError as error:
+        first, more = command_ids[0], len(command_ids) - 1
+        recorded = f"command {first}" if not more else f"commands {first} and {more} more"
+        raise type(error)(f"{error} — recorded as {recorded}, which the next executor takes up "
+                          f"(`l4d2ctl show {first}`)") from error

@@ -35,6 +35,7 @@ from ledger import (
     CommandSucceeded,
     Ledger,
     LedgerError,
+    LedgerLocked,
     NewEvent,
     StepCompleted,
     format_time,
@@ -248,11 +249,11 @@ class Executor:
                 self.on_line(flight.command, step, line)
                 return False
             case StepResult(flight, payload, None):
-                self._record(flight.command, payload)
+                self._record_what_happened(flight.command, payload)
                 del self._flights[flight.command.command_id]
                 return True
             case StepResult(flight, payload, threading.Event() as recorded):
-                self._record(flight.command, payload, durable=False)
+                self._record_what_happened(flight.command, payload, durable=False)
                 recorded.set()
                 return False
             case _:
@@ -322,6 +323,17 @@ class Executor:
             emit=lambda line: self._reports.put(StepLine(flight, step.name, line)),
             should_cancel=flight.cancel.is_set if cancellable else (lambda: False),
         )
+
+    def _record_what_happened(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
+        """Record a step or an outcome: it happened on the host, so a ledger locked past its timeout (by a
+        backup, a long read) is waited out, with a warning each time, never given up on."""
+        while True:
+            try:
+                self._record(command, payload, durable=durable)
+                return
+            except LedgerLocked as error:
+                self.warn(f"{error}; still trying to record {type(payload).__name__} of command "
+                          f"{command.command_id} ({command.command} {command.instance}), which happened on the host")
 
     def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
         """Append one event of `command` and bring the projections up to date, in one transaction; refused
