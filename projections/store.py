@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 from ledger import Ledger, LedgerError, format_time
-from ledger.lifecycle import EventType, Outcome, State
+from ledger.lifecycle import TERMINAL_TYPES, EventType, Outcome, State
 from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 
 from .schema import PROJECTION_VERSION, schema_statements
@@ -87,6 +87,36 @@ class Projections:
                 fold.apply(event)
             self._store(commands.values(), instances.values(), events[-1].seq if events else self._checkpoint())
         return events
+
+    def disagreements(self, limit: int = 5) -> list[str]:
+        """Where the projection tables in the file say what the chain does not (at most `limit`, most telling
+        first): a command with more than one outcome, a row no event made, a row missing, a row edited.
+
+        Decisions read these tables, and SQL can edit them unseen by the
+        chain; `verify` calls this, after bringing them up to date, to prove
+        them. Not on a read-only ledger, whose projections may be stale.
+        """
+        self.sync()
+        terminal = ", ".join("?" * len(TERMINAL_TYPES))
+        found = [f"command {command_id} has {count} outcomes" for command_id, count in self.db.conn.execute(
+            f"SELECT command_id, count(*) FROM events WHERE type IN ({terminal}) GROUP BY command_id "
+            f"HAVING count(*) > 1 ORDER BY min(seq)", list(TERMINAL_TYPES))]
+        commands, instances = self._fold_chain()
+        tables: tuple[tuple[str, str, Callable[[dict[str, Any]], Any], dict[str, Any]], ...] = (
+            ("commands", "command_id", CommandView.from_row, commands),
+            ("instances", "name", InstanceView.from_row, instances))
+        for table, key, from_row, expected in tables:
+            stored = {row[key]: from_row(row) for row in self._raw(f"SELECT * FROM main.{table}", [])}
+            for name in sorted(expected.keys() | stored.keys()):
+                if name not in stored:
+                    found.append(f"{table} lacks {name}")
+                elif name not in expected:
+                    found.append(f"{table} holds {name}, which no event made")
+                elif stored[name] != expected[name]:
+                    edited = [field for field, value in vars(expected[name]).items()
+                              if getattr(stored[name], field) != value]
+                    found.append(f"{table} row {name}: {', '.join(edited)} not as the events say")
+        return found[:limit]
 
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
@@ -250,14 +280,19 @@ class Projections:
         with self.ledger.translated_errors():
             for statement in schema_statements(self.db, "temp" if temp else "main"):
                 self.db.conn.execute(statement)
-            commands: dict[str, CommandView] = {}
-            instances: dict[str, InstanceView] = {}
-            fold = Fold(commands, instances)
-            for event in self.ledger.records(types=FOLDED_TYPES):
-                fold.apply(event)
+            commands, instances = self._fold_chain()
             seq = self.ledger.head()[0]
             self._store(commands.values(), instances.values(), seq)
         return seq
+
+    def _fold_chain(self) -> tuple[dict[str, CommandView], dict[str, InstanceView]]:
+        """Every command and instance as a fold of the whole chain makes them."""
+        commands: dict[str, CommandView] = {}
+        instances: dict[str, InstanceView] = {}
+        fold = Fold(commands, instances)
+        for event in self.ledger.records(types=FOLDED_TYPES):
+            fold.apply(event)
+        return commands, instances
 
     def _store(self, commands: Iterable[CommandView], instances: Iterable[InstanceView], seq: int) -> None:
         for table, views in (("commands", commands), ("instances", instances)):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from commands.service.executor import Executor
 from commands.service.requests import append_command
-from ledger import LedgerError, verify_ledger
+from ledger import CommandFailed, Ledger, LedgerError, NewEvent, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES, EventType, out_of_turn
 
 from .fake_host import ALICE, SPEC, FakeHost
+from .real_host import invoke, write_spec
 
 REQUESTED, STARTED, STEP = EventType.COMMAND_REQUESTED, EventType.COMMAND_STARTED, EventType.STEP_COMPLETED
 
@@ -88,3 +91,39 @@ def test_a_projection_row_with_no_request_behind_it_is_never_executed(ledger):
         host.executor.run_pending()
     assert host.faults.calls == [], "the host was not touched"
     assert host.fs.exists("instances/alpha/spec.yaml")
+
+
+def _verify(root) -> dict:
+    result = invoke(root, "verify", "--json")
+    return json.loads(result.stdout) | {"exit_code": result.exit_code}
+
+
+def test_verify_finds_a_blueprint_edited_in_the_projections(root, tmp_path):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        ledger.db.execute("""UPDATE instances SET blueprint = '{"port": 27015, "arguments": ["-insecure"]}'""")
+    report = _verify(root)
+    assert report["exit_code"] == 4 and report["ok"] is False
+    assert report["projections"] == ["instances row alpha: blueprint not as the events say"]
+
+
+def test_verify_finds_a_projection_row_no_event_made_and_passes_again_after_a_rebuild(root, tmp_path):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        ledger.db.execute("INSERT INTO commands (command_id, instance, command, args, actor, os_user, requested_at, "
+                          "requested_seq, outcome) VALUES ('forged', 'alpha', 'delete', '{}', 'mallory', 'root', "
+                          "'2026-01-01T00:00:00.000000Z', 999, 'pending')")
+    assert _verify(root)["projections"] == ["commands holds forged, which no event made"]
+    assert invoke(root, "projections", "rebuild").exit_code == 0
+    assert _verify(root) | {"events": None} == {"ok": True, "events": None, "first_bad_seq": None, "reason": None,
+                                                "projections": [], "exit_code": 0}
+
+
+def test_verify_finds_a_command_with_two_outcomes(root, tmp_path):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        (init,) = [e for e in ledger.read() if e.type == "CommandSucceeded"]
+        ledger.append([NewEvent(instance="alpha", command_id=init.command_id, actor="alice", os_user="root",
+                                payload=CommandFailed(error="forged"))])
+    report = _verify(root)
+    assert report["exit_code"] == 4 and f"command {init.command_id} has 2 outcomes" in report["projections"]

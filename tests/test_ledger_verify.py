@@ -95,7 +95,8 @@ def test_a_forged_row_chained_in_perfectly_is_caught_at_the_row_after_it(ledger_
 def test_verify_cli_prints_json_and_exits_zero_on_an_intact_ledger(ledger_path, tamperable):
     result = CliRunner().invoke(cli, ["--db", str(ledger_path), "verify", "--json"])
     assert result.exit_code == 0
-    assert json.loads(result.output) == {"ok": True, "events": EVENTS, "first_bad_seq": None, "reason": None}
+    assert json.loads(result.output) == {"ok": True, "events": EVENTS, "first_bad_seq": None, "reason": None,
+                                         "projections": []}
 
 
 def test_verify_cli_exits_four_naming_the_broken_seq(ledger_path, tamperable):

@@ -6,6 +6,7 @@ Reading commands import only what reading needs; the lifecycle machinery
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -354,26 +355,33 @@ def show(app: App, command_id: str, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print {ok, events, first_bad_seq} as JSON.")
 @click.pass_obj
 def verify(app: App, as_json: bool) -> int:
-    """Re-walk the hash chain and run SQLite's integrity check (exit 4 on a break)."""
+    """Re-walk the hash chain, run SQLite's integrity check, and prove the projections against the chain (exit 4
+    on a break)."""
     from ledger import verify_ledger
 
     settings = app.settings
     missing = app.ledger_missing()
     try:
-        report = verify_ledger(app.ledger())
+        ledger = app.ledger()
+        report = verify_ledger(ledger)
+        projections = [] if not report.ok or ledger.readonly else app.projections().disagreements()
     except LedgerError as error:
         if not as_json:
             raise
-        _emit_json({"ok": False, "events": 0, "first_bad_seq": None, "reason": str(error)})
+        _emit_json({"ok": False, "events": 0, "first_bad_seq": None, "reason": str(error), "projections": []})
         return EXIT_LEDGER
+    if projections:
+        report = dataclasses.replace(report, ok=False, reason=(
+            f"the projections disagree with the chain: {'; '.join(projections)} "
+            f"(`l4d2ctl projections rebuild` folds them from the chain again)"))
     if missing and not as_json:
         hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
-                    "reason": report.reason})
+                    "reason": report.reason, "projections": projections})
     elif report.ok:
-        _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact",
-                         soft_wrap=True, highlight=False)
+        _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact, "
+                         f"projections as the chain says", soft_wrap=True, highlight=False)
     else:
         from rich.console import Console
 
