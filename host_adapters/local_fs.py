@@ -20,6 +20,8 @@ from .errors import HostError
 
 # How many hex digits make a temp file's name unique.
 TEMPORARY_HEX = 8
+# The most l4d2ctl reads of one file: it reads cfgs and env files, and a file under overlays/ can be anything.
+MAX_FILE_BYTES = 2**20
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -65,7 +67,7 @@ class LocalFilesystem:
                         _unlink_quietly(stale, directory)
 
     def read_bytes(self, path: str) -> bytes:
-        """A regular file's content; a symlink at `path` is refused."""
+        """A regular file's content, at most MAX_FILE_BYTES; a symlink at `path` is refused."""
         *parents, name = _parts(path)
         try:
             with self._directory(parents) as directory, self._errors(path):
@@ -74,7 +76,11 @@ class LocalFilesystem:
                 with os.fdopen(descriptor, "rb") as file:
                     if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                         raise HostError(f"{path}: not a regular file")
-                    return file.read()
+                    data = file.read(MAX_FILE_BYTES + 1)
+                    if len(data) > MAX_FILE_BYTES:
+                        raise HostError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB; l4d2ctl reads only cfg "
+                                        f"and env files, which are far smaller")
+                    return data
         except FileNotFoundError as error:
             raise HostError(f"{path}: no such file") from error
 

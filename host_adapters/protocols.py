@@ -52,7 +52,7 @@ class Filesystem(Protocol):
         """Replace a file's content atomically (temp file, fsync, rename)."""
 
     def read_bytes(self, path: str) -> bytes:
-        """A file's content."""
+        """A file's content; refused (`HostError`) past a size no cfg or env file reaches."""
 
     def exists(self, path: str) -> bool:
         """Whether anything (file, directory, symlink) is at `path`."""

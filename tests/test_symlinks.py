@@ -144,3 +144,12 @@ def test_a_ledger_another_user_owns_is_refused(tmp_path):
     os.chown(path, 12345, 12345)
     with pytest.raises(LedgerError, match="belongs to uid 12345"):
         Ledger.open(path)
+
+
+def test_a_huge_sparse_file_as_an_overlays_server_cfg_fails_the_start_instead_of_being_copied(root):
+    with open(root / "overlays/competitive/zonemod/left4dead2/cfg/server.cfg", "wb") as huge:
+        huge.truncate(300 * 2**20)
+    run(root, "alpha", "init")
+    started = run(root, "alpha", "start")
+    assert started.outcome == "failed" and "larger than 1 MiB" in started.error
+    assert not (root / "instances/alpha/cfg/server_zonemod.cfg").exists()
