@@ -30,7 +30,7 @@ class HelperClient:
         self.prefix = [helper] if as_root else [SUDO, "-n", helper]
 
     def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
-             timeout: float = HELPER_TIMEOUT) -> RunResult:
+             timeout: float | None = HELPER_TIMEOUT) -> RunResult:
         """Run `left4me-host VERB ARGUMENTS...`, its lines going to `io`; a non-zero exit is a `HostError`."""
         return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout, input_text=input_text)
 

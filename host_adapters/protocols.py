@@ -138,6 +138,10 @@ class ServiceControl(Protocol):
     def journal_tail(self, name: str) -> list[str]:
         """The unit's last journal lines: what a failed start records as its reason."""
 
+    def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
+        """The unit's journal (the server's console output among it) to `io`: its last `lines` lines (from
+        `since`), then, when `follow`, what it logs next until cancelled."""
+
 
 class UnitEvent(StrEnum):
     """The kinds of journal entry systemd writes about a unit that matter to the ledger."""

@@ -319,6 +319,11 @@ class SimulatedServiceControl:
         return UnitStatus(active_state=unit.get("active", "inactive"), sub_state=unit.get("sub", "dead"),
                           enabled=unit.get("enabled", False), restarts=unit.get("restarts", 0))
 
+    def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
+        """Say plainly that there is no journal: nothing runs on a simulated host, so nothing logs."""
+        io.say(f"{self.label}there is no journal: nothing runs on a simulated host (what l4d2ctl "
+               f"did to {name} is in `l4d2ctl history {name}`)")
+
     def journal_tail(self, name: str) -> list[str]:
         """The messages of the unit's last journal entries."""
         with self.journal.lock:

@@ -225,3 +225,22 @@ def test_verify_of_an_empty_file_says_it_was_truncated_and_writes_nothing(root, 
     result = invoke(root, "--db", str(empty), "verify")
     assert result.exit_code == 4 and "empty file" in result.stderr
     assert empty.stat().st_size == 0
+
+
+def test_logs_on_a_simulated_host_says_plainly_there_is_no_journal(root, tmp_path):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    result = invoke(root, "logs", "alpha", "-n", "5")
+    assert result.exit_code == 0
+    assert result.stdout == ("simulated: there is no journal: nothing runs on a simulated host (what l4d2ctl did "
+                             "to alpha is in `l4d2ctl history alpha`)\n")
+
+
+def test_logs_of_an_unknown_instance_is_rejected(root, tmp_path):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    result = invoke(root, "logs", "ghost")
+    assert result.exit_code == 3 and "'ghost' is not known" in result.stderr
+
+
+@pytest.mark.parametrize("option", [["-n", "-1"], ["-n", "many"], ["--since", "yesterday"]])
+def test_logs_refuses_a_bad_count_or_moment(root, option):
+    assert invoke(root, "logs", "alpha", *option).exit_code == 2

@@ -353,6 +353,26 @@ def test_an_operator_without_root_runs_the_whole_lifecycle_through_the_installed
         assert alice(*reading).returncode == 0, reading
 
 
+def test_logs_show_the_servers_own_lines_to_root_and_to_an_operator(host):
+    host.run(f"echo {shlex.quote(json.dumps({'port': 27020, 'arguments': ['+map c3m1_plankcountry']}))} "
+             f"> /tmp/logged.yaml")
+    assert host.l4d2ctl("init", "logged", "--spec", "/tmp/logged.yaml").returncode == 0
+    assert host.l4d2ctl("start", "logged").returncode == 0
+    try:
+        unit = _unit_properties(host, "logged")
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+        for user in (None, OPERATOR):
+            shown = host.l4d2ctl("logs", "logged", "-n", "20", user=user)
+            assert shown.returncode == 0, shown.stderr
+            assert "stand-in srcds: c3m1_plankcountry on udp/27020" in shown.stdout, (user, shown.stdout)
+        since_now = host.l4d2ctl("logs", "logged", "--since", "2999-01-01T00:00:00", user=OPERATOR)
+        assert since_now.returncode == 0 and "stand-in srcds" not in since_now.stdout
+        assert host.l4d2ctl("logs", "ghost", user=OPERATOR).returncode == 3
+        assert _unit_properties(host, "logged")["ActiveState"] == "active", "reading logs changes nothing"
+    finally:
+        assert host.l4d2ctl("delete", "logged").returncode == 0
+
+
 def test_the_ledger_is_the_operators_and_nobody_elses(host):
     assert host.l4d2ctl("status").returncode == 0
     modes = host.run(f"stat -c '%U:%G %a' {ROOT} {ROOT}/ledger.db {ROOT}/runtime {ROOT}/secrets").stdout.split("\n")

@@ -66,6 +66,9 @@ class RecordingSystem(helper.System):
     def systemctl(self, *arguments: str, check: bool = True) -> None:
         self.calls.append(("systemctl", *arguments))
 
+    def journal(self, *arguments: str) -> None:
+        self.calls.append(("journalctl", *arguments))
+
     def chown(self, fd: int, uid: int, gid: int) -> None:
         self.calls.append(("chown", _resolved(f"/proc/self/fd/{fd}")))
 
@@ -145,6 +148,9 @@ def test_the_patterns_agree_with_l4d2ctls_own():
     ["start", "../a"], ["start", "a/b"], ["start", "A"], ["start", "-a"], ["start", "a.service"],
     ["start", "a" * 64], ["start", "a\n"], ["root", "a"], ["secret-put", "a", "RCON"],
     ["secret-commit", "a", "rcon_password", "not-hex"], ["mount", "a", "--root=/"],
+    ["logs", "a", "10", "-"], ["logs", "a", "-5", "-", "once"], ["logs", "a", "10", "yesterday", "once"],
+    ["logs", "a", "10", "@1e9", "once"], ["logs", "a", "10", "-", "--follow"], ["logs", "a", "1234567", "-", "once"],
+    ["logs", "a", "10", "-", "once", "--root=/"], ["logs", "a b", "10", "-", "once"],
 ], ids=repr)
 def test_arguments_outside_the_interface_are_refused_before_anything_runs(root, argv):
     system = RecordingSystem()
@@ -164,6 +170,16 @@ def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
     assert system.calls == [("systemctl", "reset-failed", "left4me-server@a.service"),
                             ("systemctl", "enable", "--now", "--no-reload", "left4me-server@a.service"),
                             ("systemctl", "disable", "--now", "--no-reload", "left4me-server@a.service")]
+
+
+def test_logs_reads_exactly_the_instances_unit_from_the_journal_and_no_file(root):
+    system = RecordingSystem()
+    assert _run(root, "logs", "a", "20", "-", "once", system=system) is None
+    _run(root, "logs", "a", "0", "@1764400000", "follow", system=system)
+    unit = "--unit=left4me-server@a.service"
+    assert system.calls == [("journalctl", unit, "--no-pager", "--output=short-iso", "--lines=20"),
+                            ("journalctl", unit, "--no-pager", "--output=short-iso", "--lines=0",
+                             "--since=@1764400000", "--follow")]
 
 
 @pytest.mark.parametrize("verb", ["prepare", "stage", "remove"])

@@ -258,6 +258,27 @@ def _console() -> Console:
 
 
 @cli.command()
+@NAME
+@click.option("-f", "--follow", is_flag=True, help="Then keep printing what the unit logs (Ctrl-C ends).")
+@click.option("-n", "--lines", type=click.IntRange(0, 100_000), default=50, show_default=True,
+              help="How many of the last lines to print.")
+@click.option("--since", type=MOMENT, help="Only lines from this moment on (ISO 8601; UTC unless it says).")
+@click.pass_obj
+def logs(app: App, name: str, follow: bool, lines: int, since: datetime | None) -> int:
+    """Print an instance's journal: its unit's lines, the server's console output among them."""
+    from host_adapters import StepIO
+
+    from .stdout import Stdout
+
+    if app.read().instance(name).state is None:
+        raise Rejected(f"instance {name!r} is not known: nothing was ever initialized under that name")
+    stdout = Stdout()
+    app.host().services.logs(name, lines, since, follow,
+                             StepIO(emit=lambda line: stdout.write(lambda: click.echo(line))))
+    return EXIT_OK
+
+
+@cli.command()
 @click.argument("name", required=False, type=INSTANCE_NAME)
 @click.option("--live", is_flag=True, help="Also ask systemd and the servers (A2S_INFO), and show drift.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of instance objects (one object with NAME).")
