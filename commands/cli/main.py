@@ -418,13 +418,16 @@ def verify(app: App, as_json: bool) -> int:
 @click.option("--once", is_flag=True, help="Drain the queue, then exit.")
 @click.option("--jobs", type=click.IntRange(min=1), default=DEFAULT_JOBS, show_default=True,
               help="How many commands (of different instances) run at once.")
+@click.option("--notify-exec", metavar="CMD",
+              help="Run CMD (its program by absolute path) for every failed command and every observation, "
+                   "with the row's JSON on stdin.")
 @click.pass_obj
-def executor(app: App, once: bool, jobs: int) -> int:
+def executor(app: App, once: bool, jobs: int, notify_exec: str | None) -> int:
     """Run the executor: decide requested commands in ledger order and apply them to the host, different
     instances' at the same time."""
     from .serve import serve
 
-    serve(app, once, jobs)
+    serve(app, once, jobs, notify_exec)
     return EXIT_OK
 
 

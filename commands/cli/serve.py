@@ -22,6 +22,7 @@ from ledger.payloads import (
 from ..domain.text_rules import printable
 from ..service.executor import Executor
 from ..service.executor_lock import ExecutorLock
+from ..service.notify import Notifier, hook_argv
 from .app import App
 
 
@@ -52,9 +53,10 @@ def _at_step(step: str | None) -> str:
     return escape(f" at step {step!r}") if step else ""
 
 
-def serve(app: App, once: bool, jobs: int) -> None:
-    """Run the executor for the app's ledger, `jobs` commands at most at once; refuses while another executor
-    holds the lock."""
+def serve(app: App, once: bool, jobs: int, notify_exec: str | None = None) -> None:
+    """Run the executor for the app's ledger, `jobs` commands at most at once, running the `notify_exec` hook
+    for every failed command and observation; refuses while another executor holds the lock."""
+    hook = hook_argv(notify_exec) if notify_exec is not None else None
     host = app.host()
     lock = ExecutorLock(app.settings.db)
     ledger = app.ledger(create=True)
@@ -74,9 +76,19 @@ def serve(app: App, once: bool, jobs: int) -> None:
     def warn(message: str) -> None:
         console.print(f"{prefix}warning: {escape(message)}", soft_wrap=True, highlight=False)
 
+    projections = app.projections()
+    notifier = Notifier(hook, warn) if hook is not None else None
+    alert = notifier.observer(projections) if notifier is not None else (lambda event: None)
+
+    def observe(event: EventRecord) -> None:
+        report(event)
+        alert(event)
+
     try:
-        worker = Executor(ledger, host, projections=app.projections(), observer=report, warn=warn, jobs=jobs)
+        worker = Executor(ledger, host, projections=projections, observer=observe, warn=warn, jobs=jobs)
         worker.recover()
         worker.serve(once, stopping=lambda: bool(stopping))
     finally:
         lock.release()
+        if notifier is not None:
+            notifier.close()
