@@ -7,7 +7,7 @@ from pathlib import Path
 from .a2s_query import A2SQuery
 from .errors import HostError
 from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
-from .journal import JournalctlJournal
+from .journal import HelperJournal, JournalctlJournal
 from .local_fs import LocalFilesystem
 from .overlay import HelperMounter
 from .protocols import Host, HostKind
@@ -35,5 +35,6 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
         raise HostError("systemd is not running on this machine; use --host simulated")
     client = HelperClient(helper)
     client.check_root(fs.root)
-    return Host(fs, HelperMounter(client), SystemctlServiceControl(client), JournalctlJournal(), A2SQuery(),
+    journal = JournalctlJournal() if client.as_root else HelperJournal(client)
+    return Host(fs, HelperMounter(client), SystemctlServiceControl(client), journal, A2SQuery(),
                 HelperRuntime(client), HelperSecrets(client))

@@ -26,8 +26,8 @@ class HelperClient:
     """Calls one verb of the helper at a time; as root directly, otherwise with `sudo -n` (never a password prompt)."""
 
     def __init__(self, helper: str, as_root: bool | None = None):
-        as_root = os.geteuid() == 0 if as_root is None else as_root
-        self.prefix = [helper] if as_root else [SUDO, "-n", helper]
+        self.as_root = os.geteuid() == 0 if as_root is None else as_root
+        self.prefix = [helper] if self.as_root else [SUDO, "-n", helper]
 
     def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
              timeout: float | None = HELPER_TIMEOUT) -> RunResult:

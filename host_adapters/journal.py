@@ -14,6 +14,7 @@ import json
 from datetime import datetime, timezone
 
 from .errors import HostError
+from .helper import HelperClient
 from .protocols import JournalRead, StepIO, UnitEntry, UnitEvent
 from .runner import run
 
@@ -119,5 +120,28 @@ class JournalctlJournal:
         result = run(argv, StepIO(), timeout=JOURNAL_TIMEOUT)
         if result.returncode != 0:
             raise HostError(f"journalctl exited with status {result.returncode}", result.stderr[-5:])
-        position = next((cursor for line in reversed(result.stdout) if (cursor := cursor_of(line))), None)
-        return JournalRead([entry for line in result.stdout if (entry := parse_entry(line)) is not None], position)
+        return journal_read(result.stdout)
+
+
+class HelperJournal:
+    """The same entries through the helper's `journal` verb: an operator may not read the system journal, and
+    the helper passes on only what systemd logged about the instance units (then the last cursor it read)."""
+
+    def __init__(self, client: HelperClient):
+        self.client = client
+
+    def entries(self, after: str | None, since: datetime | None) -> JournalRead:
+        """PID 1's entries about left4me-server@*.service after the cursor `after` (else from `since`)."""
+        if after is not None:
+            position = after
+        elif since is not None:
+            position = f"@{since.timestamp():.6f}"
+        else:
+            raise HostError("the journal is read from a cursor or a moment")
+        return journal_read(self.client.call("journal", position, timeout=JOURNAL_TIMEOUT).stdout)
+
+
+def journal_read(lines: list[str]) -> JournalRead:
+    """What lines of `journalctl -o json` hold: the unit entries among them, and the last cursor read."""
+    position = next((cursor for line in reversed(lines) if (cursor := cursor_of(line))), None)
+    return JournalRead([entry for line in lines if (entry := parse_entry(line)) is not None], position)

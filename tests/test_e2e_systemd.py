@@ -280,6 +280,34 @@ def test_what_systemd_does_on_its_own_is_recorded_once_by_the_executor_service(h
     assert json.loads(host.l4d2ctl("verify", "--json").stdout)["ok"]
 
 
+def test_an_operators_alert_hook_gets_a_real_crash_and_a_failed_start(host):
+    host.run(f"echo {shlex.quote(json.dumps({'port': 27021}))} > /tmp/alerted.yaml && "
+             f"echo {shlex.quote(json.dumps({'port': 27022, 'overlays': [{'path': 'missing/layer'}]}))} "
+             f"> /tmp/unstartable.yaml")
+    host.run(as_user(OPERATOR, "printf '#!/bin/sh\\ncat >> /tmp/alerts\\n' > /tmp/alert.sh && chmod 0755 /tmp/alert.sh "
+                               "&& : > /tmp/alerts"))
+    for name in ("alerted", "unstartable"):
+        assert host.l4d2ctl("init", name, "--spec", f"/tmp/{name}.yaml", user=OPERATOR).returncode == 0
+    assert host.l4d2ctl("start", "alerted", user=OPERATOR).returncode == 0
+    host.run(f"kill -KILL {_unit_properties(host, 'alerted')['MainPID']}")
+    _wait_for(lambda: _unit_properties(host, "alerted")["NRestarts"] == "1", 15, "systemd's restart")
+    assert host.l4d2ctl("start", "unstartable", "--no-wait", user=OPERATOR).returncode == 0
+
+    served = host.l4d2ctl("executor", "--once", "--notify-exec", "/tmp/alert.sh", user=OPERATOR)
+    assert served.returncode == 0, served.stderr
+    rows = [json.loads(line) for line in host.run("cat /tmp/alerts").stdout.splitlines()]
+    seen = {(row["instance"], row["command"], row["outcome"]): row for row in rows}
+    assert seen[("alerted", "crashed", "observed")]["error"] == "the server was killed by signal SIGKILL"
+    assert ("alerted", "restarted", "observed") in seen
+    assert seen[("unstartable", "start", "failed")]["actor"] == OPERATOR
+    unit = _unit_properties(host, "alerted")
+    assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "1"), unit
+    unit = _unit_properties(host, "unstartable")
+    assert (unit["ActiveState"], unit["UnitFileState"]) in {("inactive", "disabled"), ("failed", "disabled")}, unit
+    for name in ("alerted", "unstartable"):
+        assert host.l4d2ctl("delete", name, user=OPERATOR).returncode == 0
+
+
 def test_the_executor_service_runs_queued_commands_and_callers_follow_it(host):
     host.run("systemctl start left4me-executor.service")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import json
 import os
 import pwd
 import shutil
@@ -537,3 +538,33 @@ def test_no_arguments_make_the_helper_act_outside_the_root(hostile_root, argv, v
                 assert NAME_PATTERN.fullmatch(unit.removeprefix("left4me-server@").removesuffix(".service")), call
     assert sorted(p.name for p in outside.rglob("*")) == ["dir", "file"]
     assert (outside / "file").read_text() == "untouched"
+
+
+class JournalSystem(RecordingSystem):
+    """journalctl answering with PID 1's lines about two units, one of them an instance's."""
+
+    def journal_lines(self, *arguments: str):
+        self.calls.append(("journalctl", *arguments))
+        yield json.dumps({"__CURSOR": "s=1;i=1", "UNIT": "left4me-server@a.service", "MESSAGE": "Started"}) + "\n"
+        yield json.dumps({"__CURSOR": "s=1;i=2", "UNIT": "sshd.service", "MESSAGE": "secret sshd stuff"}) + "\n"
+        yield "not json\n"
+
+
+def test_journal_passes_on_only_the_instance_units_entries_then_the_last_cursor(root, capsys):
+    system = JournalSystem()
+    last = _run(root, "journal", "s=1;i=0", system=system)
+    printed = capsys.readouterr().out
+    assert system.calls == [("journalctl", "--output=json", "--no-pager", "--quiet", "--after-cursor=s=1;i=0",
+                             "_PID=1")]
+    assert "left4me-server@a.service" in printed and "sshd" not in printed
+    assert json.loads(last) == {"__CURSOR": "s=1;i=2"}
+    _run(root, "journal", "@1764400000.123456", system=system)
+    assert system.calls[-1][4] == "--since=@1764400000.123456"
+
+
+@pytest.mark.parametrize("position", ["yesterday", "@", "s=1;i=2;--output=cat", "s=XYZ", "--since=@1", "a=1 b=2"])
+def test_journal_refuses_a_position_that_is_neither_a_cursor_nor_a_moment(root, position):
+    system = JournalSystem()
+    with pytest.raises(helper.Refused, match="bad journal position"):
+        _run(root, "journal", position, system=system)
+    assert system.calls == []

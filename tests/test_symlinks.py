@@ -138,14 +138,6 @@ def test_a_ledger_in_a_directory_anyone_may_write_is_refused(tmp_path):
         Ledger.open(path)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
-def test_a_ledger_another_user_owns_is_refused(tmp_path):
-    path = _a_ledger(tmp_path / "ledger.db")
-    os.chown(path, 12345, 12345)
-    with pytest.raises(LedgerError, match="belongs to uid 12345"):
-        Ledger.open(path)
-
-
 def test_a_huge_sparse_file_as_an_overlays_server_cfg_fails_the_start_instead_of_being_copied(root):
     with open(root / "overlays/competitive/zonemod/left4dead2/cfg/server.cfg", "wb") as huge:
         huge.truncate(300 * 2**20)
