@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from commands.service.executor import Executor
+from commands.service.executor_lock import ExecutorLock
 from commands.service.requests import append_command
 from ledger import CommandFailed, Ledger, LedgerError, NewEvent, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES, EventType, out_of_turn
@@ -127,3 +129,18 @@ def test_verify_finds_a_command_with_two_outcomes(root, tmp_path):
                                 payload=CommandFailed(error="forged"))])
     report = _verify(root)
     assert report["exit_code"] == 4 and f"command {init.command_id} has 2 outcomes" in report["projections"]
+
+
+def test_an_executor_whose_lock_file_was_removed_starts_nothing_more(ledger, ledger_path):
+    host = FakeHost(ledger)
+    lock = ExecutorLock(ledger_path)
+    assert lock.try_acquire()
+    host.executor.lock_held = lock.still_ours
+    assert host.init("alpha").outcome == "succeeded"
+    os.unlink(lock.path)
+    assert ExecutorLock(ledger_path).try_acquire(), "a second executor could now take a lock of its own"
+    append_command(ledger, ALICE, "alpha", "start")
+    host.faults.calls.clear()
+    with pytest.raises(LedgerError, match="the executor lock was removed or replaced"):
+        host.executor.run_pending()
+    assert host.faults.calls == []

@@ -85,7 +85,8 @@ def serve(app: App, once: bool, jobs: int, notify_exec: str | None = None) -> No
         alert(event)
 
     try:
-        worker = Executor(ledger, host, projections=projections, observer=observe, warn=warn, jobs=jobs)
+        worker = Executor(ledger, host, projections=projections, observer=observe, warn=warn, jobs=jobs,
+                          lock_held=lock.still_ours)
         worker.recover()
         worker.serve(once, stopping=lambda: bool(stopping))
     finally:

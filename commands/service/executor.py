@@ -114,6 +114,7 @@ class Executor:
         on_line: LineSink = lambda command, step, line: None,
         warn: Warn = lambda message: None,
         jobs: int = DEFAULT_JOBS,
+        lock_held: Callable[[], bool] = lambda: True,
     ):
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, not {jobs}")
@@ -124,6 +125,7 @@ class Executor:
         self.on_line = on_line
         self.warn = warn
         self.jobs = jobs
+        self.lock_held = lock_held
         self.os_user = os_user()
         self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
         self._watched_at: float | None = None
@@ -205,7 +207,14 @@ class Executor:
         return all(flight.command.instance != command.instance for flight in self._flights.values())
 
     def _take_up(self, command: CommandView) -> None:
-        """Decide one command; when it is allowed, record its start and hand its steps to a worker."""
+        """Decide one command; when it is allowed, record its start and hand its steps to a worker.
+
+        Refused (`LedgerError`) once the executor lock is no longer this
+        process's: another executor may be running, so nothing new is started.
+        """
+        if not self.lock_held():
+            raise LedgerError(f"the executor lock was removed or replaced while this executor (pid {os.getpid()}) "
+                              f"held it: another executor may be running; nothing more is started here")
         self.watch(force=command.requested_at >= self._watched_as_of)
         if command.cancel_requested_by is not None:
             self._record(command, CommandCancelled(step=None))

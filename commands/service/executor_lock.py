@@ -37,6 +37,18 @@ class ExecutorLock:
         self._descriptor = descriptor
         return True
 
+    def still_ours(self) -> bool:
+        """Whether the file at the lock's path is still the one this process locked: a lock file deleted or
+        replaced (it looks like a stale pidfile) would let a second executor take a lock of its own."""
+        if self._descriptor is None:
+            return False
+        try:
+            there = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        held = os.fstat(self._descriptor)
+        return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Let the lock go (closing the file releases the flock)."""
         if self._descriptor is not None:

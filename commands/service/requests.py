@@ -126,7 +126,7 @@ def see_through(
             try:
                 catch_up()
                 executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
-                                    on_line=on_line)
+                                    on_line=on_line, lock_held=lock.still_ours)
                 executor.recover()
                 executor.run_pending(until=lambda: _all_finished(projections, command_ids))
             finally:
