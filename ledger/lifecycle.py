@@ -23,6 +23,7 @@ class Command(StrEnum):
     RESET = "reset"
     SECRET_SET = "secret-set"
     SECRET_UNSET = "secret-unset"
+    ADOPT = "adopt"
 
 
 class Observation(StrEnum):
@@ -130,8 +131,12 @@ UNDO_PREFIX = "undo: "
 """How the steps that undo a start are named: recorded after the step that failed."""
 
 
-def state_after(command: Command, outcome: Outcome, before: State | None, started: bool = True) -> State | None:
+def state_after(command: Command, outcome: Outcome, before: State | None, started: bool = True,
+                running: bool = False) -> State | None:
     """The recorded state a command's outcome leaves an instance in (`before` when it changes nothing).
+
+    An adopt records the instance initialized, or running when its unit was
+    (`running`, what the adopt found and checked).
 
     A start or restart that fails is undone on the host (unit disabled and
     stopped), hence `failed`; a restart cancelled once it had `started` was
@@ -141,7 +146,7 @@ def state_after(command: Command, outcome: Outcome, before: State | None, starte
     """
     match outcome:
         case Outcome.SUCCEEDED:
-            return _success(command, before)
+            return _success(command, before, running)
         case Outcome.FAILED if command in STARTING:
             return State.FAILED
         case Outcome.CANCELLED if command is Command.RESTART and started:
@@ -152,10 +157,12 @@ def state_after(command: Command, outcome: Outcome, before: State | None, starte
             raise ValueError(f"{outcome!r} is not the outcome of a finished command")
 
 
-def _success(command: Command, before: State | None) -> State:
+def _success(command: Command, before: State | None, running: bool) -> State:
     match command:
         case Command.INIT:
             return State.INITIALIZED
+        case Command.ADOPT:
+            return State.RUNNING if running else State.INITIALIZED
         case Command.START | Command.RESTART:
             return State.RUNNING
         case Command.STOP:
@@ -205,7 +212,7 @@ def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
     match command:
         case Command.RESET:
             return True
-        case Command.INIT | Command.START | Command.RESTART:
+        case Command.INIT | Command.ADOPT | Command.START | Command.RESTART:
             return False
         case Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET:
             return before
@@ -220,6 +227,10 @@ def refusal(command: Command, state: State | None, name: str) -> str | None:
             return f"instance {name!r} is running: stop it first" if state is State.RUNNING else None
         case Command.DELETE:
             return _unknown(name) if state is None else None
+        case Command.ADOPT:
+            if state in (None, State.DELETED):
+                return None
+            return f"instance {name!r} is already recorded ({state}): there is nothing to adopt"
         case (Command.START | Command.STOP | Command.RESTART | Command.RESET | Command.SECRET_SET
               | Command.SECRET_UNSET):
             if state is None:

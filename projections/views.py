@@ -205,7 +205,8 @@ class Fold:
         name = Command(command.command)
         if outcome is Outcome.SUCCEEDED:
             _record_success(instance, name, command, event.recorded_at)
-        instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None)
+        instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None,
+                                     running=command.args.get("running") is True)
         instance.needs_init = needs_init_after(name, outcome, instance.needs_init)
         _touch(instance, command, event.recorded_at)
 
@@ -253,7 +254,7 @@ FOLDED_TYPES = tuple(event_type for event_type, handler in HANDLERS.items() if h
 def _record_success(instance: InstanceView, name: Command, command: CommandView, at: str) -> None:
     """What a succeeded command leaves recorded beside the state: the blueprint, the secrets' fingerprints."""
     match name:
-        case Command.INIT:
+        case Command.INIT | Command.ADOPT:
             instance.blueprint = command.args["spec"]
             instance.port = instance.blueprint["port"]
         case Command.SECRET_SET:

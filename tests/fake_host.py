@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import yaml
+
+from commands.domain.spec import parse_spec
+from commands.domain.steps import instance_env
 from commands.service.executor import Executor
 from commands.service.requests import Requester, append_command
 from ledger import Ledger
@@ -49,6 +53,17 @@ class FakeHost:
                                        **links)
         self.executor.run_pending()
         return self.executor.projections.command(command_id)
+
+    def on_disk(self, instance: str = "alpha", spec: dict | None = None) -> None:
+        """An instance's files as the original left4me tool's initialize writes them (spec.yaml as given,
+        server.cfg without a final newline, the runtime directories), with nothing recorded."""
+        spec = spec or SPEC
+        self.fs.write_bytes(f"instances/{instance}/spec.yaml", yaml.safe_dump(spec).encode())
+        self.fs.write_bytes(f"instances/{instance}/instance.env",
+                            instance_env(self.host, parse_spec(spec)).encode())
+        self.fs.write_bytes(f"instances/{instance}/server.cfg", "\n".join(spec.get("config", [])).encode())
+        for part in ("upper", "work", "merged"):
+            self.fs.make_dirs(f"runtime/{instance}/{part}")
 
     def init(self, instance: str = "alpha", spec: dict | None = None) -> CommandView:
         """Init an instance from `spec` (the design example by default)."""

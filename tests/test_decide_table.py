@@ -73,6 +73,7 @@ def recorded(state: State | None, needs_init: bool | None = None) -> Recorded:
 
 ARGS: dict[str, dict] = {
     Command.INIT: {"spec": SPEC},
+    Command.ADOPT: {"spec": SPEC, "running": False},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
 }
@@ -120,6 +121,12 @@ class Refused:
 NOT_KNOWN = Refused("not-known", f"instance {NAME!r} is not known: init it first")
 WAS_DELETED = Refused("deleted", f"instance {NAME!r} was deleted: init it again first")
 IS_RUNNING = Refused("running", f"instance {NAME!r} is running: stop it first")
+ADOPT = ["check the instance files", "check the unit"]
+
+
+def already(state: State) -> Refused:
+    return Refused("recorded", f"instance {NAME!r} is already recorded ({state}): there is nothing to adopt")
+
 
 # Every command, every recorded state (a reset instance needs init, as a reset leaves it).
 TABLE: dict[Command, dict[State | None, Steps | Refused]] = {
@@ -194,6 +201,15 @@ TABLE: dict[Command, dict[State | None, Steps | Refused]] = {
         State.FAILED: Steps(["remove secret"]),
         State.RESET: Steps(["remove secret"]),
         State.DELETED: WAS_DELETED,
+    },
+    Command.ADOPT: {
+        UNKNOWN: Steps(ADOPT),
+        State.INITIALIZED: already(State.INITIALIZED),
+        State.RUNNING: already(State.RUNNING),
+        State.STOPPED: already(State.STOPPED),
+        State.FAILED: already(State.FAILED),
+        State.RESET: already(State.RESET),
+        State.DELETED: Steps(ADOPT),
     },
 }
 

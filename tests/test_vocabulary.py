@@ -58,12 +58,14 @@ CLI_SPELLING: dict[Command, tuple[str, ...]] = {
     Command.RESET: ("reset",),
     Command.SECRET_SET: ("secret", "set"),
     Command.SECRET_UNSET: ("secret", "unset"),
+    Command.ADOPT: ("adopt",),
 }
 # CLI commands that record a command of another's name: a retry or replay re-requests the original.
 RERUNS = {("retry",), ("replay",)}
 # The args each command needs to be planned (init: a spec; secrets: a cvar, and a fingerprint to set).
 ARGS: dict[Command, dict] = {
     Command.INIT: {"spec": SPEC},
+    Command.ADOPT: {"spec": SPEC, "running": False},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
 }
@@ -162,6 +164,9 @@ def test_the_cli_commands_that_record_a_command_are_the_commands_and_the_reruns(
 def test_each_cli_spelling_records_the_command_it_is_named_for(command, root, tmp_path):
     extra = ["--spec", str(write_spec(tmp_path / "friday.yaml"))] if command is Command.INIT else []
     extra += ["rcon_password"] if command in (Command.SECRET_SET, Command.SECRET_UNSET) else []
+    if command is Command.ADOPT:
+        (root / "instances" / "alpha").mkdir(parents=True)
+        write_spec(root / "instances" / "alpha" / "spec.yaml")
     result = CliRunner().invoke(
         cli, ["--root", str(root), "--host", "simulated", *CLI_SPELLING[command], "alpha", *extra, "--no-wait",
               "--json"],
@@ -184,8 +189,9 @@ def test_audit_filters_by_exactly_the_outcomes():
 
 
 @pytest.mark.parametrize("command", Command, ids=str)
-def test_decide_plans_every_command_for_a_stopped_instance(command):
-    assert isinstance(decide(_request(command, ARGS.get(command, {})), _recorded(State.STOPPED)), Plan)
+def test_decide_plans_every_command_for_a_stopped_instance_or_adopt_for_one_not_recorded(command):
+    state = None if command is Command.ADOPT else State.STOPPED
+    assert isinstance(decide(_request(command, ARGS.get(command, {})), _recorded(state)), Plan)
 
 
 ANY_ARGS = st.dictionaries(
@@ -238,7 +244,10 @@ def test_the_ledger_refuses_a_command_name_not_in_the_list():
 @pytest.mark.parametrize("command", Command, ids=str)
 def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecycle_says(command, ledger):
     host = FakeHost(ledger)
-    host.init("alpha")
+    if command is Command.ADOPT:
+        host.on_disk("alpha")
+    else:
+        host.init("alpha")
     args = dict(ARGS.get(command, {}))
     if command is Command.SECRET_SET:
         args["fingerprint"] = host.secrets.put("alpha", "rcon_password", SECRET)

@@ -109,6 +109,31 @@ def init(app: App, name: str, spec: Spec, no_wait: bool, as_json: bool, request_
                                           request_id=request_id, no_wait=no_wait)
 
 
+@cli.command()
+@NAME
+@lifecycle
+@click.pass_obj
+def adopt(app: App, name: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+    """Record an instance already on disk (instances/NAME/spec.yaml and the files init writes) as initialized,
+    or running if its unit is; touches nothing."""
+    from host_adapters import HostError
+
+    from ..domain.errors import InvalidSpec
+    from ..domain.spec import load_spec_text
+
+    host = app.host()
+    where = f"instances/{name}/spec.yaml"
+    try:
+        spec = load_spec_text(host.fs.read_bytes(where))
+    except HostError as error:
+        raise InvalidInput(f"nothing to adopt: {error}") from None
+    except InvalidSpec as error:
+        raise InvalidSpec(f"{where}: {error}") from None
+    running = host.services.status(name).active
+    return _session(app, as_json).request(name, Command.ADOPT, {"spec": spec.to_document(), "running": running},
+                                          request_id=request_id, no_wait=no_wait)
+
+
 def _simple_lifecycle(command: Command, summary: str) -> None:
     @cli.command(name=command.value, help=f"{summary} Takes one or more names, or --all.")
     @click.argument("names", nargs=-1, type=INSTANCE_NAME, metavar="NAME...")

@@ -17,6 +17,7 @@ from .names import validate_cvar, validate_name
 from .spec import Spec, parse_spec
 from .steps import (
     Plan,
+    adopt_steps,
     init_steps,
     purge_plan,
     restart_plan,
@@ -65,6 +66,10 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
             spec = _stored_spec(command.args.get("spec"), "the requested spec")
             _check_port_free(name, spec.port, state)
             return Plan(init_steps(name, spec))
+        case Command.ADOPT:
+            spec = _stored_spec(command.args.get("spec"), "the spec found on disk")
+            _check_port_free(name, spec.port, state)
+            return Plan(adopt_steps(name, spec, running=command.args.get("running") is True))
         case Command.START if recorded is State.RUNNING:
             return running_plan(name, _blueprint(instance), reinitialize=instance.needs_init)
         case Command.START:

@@ -14,7 +14,7 @@ from pathlib import Path
 from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
 from ledger.lifecycle import UNDO_PREFIX
 
-from .spec import Spec, dump_spec
+from .spec import Spec, dump_spec, load_spec_text
 
 # While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
 # whether its unit still runs (a systemctl process: a fleet coming up at once would spend its CPU on them).
@@ -87,6 +87,37 @@ def init_steps(name: str, spec: Spec) -> list[Step]:
         Step("write server.cfg", write_file("server.cfg", "".join(f"{line}\n" for line in spec.config))),
         Step("write spec.yaml", write_file("spec.yaml", dump_spec(spec))),
     ]
+
+
+def adopt_steps(name: str, spec: Spec, running: bool) -> list[Step]:
+    """Adopt: check that an instance already on disk (made by the original tool, or by l4d2ctl before its ledger
+    was lost) is what `spec` says, and its unit as it was when the adopt was requested; touch nothing."""
+
+    def check_files(host: Host, io: StepIO) -> None:
+        found = {"spec.yaml": load_spec_text(host.fs.read_bytes(f"{instance_dir(name)}/spec.yaml")) == spec,
+                 "instance.env": host.fs.read_bytes(f"{instance_dir(name)}/instance.env").decode(errors="replace")
+                 == instance_env(host, spec),
+                 "server.cfg": host.fs.read_bytes(f"{instance_dir(name)}/server.cfg").decode(errors="replace")
+                 .splitlines() == list(spec.config)}
+        differing = [file for file, agrees in found.items() if not agrees]
+        if differing:
+            raise HostError(f"{', '.join(f'{instance_dir(name)}/{file}' for file in differing)} "
+                            f"{'does' if len(differing) == 1 else 'do'} not say what the spec found when adopt was "
+                            f"requested says: make them agree (or `init` the instance from its spec), then adopt again")
+        missing = [part for part in ("upper", "work", "merged") if not host.fs.exists(f"{runtime_dir(name)}/{part}")]
+        if missing:
+            raise HostError(f"{runtime_dir(name)}/ lacks {', '.join(missing)}: `init` the instance from its spec "
+                            f"instead")
+        io.say(f"{instance_dir(name)}/spec.yaml, instance.env and server.cfg agree; {runtime_dir(name)}/ is there")
+
+    def check_unit(host: Host, io: StepIO) -> None:
+        status = host.services.status(name)
+        if status.active != running:
+            raise HostError(f"the unit was {'active' if running else 'not active'} when adopt was requested and is "
+                            f"{status.describe()} now: adopt again")
+        io.say(f"the unit is {status.describe()}: recorded {'running' if running else 'initialized'}")
+
+    return [Step("check the instance files", check_files), Step("check the unit", check_unit)]
 
 
 def start_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:

@@ -96,9 +96,10 @@ Report = StepLine | StepResult
 
 
 def waits_for_everyone(command: CommandView) -> bool:
-    """Whether deciding `command` reads other instances' outcomes: an init checks that its port is free, a
-    retry or replay looks at the command it links to."""
-    return command.command == Command.INIT or command.retry_of is not None or command.replay_of is not None
+    """Whether deciding `command` reads other instances' outcomes: an init or adopt checks that its port is
+    free, a retry or replay looks at the command it links to."""
+    return (command.command in (Command.INIT, Command.ADOPT) or command.retry_of is not None
+            or command.replay_of is not None)
 
 
 class Executor:
