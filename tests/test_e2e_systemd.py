@@ -401,6 +401,37 @@ def test_logs_show_the_servers_own_lines_to_root_and_to_an_operator(host):
         assert host.l4d2ctl("delete", "logged").returncode == 0
 
 
+def test_an_instance_the_original_tool_left_running_is_adopted_and_run_by_an_operator(host):
+    spec = {"port": 27023, "arguments": ["+map c4m1_milltown_a"], "config": ['hostname "Legacy"']}
+    env = f"L4D2_PORT=27023\nL4D2_ARGS=+map c4m1_milltown_a\nL4D2_LOWERDIRS={ROOT}/installation\n"
+    # What the original tool's initialize and start left: its files, and the unit running on them.
+    host.run(f"mkdir -p {ROOT}/instances/legacy && "
+             f"echo {shlex.quote(json.dumps(spec))} > {ROOT}/instances/legacy/spec.yaml && "
+             f"printf %s {shlex.quote(env)} > {ROOT}/instances/legacy/instance.env && "
+             f"printf %s {shlex.quote(chr(10).join(spec['config']))} > {ROOT}/instances/legacy/server.cfg && "
+             f"{HELPER} prepare legacy && mkdir -p {ROOT}/instances/legacy/cfg && "
+             f"cp {ROOT}/instances/legacy/server.cfg {ROOT}/instances/legacy/cfg/server.cfg && "
+             f"chgrp -R left4me {ROOT}/instances/legacy && chmod -R g+w {ROOT}/instances/legacy && "
+             f"{HELPER} stage legacy && {HELPER} start legacy")
+    assert _unit(host, "legacy") == "active"
+
+    adopted = host.l4d2ctl("adopt", "legacy", "--json", user=OPERATOR)
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert json.loads(host.l4d2ctl("status", "legacy", "--json").stdout)["state"] == "running"
+    unit = _unit_properties(host, "legacy")
+    assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+    assert _query(host, 27023) == ["Legacy", "c4m1_milltown_a", 8]
+    assert host.l4d2ctl("adopt", "legacy", user=OPERATOR).returncode == 3, "already recorded"
+
+    assert host.l4d2ctl("stop", "legacy", user=OPERATOR).returncode == 0
+    unit = _unit_properties(host, "legacy")
+    assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
+    assert host.l4d2ctl("start", "legacy", user=OPERATOR).returncode == 0
+    assert _unit_properties(host, "legacy")["ActiveState"] == "active"
+    assert host.l4d2ctl("delete", "legacy", user=OPERATOR).returncode == 0
+    assert not _mounted(host, "legacy") and _gone(host, "legacy")
+
+
 def test_the_ledger_is_the_operators_and_nobody_elses(host):
     assert host.l4d2ctl("status").returncode == 0
     modes = host.run(f"stat -c '%U:%G %a' {ROOT} {ROOT}/ledger.db {ROOT}/runtime {ROOT}/secrets").stdout.split("\n")
