@@ -20,6 +20,8 @@ DEFAULT_HELPER = "/usr/local/bin/left4me-host"
 SUDO = "/usr/bin/sudo"
 HELPER_TIMEOUT = 300.0
 QUICK_TIMEOUT = 30.0
+# How the helper's one line on stderr begins (then "refused: ..." or "failed: ...").
+HELPER_SAYS = "left4me-host: "
 
 
 class HelperClient:
@@ -31,8 +33,17 @@ class HelperClient:
 
     def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
              timeout: float | None = HELPER_TIMEOUT) -> RunResult:
-        """Run `left4me-host VERB ARGUMENTS...`, its lines going to `io`; a non-zero exit is a `HostError`."""
-        return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout, input_text=input_text)
+        """Run `left4me-host VERB ARGUMENTS...`, its lines going to `io`; a non-zero exit is a `HostError` that says
+        why in the helper's own words (its one stderr line), for the one line an operator reads."""
+        try:
+            return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout,
+                               input_text=input_text)
+        except HostError as error:
+            why = next((line for line in reversed(error.stderr_tail) if line.startswith(HELPER_SAYS)), None)
+            if why is None:
+                raise
+            raise HostError(f"left4me-host {' '.join((verb, *arguments))}: {why.removeprefix(HELPER_SAYS)}",
+                            error.stderr_tail) from None
 
     def check_root(self, root: Path) -> None:
         """Refuse to work on `root` when the helper is configured for another one."""

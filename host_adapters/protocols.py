@@ -138,6 +138,9 @@ class ServiceControl(Protocol):
     def journal_tail(self, name: str) -> list[str]:
         """The unit's last journal lines: what a failed start records as its reason."""
 
+    def console(self, name: str, text: str, io: StepIO) -> None:
+        """Send `text` to the instance's server console over RCON (with its rcon_password); the reply to `io`."""
+
     def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
         """The unit's journal (the server's console output among it) to `io`: its last `lines` lines (from
         `since`), then, when `follow`, what it logs next until cancelled."""

@@ -319,6 +319,11 @@ class SimulatedServiceControl:
         return UnitStatus(active_state=unit.get("active", "inactive"), sub_state=unit.get("sub", "dead"),
                           enabled=unit.get("enabled", False), restarts=unit.get("restarts", 0))
 
+    def console(self, name: str, text: str, io: StepIO) -> None:
+        """A made-up reply: nothing runs on a simulated host to answer."""
+        self.faults.check(f"console {name}", io)
+        io.say(f"{self.label}no server runs to answer {text!r}")
+
     def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
         """Say plainly that there is no journal: nothing runs on a simulated host, so nothing logs."""
         io.say(f"{self.label}there is no journal: nothing runs on a simulated host (what l4d2ctl "

@@ -56,6 +56,10 @@ class SystemctlServiceControl:
                           enabled=values.get("UnitFileState") == "enabled",
                           restarts=int(restarts) if restarts.isdigit() else 0)
 
+    def console(self, name: str, text: str, io: StepIO) -> None:
+        """Through the helper: only root reads the rcon_password, and it never leaves the helper."""
+        self.client.call("rcon", name, input_text=text + "\n", io=io, timeout=QUERY_TIMEOUT)
+
     def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
         """The unit's journal through the helper (an operator may not read the system journal otherwise)."""
         since_argument = "-" if since is None else f"@{int(since.timestamp())}"

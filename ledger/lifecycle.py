@@ -24,6 +24,7 @@ class Command(StrEnum):
     SECRET_SET = "secret-set"
     SECRET_UNSET = "secret-unset"
     ADOPT = "adopt"
+    CONSOLE = "console"
 
 
 class Observation(StrEnum):
@@ -171,9 +172,9 @@ def _success(command: Command, before: State | None, running: bool) -> State:
             return State.DELETED
         case Command.RESET:
             return State.RESET
-        case Command.SECRET_SET | Command.SECRET_UNSET if before is not None:
+        case Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE if before is not None:
             return before
-        case Command.SECRET_SET | Command.SECRET_UNSET:
+        case Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE:
             raise ValueError(f"{command} cannot succeed on an instance that was never initialized")
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
@@ -214,7 +215,7 @@ def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
             return True
         case Command.INIT | Command.ADOPT | Command.START | Command.RESTART:
             return False
-        case Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET:
+        case Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE:
             return before
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
@@ -227,6 +228,11 @@ def refusal(command: Command, state: State | None, name: str) -> str | None:
             return f"instance {name!r} is running: stop it first" if state is State.RUNNING else None
         case Command.DELETE:
             return _unknown(name) if state is None else None
+        case Command.CONSOLE:
+            if state is None:
+                return _unknown(name)
+            return None if state is State.RUNNING else f"instance {name!r} is {state}, not running: the console " \
+                                                         f"needs a running server"
         case Command.ADOPT:
             if state in (None, State.DELETED):
                 return None

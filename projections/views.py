@@ -266,7 +266,7 @@ def _record_success(instance: InstanceView, name: Command, command: CommandView,
                                 if cvar != command.args["cvar"]}
         case Command.DELETE | Command.RESET:
             instance.secrets = {}
-        case Command.START | Command.STOP | Command.RESTART:
+        case Command.START | Command.STOP | Command.RESTART | Command.CONSOLE:
             pass
         case _:
             raise ValueError(f"{name!r} is not a lifecycle command")

@@ -74,6 +74,7 @@ def recorded(state: State | None, needs_init: bool | None = None) -> Recorded:
 ARGS: dict[str, dict] = {
     Command.INIT: {"spec": SPEC},
     Command.ADOPT: {"spec": SPEC, "running": False},
+    Command.CONSOLE: {"text": "status"},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
 }
@@ -122,6 +123,10 @@ NOT_KNOWN = Refused("not-known", f"instance {NAME!r} is not known: init it first
 WAS_DELETED = Refused("deleted", f"instance {NAME!r} was deleted: init it again first")
 IS_RUNNING = Refused("running", f"instance {NAME!r} is running: stop it first")
 ADOPT = ["check the instance files", "check the unit"]
+
+
+def not_running(state: State) -> Refused:
+    return Refused("not-running", f"instance {NAME!r} is {state}, not running: the console needs a running server")
 
 
 def already(state: State) -> Refused:
@@ -201,6 +206,15 @@ TABLE: dict[Command, dict[State | None, Steps | Refused]] = {
         State.FAILED: Steps(["remove secret"]),
         State.RESET: Steps(["remove secret"]),
         State.DELETED: WAS_DELETED,
+    },
+    Command.CONSOLE: {
+        UNKNOWN: NOT_KNOWN,
+        State.INITIALIZED: not_running(State.INITIALIZED),
+        State.RUNNING: Steps(["send over RCON"]),
+        State.STOPPED: not_running(State.STOPPED),
+        State.FAILED: not_running(State.FAILED),
+        State.RESET: not_running(State.RESET),
+        State.DELETED: not_running(State.DELETED),
     },
     Command.ADOPT: {
         UNKNOWN: Steps(ADOPT),

@@ -432,6 +432,38 @@ def test_an_instance_the_original_tool_left_running_is_adopted_and_run_by_an_ope
     assert not _mounted(host, "legacy") and _gone(host, "legacy")
 
 
+def test_console_over_rcon_as_root_and_as_an_operator_and_the_password_stays_out_of_the_ledger(host):
+    spec = {"port": 27024, "config": ['hostname "Consoled"']}
+    host.run(f"echo {shlex.quote(json.dumps(spec))} > /tmp/consoled.yaml")
+    assert host.l4d2ctl("init", "consoled", "--spec", "/tmp/consoled.yaml", user=OPERATOR).returncode == 0
+    assert host.l4d2ctl("console", "consoled", "status", user=OPERATOR).returncode == 3, "not running"
+    assert host.l4d2ctl("secret", "set", "consoled", "rcon_password", stdin="console-pw-8d2f",
+                        user=OPERATOR).returncode == 0
+    assert host.l4d2ctl("start", "consoled", user=OPERATOR).returncode == 0
+    try:
+        status = host.l4d2ctl("console", "consoled", "status", user=OPERATOR)
+        assert status.returncode == 0, status.stderr
+        assert "hostname: Consoled" in status.stdout
+        assert host.l4d2ctl("console", "consoled", "changelevel", "c5m1_waterfront").returncode == 0
+        assert _query(host, 27024)[1] == "c5m1_waterfront"
+        said = json.loads(host.l4d2ctl("console", "consoled", "say", "hi", "--json", user=OPERATOR).stdout)
+        assert said["actor"] == OPERATOR and said["outcome"] == "succeeded"
+        shown = json.loads(host.l4d2ctl("show", said["command_id"], "--json").stdout)
+        assert shown["args"] == {"text": "say hi"} and shown["steps"][0]["output"] == ["Console: hi"]
+
+        # A password the running server was not started with: refused, in one line.
+        assert host.l4d2ctl("secret", "set", "consoled", "rcon_password", stdin="a-newer-pw",
+                            user=OPERATOR).returncode == 0
+        refused = host.l4d2ctl("console", "consoled", "status", user=OPERATOR)
+        assert refused.returncode == 1 and "refused the instance's rcon_password" in refused.stderr
+        unit = _unit_properties(host, "consoled")
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+        ledger = host.run(f"cat {ROOT}/ledger.db {ROOT}/ledger.db-wal 2>/dev/null | strings").stdout
+        assert "console-pw-8d2f" not in ledger and "a-newer-pw" not in ledger
+    finally:
+        assert host.l4d2ctl("delete", "consoled", user=OPERATOR).returncode == 0
+
+
 def test_the_ledger_is_the_operators_and_nobody_elses(host):
     assert host.l4d2ctl("status").returncode == 0
     modes = host.run(f"stat -c '%U:%G %a' {ROOT} {ROOT}/ledger.db {ROOT}/runtime {ROOT}/secrets").stdout.split("\n")

@@ -14,11 +14,13 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 
 from commands.domain.spec import MAX_OVERLAYS
 from commands.domain.text_rules import CVAR_PATTERN, FINGERPRINT_PATTERN, NAME_PATTERN, SECRET_VALUE_PATTERN
+from host_adapters.a2s_query import A2SQuery
 from host_adapters.overlay import mounted_points
 
 HELPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "host" / "left4me-host"
@@ -568,3 +571,69 @@ def test_journal_refuses_a_position_that_is_neither_a_cursor_nor_a_moment(root, 
     with pytest.raises(helper.Refused, match="bad journal position"):
         _run(root, "journal", position, system=system)
     assert system.calls == []
+
+
+@pytest.fixture
+def rcon_server(tmp_path):
+    """The stand-in srcds on a free port, its server.cfg setting rcon_password "hunter2"."""
+    (tmp_path / "game/left4dead2/cfg").mkdir(parents=True)
+    (tmp_path / "game/left4dead2/cfg/server.cfg").write_text('hostname "Console Test"\nrcon_password "hunter2"\n')
+    binary = tmp_path / "game/srcds_run"
+    binary.write_bytes((Path(__file__).resolve().parent.parent / "scripts/host/srcds_run").read_bytes())
+    binary.chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, str(binary), "+hostport", str(port), "+map", "c1m1_hotel"],
+                               stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while A2SQuery().info(port) is None:
+        assert time.monotonic() < deadline, "the stand-in never answered"
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+def _with_password(root: Path, name: str, port: int, password: str) -> None:
+    """The instance staged for `port` with `password` as its rcon_password, as l4d2ctl leaves it."""
+    (root / f"instances/{name}/instance.env").write_text(
+        f"L4D2_PORT={port}\nL4D2_ARGS=+map c1m1_hotel\nL4D2_LOWERDIRS={root}/installation\n")
+    fingerprint = _run(root, "secret-put", name, "rcon_password", stdin=f"{password}\n", system=helper.System())
+    _run(root, "secret-commit", name, "rcon_password", fingerprint, system=helper.System())
+    _run(root, "stage", name, system=helper.System())
+
+
+@needs_root
+def test_rcon_sends_one_command_with_the_instances_password_and_prints_the_reply(root, rcon_server):
+    _with_password(root, "a", rcon_server, "hunter2")
+    status = _run(root, "rcon", "a", system=helper.System(), stdin="status\n")
+    assert "hostname: Console Test" in status and "map     : c1m1_hotel" in status
+    assert _run(root, "rcon", "a", system=helper.System(), stdin="changelevel c2m1_highway\n") == ""
+    assert A2SQuery().info(rcon_server)["map"] == "c2m1_highway"
+    assert _run(root, "rcon", "a", system=helper.System(), stdin="say hello there\n") == "Console: hello there"
+
+
+@needs_root
+def test_rcon_with_a_password_the_server_does_not_have_fails_in_one_line(root, rcon_server):
+    _with_password(root, "a", rcon_server, "not-it")
+    with pytest.raises(helper.Failed, match="refused the instance's rcon_password"):
+        _run(root, "rcon", "a", system=helper.System(), stdin="status\n")
+
+
+@needs_root
+def test_rcon_without_a_password_or_with_unprintable_text_is_refused(root, rcon_server):
+    _run(root, "stage", "a", system=helper.System())
+    with pytest.raises(helper.Refused, match="has no rcon_password"):
+        _run(root, "rcon", "a", system=helper.System(), stdin="status\n")
+    with pytest.raises(helper.Refused, match="printable ASCII"):
+        _run(root, "rcon", "a", system=helper.System(), stdin="say \x1b[31mred\n")
+
+
+@needs_root
+def test_rcon_with_nothing_listening_fails_saying_so(root):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _with_password(root, "a", port, "hunter2")
+    with pytest.raises(helper.Failed, match=f"no RCON answer on tcp/{port}"):
+        _run(root, "rcon", "a", system=helper.System(), stdin="status\n")

@@ -18,14 +18,18 @@ from ledger.lifecycle import (
 C, S, OUT = Command, State, Outcome
 # The commands that change an instance's secret values, never its state.
 SECRET_COMMANDS = (Command.SECRET_SET, Command.SECRET_UNSET)
+# The commands that never change an instance's state.
+STATELESS = (*SECRET_COMMANDS, Command.CONSOLE)
+# Adopt is for what nothing is recorded for; the console, for a running server.
+RECORDED_ONLY = {C.ADOPT, C.CONSOLE}
 ALLOWED = {
-    None: {C.INIT},
-    S.INITIALIZED: set(C),
-    S.RUNNING: set(C) - {C.INIT},
-    S.STOPPED: set(C),
-    S.FAILED: set(C),
-    S.RESET: set(C),
-    S.DELETED: {C.INIT, C.DELETE},
+    None: {C.INIT, C.ADOPT},
+    S.INITIALIZED: set(C) - RECORDED_ONLY,
+    S.RUNNING: set(C) - {C.INIT, C.ADOPT},
+    S.STOPPED: set(C) - RECORDED_ONLY,
+    S.FAILED: set(C) - RECORDED_ONLY,
+    S.RESET: set(C) - RECORDED_ONLY,
+    S.DELETED: {C.INIT, C.DELETE, C.ADOPT},
 }
 
 
@@ -41,19 +45,24 @@ def test_init_of_a_running_instance_says_stop_it_first():
 
 
 SUCCEEDED = {C.INIT: S.INITIALIZED, C.START: S.RUNNING, C.RESTART: S.RUNNING, C.STOP: S.STOPPED,
-             C.DELETE: S.DELETED, C.RESET: S.RESET}
+             C.DELETE: S.DELETED, C.RESET: S.RESET, C.ADOPT: S.INITIALIZED}
 
 
 @pytest.mark.parametrize("before", [None, *State])
-@pytest.mark.parametrize("command", [command for command in Command if command not in SECRET_COMMANDS])
+@pytest.mark.parametrize("command", [command for command in Command if command not in STATELESS])
 def test_a_success_leaves_the_commands_state_and_a_stop_keeps_a_reset_instance_reset(command, before):
     expected = S.RESET if (command, before) == (C.STOP, S.RESET) else SUCCEEDED[command]
     assert state_after(command, OUT.SUCCEEDED, before) is expected
 
 
+@pytest.mark.parametrize("before", [None, S.DELETED])
+def test_an_adopt_that_found_its_unit_running_records_it_running(before):
+    assert state_after(C.ADOPT, OUT.SUCCEEDED, before, running=True) is S.RUNNING
+
+
 @pytest.mark.parametrize("before", list(State))
-@pytest.mark.parametrize("command", SECRET_COMMANDS)
-def test_a_secret_command_never_changes_the_state(command, before):
+@pytest.mark.parametrize("command", STATELESS)
+def test_a_secret_or_console_command_never_changes_the_state(command, before):
     assert state_after(command, OUT.SUCCEEDED, before) is before
     assert state_after(command, OUT.FAILED, before) is before
 

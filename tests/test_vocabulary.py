@@ -59,6 +59,7 @@ CLI_SPELLING: dict[Command, tuple[str, ...]] = {
     Command.SECRET_SET: ("secret", "set"),
     Command.SECRET_UNSET: ("secret", "unset"),
     Command.ADOPT: ("adopt",),
+    Command.CONSOLE: ("console",),
 }
 # CLI commands that record a command of another's name: a retry or replay re-requests the original.
 RERUNS = {("retry",), ("replay",)}
@@ -66,6 +67,7 @@ RERUNS = {("retry",), ("replay",)}
 ARGS: dict[Command, dict] = {
     Command.INIT: {"spec": SPEC},
     Command.ADOPT: {"spec": SPEC, "running": False},
+    Command.CONSOLE: {"text": "status"},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
 }
@@ -167,6 +169,7 @@ def test_each_cli_spelling_records_the_command_it_is_named_for(command, root, tm
     if command is Command.ADOPT:
         (root / "instances" / "alpha").mkdir(parents=True)
         write_spec(root / "instances" / "alpha" / "spec.yaml")
+    extra += ["status"] if command is Command.CONSOLE else []
     result = CliRunner().invoke(
         cli, ["--root", str(root), "--host", "simulated", *CLI_SPELLING[command], "alpha", *extra, "--no-wait",
               "--json"],
@@ -189,8 +192,8 @@ def test_audit_filters_by_exactly_the_outcomes():
 
 
 @pytest.mark.parametrize("command", Command, ids=str)
-def test_decide_plans_every_command_for_a_stopped_instance_or_adopt_for_one_not_recorded(command):
-    state = None if command is Command.ADOPT else State.STOPPED
+def test_decide_plans_every_command_for_a_stopped_instance_or_the_one_state_it_needs(command):
+    state = {Command.ADOPT: None, Command.CONSOLE: State.RUNNING}.get(command, State.STOPPED)
     assert isinstance(decide(_request(command, ARGS.get(command, {})), _recorded(state)), Plan)
 
 
@@ -248,13 +251,16 @@ def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecyc
         host.on_disk("alpha")
     else:
         host.init("alpha")
+    if command is Command.CONSOLE:
+        host.run("alpha", "start")
+    before = host.executor.projections.instance("alpha").recorded_state
     args = dict(ARGS.get(command, {}))
     if command is Command.SECRET_SET:
         args["fingerprint"] = host.secrets.put("alpha", "rcon_password", SECRET)
     done = host.run("alpha", command.value, args)
     assert (done.command, done.outcome) == (command.value, Outcome.SUCCEEDED)
     instance = host.executor.projections.instance("alpha")
-    assert instance.state == state_after(command, Outcome.SUCCEEDED, State.INITIALIZED)
+    assert instance.state == state_after(command, Outcome.SUCCEEDED, before)
     assert instance.needs_init == needs_init_after(command, Outcome.SUCCEEDED, False)
 
 

@@ -109,6 +109,20 @@ def init(app: App, name: str, spec: Spec, no_wait: bool, as_json: bool, request_
                                           request_id=request_id, no_wait=no_wait)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@NAME
+@click.argument("words", nargs=-1, required=True, metavar="CMD...")
+@lifecycle
+@click.pass_obj
+def console(app: App, name: str, words: tuple[str, ...], no_wait: bool, as_json: bool, request_id: str | None) -> int:
+    """Send one command to a running instance's server over RCON (with its rcon_password secret) and print the
+    reply; recorded, with the reply."""
+    from ..domain.names import validate_console_text
+
+    return _session(app, as_json).request(name, Command.CONSOLE, {"text": validate_console_text(" ".join(words))},
+                                          request_id=request_id, no_wait=no_wait)
+
+
 @cli.command()
 @NAME
 @lifecycle

@@ -13,11 +13,12 @@ from ledger.lifecycle import COMMAND_NAMES, RETRYABLE, Command, State, refusal
 from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
-from .names import validate_cvar, validate_name
+from .names import validate_console_text, validate_cvar, validate_name
 from .spec import Spec, parse_spec
 from .steps import (
     Plan,
     adopt_steps,
+    console_plan,
     init_steps,
     purge_plan,
     restart_plan,
@@ -84,6 +85,8 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
             return secret_set_plan(name, _cvar(command), _fingerprint(command))
         case Command.SECRET_UNSET:
             return secret_unset_plan(name, _cvar(command))
+        case Command.CONSOLE:
+            return console_plan(name, _console_text(command))
         case _:
             raise Rejected(_unknown(command))
 
@@ -98,6 +101,16 @@ def _cvar(command: CommandView) -> str:
         if not isinstance(cvar, str):
             raise InvalidInput(f"cvar {cvar!r}: not a name")
         return validate_cvar(cvar)
+    except InvalidInput as error:
+        raise Rejected(str(error)) from None
+
+
+def _console_text(command: CommandView) -> str:
+    text = command.args.get("text")
+    try:
+        if not isinstance(text, str):
+            raise InvalidInput("no console command was given")
+        return validate_console_text(text)
     except InvalidInput as error:
         raise Rejected(str(error)) from None
 

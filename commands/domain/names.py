@@ -1,9 +1,9 @@
-"""The naming rules: instance names (short, lower-case, never a path) and cvar names."""
+"""The naming rules: instance names (short, lower-case, never a path), cvar names, console commands."""
 
 from __future__ import annotations
 
 from .errors import InvalidInput, InvalidName
-from .text_rules import CVAR_PATTERN, CVAR_RULE, name_problem, shown
+from .text_rules import CVAR_PATTERN, CVAR_RULE, name_problem, secret_cvar_set_by, shown
 
 
 def validate_name(name: str) -> str:
@@ -12,6 +12,22 @@ def validate_name(name: str) -> str:
     if problem:
         raise InvalidName(f"instance name {shown(name)}: {problem}")
     return name
+
+
+CONSOLE_TEXT_MAX = 512
+
+
+def validate_console_text(text: str) -> str:
+    """A console command as RCON will carry it: 1-512 printable ASCII characters, and not one that sets a
+    secret (the text is recorded for good)."""
+    if not 1 <= len(text) <= CONSOLE_TEXT_MAX or not all(" " <= char <= "~" for char in text):
+        raise InvalidInput(f"console command {shown(text[:60])}: must be 1-{CONSOLE_TEXT_MAX} printable ASCII "
+                           f"characters")
+    cvar = secret_cvar_set_by(text)
+    if cvar:
+        raise InvalidInput(f"console command sets {cvar}, a secret: the command is recorded for good; use "
+                           f"`l4d2ctl secret set NAME {cvar}` instead")
+    return text
 
 
 def validate_cvar(cvar: str) -> str:

@@ -271,6 +271,15 @@ def secret_unset_plan(name: str, cvar: str) -> Plan:
     return Plan([Step("remove secret", remove_secret)])
 
 
+def console_plan(name: str, text: str) -> Plan:
+    """Console: one command to the instance's server over RCON; the reply is the step's output."""
+
+    def send_over_rcon(host: Host, io: StepIO) -> None:
+        host.services.console(name, text, io)
+
+    return Plan([Step("send over RCON", send_over_rcon)])
+
+
 def stop_plan(name: str) -> Plan:
     """Stop: disable and stop the unit, unmount the overlay."""
     return Plan(stop_steps(name))
