@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from commands.service.executor import Executor
 from commands.service.requests import append_cancel, append_command
 from host_adapters import HostError, StepIO
-from ledger import Ledger, verify_ledger
+from ledger import Ledger, LedgerError, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES, EventType
 from projections import Projections
 
@@ -209,3 +212,62 @@ def _run_all(requests: list[tuple[str, str, int]], jobs: int, seed: int) -> list
 @given(st.lists(COMMANDS, min_size=1, max_size=12), st.integers(0, 2**32))
 def test_a_concurrent_executor_reaches_exactly_what_a_serial_one_does(requests, seed):
     assert _run_all(requests, jobs=4, seed=seed) == _run_all(requests, jobs=1, seed=seed)
+
+
+@dataclass
+class LockedWhileStarting(Faults):
+    """As alpha's unit starts (slowly), another process requests a stop of bravo, then holds the ledger's write
+    lock for a while: the deciding thread finds news it cannot fold in."""
+
+    ledger_path: str = ""
+    held: list = field(default_factory=list)
+
+    def check(self, call: str, io: StepIO | None = None) -> None:
+        super().check(call, io)
+        if call == "enable_now alpha" and not self.held:
+            with Ledger.open(self.ledger_path) as other:
+                self.held.append(append_command(other, ALICE, "bravo", "stop")[0])
+            holder = sqlite3.connect(self.ledger_path, isolation_level=None, check_same_thread=False)
+            holder.execute("BEGIN IMMEDIATE")
+            threading.Timer(1.5, lambda: (holder.execute("ROLLBACK"), holder.close())).start()
+            time.sleep(2)
+
+
+def test_a_ledger_locked_while_commands_run_is_waited_out_not_given_up(ledger_path):
+    with Ledger.open(ledger_path, busy_timeout=0.2) as ledger:
+        faults = LockedWhileStarting(ledger_path=str(ledger_path))
+        host = _fleet(ledger, faults, ("alpha", "bravo"))
+        warnings: list[str] = []
+        host.executor.warn = warnings.append
+        (started,) = _request(host, ("alpha", "start", None))
+        host.executor.run_pending()
+        assert _outcomes(host, [started, *faults.held]) == ["succeeded", "succeeded"]
+        assert any("is locked" in warning for warning in warnings)
+
+
+def test_a_cli_executor_takes_up_nothing_requested_after_its_own_commands(ledger):
+    host = _fleet(ledger, Faults())
+    mine, later = _request(host, ("alpha", "start", None), ("bravo", "start", None))
+    host.executor.projections.sync()
+    host.executor.run_pending(upto_seq=host.executor.projections.command(mine).requested_seq)
+    assert _outcomes(host, [mine, later]) == ["succeeded", "pending"]
+
+
+def test_a_new_executor_does_not_interrupt_the_commands_of_one_that_still_runs(ledger, ledger_path):
+    host = _fleet(ledger, Faults(hang_on="enable_now alpha"), ("alpha",))
+    (hanging,) = _request(host, ("alpha", "start", None))
+    first = threading.Thread(target=host.executor.run_pending, daemon=True)
+    first.start()
+    with Ledger.open(ledger_path) as other:
+        deadline = time.monotonic() + 10
+        while not any(e.type == "CommandStarted" for e in other.read(command_id=hanging)):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        newcomer = Executor(other, host.host)
+        with pytest.raises(LedgerError, match="is still run by executor pid"):
+            newcomer.recover()
+        projections = Projections(other)
+        projections.sync()
+        append_cancel(other, ALICE, projections.command(hanging))
+    first.join(timeout=10)
+    assert _outcomes(host, [hanging]) == ["cancelled"]

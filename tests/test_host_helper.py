@@ -70,8 +70,9 @@ class RecordingSystem(helper.System):
     def systemctl(self, *arguments: str, check: bool = True) -> None:
         self.calls.append(("systemctl", *arguments))
 
-    def journal(self, *arguments: str) -> None:
+    def journal_lines(self, *arguments: str):
         self.calls.append(("journalctl", *arguments))
+        yield from ()
 
     def chown(self, fd: int, uid: int, gid: int) -> None:
         self.calls.append(("chown", _resolved(f"/proc/self/fd/{fd}")))

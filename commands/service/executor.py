@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import cast
 
 from host_adapters import Cancelled, Host, HostError, StepIO
 from host_adapters.protocols import valid_text
@@ -39,15 +40,17 @@ from ledger import (
     NewEvent,
     StepCompleted,
     format_time,
+    parse_time,
 )
 from ledger.events import EventPayload
-from ledger.lifecycle import Command, out_of_turn
+from ledger.lifecycle import Command, EventType, out_of_turn
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
 from ..domain.decide import decide
 from ..domain.errors import Rejected
 from ..domain.steps import NothingToDo, Plan, Step
+from .executor_lock import executor_alive
 from .identity import os_user
 from .limits import DEFAULT_JOBS
 from .observe import UnitWatcher
@@ -60,6 +63,8 @@ WATCH_INTERVAL = 1.0
 # While commands run and no worker reports, how often the owning thread looks at the ledger again (for
 # cancels and new commands): a report wakes it at once.
 REPORT_WAIT = 0.2
+# How long to wait before trying again to record what happened, when the ledger stayed locked past its timeout.
+LOCKED_RETRY = 1.0
 
 
 @dataclass(frozen=True)
@@ -138,34 +143,58 @@ class Executor:
         """Mark every command found started but unfinished as interrupted; return their ids.
 
         Only an executor holding the lock may call this: a started command with
-        no outcome then belongs to an executor that died.
+        no outcome then belongs to an executor that died. Unless that executor
+        still runs (its lock file was deleted): then nothing is marked, and
+        `LedgerError` says which process to stop first.
         """
         self.projections.sync()
         interrupted = self.projections.running()
+        for command in interrupted:
+            started = next(self.ledger.read(command_id=command.command_id, types=(EventType.COMMAND_STARTED,)))
+            payload = cast(CommandStarted, started.payload)
+            if executor_alive(payload.pid, payload.host, parse_time(started.recorded_at)):
+                raise LedgerError(f"command {command.command_id} ({command.command} {command.instance}) is still "
+                                  f"run by executor pid {payload.pid} of this host, whose lock file was removed: "
+                                  f"stop that executor first; nothing was marked interrupted")
         for command in interrupted:
             steps = self.projections.steps(command.command_id)
             self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None,
                                                      last_event_at=steps[-1]["at"] if steps else command.started_at))
         return [command.command_id for command in interrupted]
 
-    def run_pending(self, until: Callable[[], bool] = lambda: False) -> int:
-        """Run requested commands until none is left or `until()` holds, and every command started has its
-        outcome recorded; return how many were taken up."""
+    def run_pending(self, until: Callable[[], bool] = lambda: False, upto_seq: int | None = None) -> int:
+        """Run requested commands (those requested up to `upto_seq`, when given) until none is left or `until()`
+        holds, and every command started has its outcome recorded; return how many were taken up.
+
+        While commands run, a ledger locked past its timeout is waited out
+        (with a warning): their workers go on, and what they did must land.
+        """
         taken = 0
         while True:
             self._take_reports()
-            self.projections.sync()
-            self._pass_on_cancels()
-            command = None if until() else self.projections.next_pending()
-            if command is None and not self._flights:
-                self.watch(force=False)
-                return taken
-            if command is not None and self._may_decide(command):
-                self._take_up(command)
-                taken += 1
-                continue
+            try:
+                command = self._next_command(until, upto_seq)
+                if command is None and not self._flights:
+                    self.watch(force=False)
+                    return taken
+                if command is not None and self._may_decide(command):
+                    self._take_up(command)
+                    taken += 1
+                    continue
+            except LedgerLocked as error:
+                if not self._flights:
+                    raise
+                self.warn(f"{error}; {len(self._flights)} commands still run, and will be recorded")
             self.watch(force=False)
             self._await_reports()
+
+    def _next_command(self, until: Callable[[], bool], upto_seq: int | None) -> CommandView | None:
+        """Bring the projections up to date, pass on cancels, and give the oldest command nobody took up yet (if
+        it is one to take up)."""
+        self.projections.sync()
+        self._pass_on_cancels()
+        command = None if until() else self.projections.next_pending()
+        return command if command is None or upto_seq is None or command.requested_seq <= upto_seq else None
 
     def serve(self, once: bool, stopping: Callable[[], bool], idle: float = 0.2) -> int:
         """Drain the queue; unless `once`, keep draining as commands arrive until `stopping()`. Returns how many
@@ -273,7 +302,9 @@ class Executor:
         """Tell the workers of running commands someone asked to cancel."""
         if self._flights:
             for command_id in self.projections.cancels_asked():
-                self._flights[command_id].cancel.set()
+                flight = self._flights.get(command_id)  # another's (a second executor's, an edited row): not ours
+                if flight is not None:
+                    flight.cancel.set()
 
     def _carry_out(self, flight: Flight, plan: Plan) -> None:
         """A worker: run the plan's steps, report each, and report the outcome last, whatever happens."""
@@ -344,6 +375,7 @@ class Executor:
             except LedgerLocked as error:
                 self.warn(f"{error}; still trying to record {type(payload).__name__} of command "
                           f"{command.command_id} ({command.command} {command.instance}), which happened on the host")
+                time.sleep(LOCKED_RETRY)
 
     def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
         """Append one event of `command` and bring the projections up to date, in one transaction; refused

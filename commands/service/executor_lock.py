@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import stat
+from datetime import datetime, timezone
 
 from ledger import LedgerError
+
+
+def executor_alive(pid: int, host: str, started_at: datetime) -> bool:
+    """Whether the executor that started a command (`pid` on `host`, at `started_at`) still runs: a process of
+    this host with that pid, started no later than the command. A lock file deleted while its executor ran
+    lets another take the lock; this is how the newcomer tells a live executor's commands from a dead one's.
+    (After a reboot a pid may be reused, but never by a process older than the command.)"""
+    if host != socket.gethostname():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat_file:
+            ticks = int(stat_file.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as boot_file:
+            boot = next(int(line.split()[1]) for line in boot_file if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    process_start = datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), timezone.utc)
+    return process_start <= started_at
 
 
 class ExecutorLock:

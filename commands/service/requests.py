@@ -102,8 +102,8 @@ def see_through(
 
     When the executor lock is free this process becomes the executor: it
     marks crashed commands interrupted, then runs every requested command in
-    seq order up to and including the last of these (their events reach
-    `observer` as they are recorded). Otherwise it follows the ledger, handing
+    seq order up to and including the last of these, none requested after
+    them (their events reach `observer` as they are recorded). Otherwise it follows the ledger, handing
     `observer` these commands' events as another executor records them.
     """
     from .executor import Executor
@@ -111,7 +111,8 @@ def see_through(
     projections.sync()
     wanted = set(command_ids)
     # What another executor did for these commands so far is news too.
-    seen = min(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    requested = [projections.recorded_command(command_id).requested_seq for command_id in command_ids]
+    seen, last = min(requested), max(requested)
 
     def catch_up() -> None:
         """Hand `observer` these commands' events that another executor recorded since the last look."""
@@ -128,7 +129,7 @@ def see_through(
                 executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
                                     on_line=on_line, lock_held=lock.still_ours)
                 executor.recover()
-                executor.run_pending(until=lambda: _all_finished(projections, command_ids))
+                executor.run_pending(until=lambda: _all_finished(projections, command_ids), upto_seq=last)
             finally:
                 lock.release()
             seen = projections.ledger.head()[0]
