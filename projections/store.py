@@ -97,6 +97,9 @@ class Projections:
         them. Not on a read-only ledger, whose projections may be stale.
         """
         self.sync()
+        head, checkpoint = self.ledger.head()[0], self._checkpoint()
+        if checkpoint != head:
+            return [f"projection_checkpoint says seq {checkpoint}, the chain ends at {head}"]
         terminal = ", ".join("?" * len(TERMINAL_TYPES))
         found = [f"command {command_id} has {count} outcomes" for command_id, count in self.db.conn.execute(
             f"SELECT command_id, count(*) FROM events WHERE type IN ({terminal}) GROUP BY command_id "
@@ -106,9 +109,16 @@ class Projections:
             ("commands", "command_id", CommandView.from_row, commands),
             ("instances", "name", InstanceView.from_row, instances))
         for table, key, from_row, expected in tables:
-            stored = {row[key]: from_row(row) for row in self._raw(f"SELECT * FROM main.{table}", [])}
+            stored: dict[str, Any] = {}
+            for row in self._raw(f"SELECT * FROM main.{table}", []):
+                try:
+                    stored[row[key]] = from_row(row)
+                except (ValueError, TypeError, KeyError):
+                    stored[row[key]] = None
             for name in sorted(expected.keys() | stored.keys()):
-                if name not in stored:
+                if name in stored and stored[name] is None:
+                    found.append(f"{table} row {name} cannot be read")
+                elif name not in stored:
                     found.append(f"{table} lacks {name}")
                 elif name not in expected:
                     found.append(f"{table} holds {name}, which no event made")

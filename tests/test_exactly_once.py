@@ -144,3 +144,18 @@ def test_an_executor_whose_lock_file_was_removed_starts_nothing_more(ledger, led
     with pytest.raises(LedgerError, match="the executor lock was removed or replaced"):
         host.executor.run_pending()
     assert host.faults.calls == []
+
+
+@pytest.mark.parametrize(("statement", "found"), [
+    ("UPDATE commands SET args = 'not json' WHERE command = 'init'", "commands row {init} cannot be read"),
+    ("UPDATE instances SET blueprint = '{'", "instances row alpha cannot be read"),
+    ("UPDATE projection_checkpoint SET seq = 99999", "projection_checkpoint says seq 99999, the chain ends at"),
+])
+def test_verify_finds_projection_rows_edited_into_nonsense_in_one_line(root, tmp_path, statement, found):
+    assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        (init,) = [e.command_id for e in ledger.read() if e.type == "CommandRequested"]
+        ledger.db.execute(statement)
+    result = invoke(root, "verify")
+    assert result.exit_code == 4 and result.stderr.count("\n") == 1, result.stderr
+    assert found.format(init=init) in result.stderr

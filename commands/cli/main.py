@@ -440,8 +440,9 @@ def verify(app: App, as_json: bool) -> int:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
                     "reason": report.reason, "projections": projections})
     elif report.ok:
-        _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact, "
-                         f"projections as the chain says", soft_wrap=True, highlight=False)
+        proven = "projections not checked (read-only here)" if ledger.readonly else "projections as the chain says"
+        _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact, {proven}",
+                         soft_wrap=True, highlight=False)
     else:
         from rich.console import Console
 
