@@ -32,12 +32,12 @@ class HelperClient:
         self.prefix = [helper] if self.as_root else [SUDO, "-n", helper]
 
     def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
-             timeout: float | None = HELPER_TIMEOUT) -> RunResult:
+             timeout: float | None = HELPER_TIMEOUT, keep: bool = True) -> RunResult:
         """Run `left4me-host VERB ARGUMENTS...`, its lines going to `io`; a non-zero exit is a `HostError` that says
         why in the helper's own words (its one stderr line), for the one line an operator reads."""
         try:
             return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout,
-                               input_text=input_text)
+                               input_text=input_text, keep=keep)
         except HostError as error:
             why = next((line for line in reversed(error.stderr_tail) if line.startswith(HELPER_SAYS)), None)
             if why is None:

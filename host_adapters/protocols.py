@@ -32,11 +32,14 @@ class StepIO:
     emit: Callable[[str], None] = lambda line: None
     should_cancel: Callable[[], bool] = lambda: False
     lines: list[str] = field(default_factory=list)
+    keep: bool = True
 
     def say(self, line: str) -> None:
-        """Record one output line of the step and pass it on (as valid text: see `valid_text`)."""
+        """Pass one output line on (as valid text: see `valid_text`), and record it in `lines` unless told not to
+        keep what may never end (`logs -f`)."""
         line = valid_text(line)
-        self.lines.append(line)
+        if self.keep:
+            self.lines.append(line)
         self.emit(line)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import IO
 
@@ -25,7 +26,7 @@ class RunResult:
 
 
 def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: float = 0.1,
-        input_text: str | None = None) -> RunResult:
+        input_text: str | None = None, keep: bool = True) -> RunResult:
     """Run `argv` (with `input_text` on its stdin, else nothing); each output line goes to `io`; a cancel or
     timeout ends the child.
 
@@ -45,8 +46,10 @@ def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: floa
             child.stdin.close()
         except BrokenPipeError:
             pass
-    stdout: list[str] = []
-    stderr: list[str] = []
+    # Without `keep` (a stream that may never end: `logs -f`), lines only pass through to `io`, and only the
+    # stderr tail an error needs is kept.
+    stdout: list[str] | deque[str] = [] if keep else deque(maxlen=0)
+    stderr: list[str] | deque[str] = [] if keep else deque(maxlen=STDERR_TAIL)
     readers = [
         threading.Thread(target=_pump, args=(child.stdout, stdout, io), daemon=True),
         threading.Thread(target=_pump, args=(child.stderr, stderr, io), daemon=True),
@@ -64,22 +67,22 @@ def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: floa
                 raise Cancelled(f"{' '.join(argv)} cancelled") from None
             if deadline is not None and time.monotonic() > deadline:
                 _end(child)
-                raise HostError(f"{' '.join(argv)} timed out after {timeout:g}s", stderr[-STDERR_TAIL:]) from None
+                raise HostError(f"{' '.join(argv)} timed out after {timeout:g}s", list(stderr)[-STDERR_TAIL:]) from None
     for reader in readers:
         reader.join()
-    return RunResult(child.returncode, stdout, stderr)
+    return RunResult(child.returncode, list(stdout), list(stderr))
 
 
 def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None,
-                input_text: str | None = None) -> RunResult:
+                input_text: str | None = None, keep: bool = True) -> RunResult:
     """Like `run`, but a non-zero exit raises `HostError` carrying the stderr tail."""
-    result = run(argv, io, timeout=timeout, input_text=input_text)
+    result = run(argv, io, timeout=timeout, input_text=input_text, keep=keep)
     if result.returncode != 0:
         raise HostError(f"{' '.join(argv)} exited with status {result.returncode}", result.stderr[-STDERR_TAIL:])
     return result
 
 
-def _pump(stream: IO[str], sink: list[str], io: StepIO) -> None:
+def _pump(stream: IO[str], sink: list[str] | deque[str], io: StepIO) -> None:
     for line in stream:
         line = line.rstrip("\n")
         sink.append(line)

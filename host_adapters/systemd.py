@@ -64,7 +64,7 @@ class SystemctlServiceControl:
         """The unit's journal through the helper (an operator may not read the system journal otherwise)."""
         since_argument = "-" if since is None else f"@{int(since.timestamp())}"
         self.client.call("logs", name, str(lines), since_argument, "follow" if follow else "once", io=io,
-                         timeout=None if follow else QUERY_TIMEOUT)
+                         timeout=None if follow else QUERY_TIMEOUT, keep=False)
 
     def journal_tail(self, name: str) -> list[str]:
         """The unit's last journal lines (empty when the journal cannot be read: they only add to an error)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 from datetime import datetime, timezone
 
 import pytest
@@ -50,9 +52,39 @@ def test_a_hook_that_fails_is_reported_with_what_it_said(tmp_path):
 def test_a_hook_that_hangs_is_killed_at_its_timeout_and_the_next_row_still_goes(tmp_path):
     seen = tmp_path / "seen"
     hook = _hook(tmp_path, f'read row; case "$row" in *second*) echo "$row" > {seen};; *) sleep 30;; esac')
-    warnings = _notify([hook], [ROW, ROW | {"command_id": "second"}], timeout=0.5)
+    warnings: list[str] = []
+    notifier = Notifier([hook], warnings.append, timeout=0.5)
+    notifier.submit(ROW)
+    notifier.submit(ROW | {"command_id": "second"})
+    deadline = time.monotonic() + 10
+    while not seen.exists():
+        assert time.monotonic() < deadline, "the second row never reached the hook"
+        time.sleep(0.05)
+    notifier.close()
     assert len(warnings) == 1 and "no exit within 0.5s" in warnings[0]
     assert json.loads(seen.read_text())["command_id"] == "second"
+
+
+def test_a_hook_that_prints_without_end_costs_the_executor_no_memory(tmp_path):
+    tracemalloc.start()
+    try:
+        warnings = _notify([_hook(tmp_path, "head -c 50000000 /dev/zero | tr '\\0' x >&2; exit 1")], [ROW])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(warnings) == 1 and len(warnings[0]) < 400
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_stopping_waits_one_timeout_at_most_and_says_what_was_not_sent(tmp_path):
+    warnings: list[str] = []
+    notifier = Notifier([_hook(tmp_path, "sleep 30")], warnings.append, timeout=0.5)
+    for number in range(5):
+        notifier.submit(ROW | {"command_id": f"row{number}"})
+    stopping = time.monotonic()
+    notifier.close()
+    assert time.monotonic() - stopping < 5
+    assert "rows not sent" in warnings[-1]
 
 
 def test_a_hook_that_prints_garbage_and_exits_zero_is_fine(tmp_path):

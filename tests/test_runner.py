@@ -44,3 +44,10 @@ def test_a_non_zero_exit_is_a_host_error_with_the_stderr_tail():
 def test_a_missing_program_is_a_host_error():
     with pytest.raises(HostError, match="no-such-program-here"):
         run(["no-such-program-here"], StepIO())
+
+
+def test_a_stream_not_kept_passes_every_line_on_and_holds_none(tmp_path):
+    seen = []
+    io = StepIO(emit=lambda line: seen.append(len(line)), keep=False)
+    result = run(["/usr/bin/seq", "100000"], io, keep=False)
+    assert len(seen) == 100000 and result.stdout == [] and io.lines == []

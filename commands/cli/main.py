@@ -305,15 +305,21 @@ def _console() -> Console:
 @click.pass_obj
 def logs(app: App, name: str, follow: bool, lines: int, since: datetime | None) -> int:
     """Print an instance's journal: its unit's lines, the server's console output among them."""
-    from host_adapters import StepIO
+    from host_adapters import Cancelled, StepIO
 
     from .stdout import Stdout
 
+    if since is not None and since.timestamp() < 0:
+        raise InvalidInput(f"--since {since.isoformat()}: the journal begins in 1970")
     if app.read().instance(name).state is None:
         raise Rejected(f"instance {name!r} is not known: nothing was ever initialized under that name")
     stdout = Stdout()
-    app.host().services.logs(name, lines, since, follow,
-                             StepIO(emit=lambda line: stdout.write(lambda: click.echo(line))))
+    try:
+        app.host().services.logs(name, lines, since, follow,
+                                 StepIO(emit=lambda line: stdout.write(lambda: click.echo(line)),
+                                        should_cancel=lambda: stdout.reader_gone, keep=False))
+    except Cancelled:  # the reader went away (`logs -f | head`): nothing more to show
+        pass
     return EXIT_OK
 
 

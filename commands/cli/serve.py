@@ -90,6 +90,6 @@ def serve(app: App, once: bool, jobs: int, notify_exec: str | None = None) -> No
         worker.recover()
         worker.serve(once, stopping=lambda: bool(stopping))
     finally:
-        lock.release()
         if notifier is not None:
             notifier.close()
+        lock.release()

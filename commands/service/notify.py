@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from ledger.lifecycle import EventType
 from ledger.payloads import EventRecord
@@ -75,9 +75,12 @@ class Notifier:
                       f"command {row['command_id']} ({row['command']} {row['instance']}) is not sent")
 
     def close(self) -> None:
-        """Let the hook take every row queued so far (each within its timeout), then stop."""
+        """Let the hook take the rows queued so far, for at most one more timeout in all (the executor is
+        stopping, and its service manager will not wait for ever), then say what was not sent."""
         self._rows.put(None)
-        self._thread.join()
+        self._thread.join(self.timeout)
+        if self._thread.is_alive():
+            self.warn(f"notify: stopping with {self._rows.qsize()} rows not sent to {self.argv[0]}")
 
     def _run(self) -> None:
         while (row := self._rows.get()) is not None:
@@ -86,14 +89,40 @@ class Notifier:
     def _send(self, row: dict[str, Any]) -> None:
         what = f"notify {self.argv[0]} of command {row['command_id']} ({row['command']} {row['instance']})"
         try:
-            result = subprocess.run(self.argv, input=json.dumps(row) + "\n", capture_output=True, text=True,
-                                    errors="replace", timeout=self.timeout, check=False)
-        except subprocess.TimeoutExpired:
-            self.warn(f"{what}: no exit within {self.timeout:g}s; it was killed")
-            return
+            child = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
         except OSError as error:
             self.warn(f"{what}: cannot run it: {error.strerror}")
             return
-        if result.returncode != 0:
-            said = printable((result.stderr or result.stdout).strip())[:NOTIFY_OUTPUT]
-            self.warn(f"{what}: exited with status {result.returncode}" + (f": {said}" if said else ""))
+        said = bytearray()
+        # What the hook prints is read and dropped beyond the little the log line shows: a hook printing
+        # without end must not fill the executor's memory.
+        reader = threading.Thread(target=_keep_start, args=(child.stderr, said), daemon=True)
+        reader.start()
+        try:
+            if child.stdin is not None:
+                child.stdin.write((json.dumps(row) + "\n").encode())
+                child.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            code = child.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            self.warn(f"{what}: no exit within {self.timeout:g}s; it was killed")
+            return
+        reader.join(1)
+        if code != 0:
+            text = printable(said.decode("utf-8", "replace").strip())[:NOTIFY_OUTPUT]
+            self.warn(f"{what}: exited with status {code}" + (f": {text}" if text else ""))
+
+
+def _keep_start(stream: IO[bytes] | None, kept: bytearray) -> None:
+    """Read `stream` to its end, keeping only its first NOTIFY_OUTPUT bytes."""
+    if stream is None:
+        return
+    with stream:
+        for chunk in iter(lambda: stream.read(4096), b""):
+            if len(kept) < NOTIFY_OUTPUT:
+                kept.extend(chunk[:NOTIFY_OUTPUT - len(kept)])
