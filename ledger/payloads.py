@@ -1,6 +1,6 @@
 """The read side of the event vocabulary: every stored event decoded at one point into a typed record.
 
-The write side validates payloads with the pydantic models of `events.py`;
+The write side builds payloads with the frozen dataclasses of `events.py`;
 what is stored is already valid, so reading trusts it and builds plain
 typed dicts (no re-validation: a projection rebuild folds hundreds of
 thousands of events a second). `decode` is the only place that parses a
@@ -10,7 +10,7 @@ through it.
 Versions and upcasting. A stored event is never changed, so a payload's
 shape changes only by adding a version:
 
-1. Bump the type's entry in `VERSIONS` and change its pydantic model and
+1. Bump the type's entry in `VERSIONS` and change its dataclass and
    its TypedDict here.
 2. Add an upcaster `UPCASTERS[(type, old_version)]`: a pure function that
    turns a payload of the old version into one of the next, for every
