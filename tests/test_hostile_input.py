@@ -162,3 +162,50 @@ def test_a_root_whose_resolved_path_holds_a_separator_is_refused(tmp_path):
     result = invoke(tmp_path / "plain", "init", "alpha", "--spec", str(spec))
     assert result.exit_code == 2 and "must not contain ':'" in result.stderr
     assert not (real / "instances").exists()
+
+
+# What can sit where l4d2ctl expects one of its own files beside the ledger.
+PLANTED = ["symlink", "fifo", "directory", "empty", "world-writable", "junk"]
+BESIDE_THE_LEDGER = ["ledger.db", "ledger.db.executor.lock", "ledger.db-wal"]
+
+
+def _plant(path, kind: str, elsewhere) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        path.rmdir()
+    match kind:
+        case "symlink":
+            path.symlink_to(elsewhere)
+        case "fifo":
+            os.mkfifo(path)
+        case "directory":
+            path.mkdir()
+        case "empty":
+            path.touch()
+        case "world-writable":
+            path.write_bytes(b"x" * 100)
+            path.chmod(0o666)
+        case "junk":
+            path.write_bytes(b"not a ledger" * 500)
+        case _:
+            raise ValueError(kind)
+
+
+@hostile_settings
+@given(where=st.sampled_from(BESIDE_THE_LEDGER), kind=st.sampled_from(PLANTED),
+       verb=st.sampled_from([("status",), ("verify", "--json"), ("start", "alpha"), ("start", "alpha", "--no-wait"),
+                             ("executor", "--once"), ("audit",)]))
+def test_whatever_is_planted_beside_the_ledger_gets_a_documented_exit_and_one_line(tmp_path_factory, where, kind,
+                                                                                  verb):
+    base = tmp_path_factory.mktemp("planted")
+    root = make_root(base / "root")
+    spec = base / "s.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    assert run(root, "init", "alpha", "--spec", str(spec)).exit_code == 0
+    elsewhere = base / "elsewhere"
+    elsewhere.write_bytes(b"")
+    _plant(root / where, kind, elsewhere)
+    result = run(root, *verb)
+    assert result.exit_code in (0, 1, 2, 3, 4)
+    assert elsewhere.read_bytes() == b"", "nothing was written through a planted symlink"
