@@ -61,6 +61,13 @@ def test_the_exit_code_is_the_worst_outcome(fleet):
     assert "ghost" in result.stdout and "rejected" in result.stdout
 
 
+def test_each_command_of_a_bulk_call_that_did_not_succeed_says_why_in_one_line_on_stderr(fleet):
+    result = fleet("start", "alpha", "ghost", "phantom")
+    assert result.stderr.splitlines() == [
+        "[simulated] l4d2ctl: start ghost rejected: instance 'ghost' is not known: init it first",
+        "[simulated] l4d2ctl: start phantom rejected: instance 'phantom' is not known: init it first"]
+
+
 def test_names_and_all_together_or_neither_are_refused_and_record_nothing(fleet, root):
     with Ledger.open(root / "ledger.db") as ledger:
         before = ledger.head()[0]

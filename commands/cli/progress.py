@@ -94,12 +94,19 @@ class CommandPrinter:
             return
         mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
-        if command.error is None:
-            return
-        # The step stream stays on stdout (flushed by `line`, so the outcome line comes first even where stdout
-        # is a pipe); why a command did not succeed goes to stderr.
-        self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} {command.outcome}: "
-                          f"{escape(printable(command.error))}", soft_wrap=True, highlight=False)
+        self.reason(command)
+
+    def reason(self, command: CommandView) -> None:
+        """Why a command did not succeed, as one line on stderr (nothing for one that did).
+
+        The step stream stays on stdout (flushed by `line`, so the outcome line
+        comes first even where stdout is a pipe); a script that drops stdout
+        still learns why from stderr.
+        """
+        if command.error is not None:
+            self.errors.print(f"{self.prefix}l4d2ctl: {command.command} {escape(command.instance)} "
+                              f"{command.outcome}: {escape(printable(command.error))}", soft_wrap=True,
+                              highlight=False)
 
 
 class BatchPrinter:
@@ -147,3 +154,5 @@ class BatchPrinter:
                                               Outcome.REJECTED) if counts[outcome]), Outcome.SUCCEEDED)
         mark, colour = OUTCOME_STYLE[worst]
         self.single.line(f"[{colour}]{mark} {len(commands)} commands: {', '.join(parts)}[/{colour}]")
+        for command in commands:
+            self.single.reason(command)
