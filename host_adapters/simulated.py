@@ -291,6 +291,8 @@ class SimulatedServiceControl:
         self.root = root
         self.faults = faults
         self.label = label
+        # The secret store `console` looks in for the rcon_password, as the real helper does.
+        self.secrets: SimulatedSecrets | None = None
 
     def enable_now(self, name: str, io: StepIO) -> None:
         """Mark the unit enabled and active, and its overlay mounted."""
@@ -320,8 +322,11 @@ class SimulatedServiceControl:
                           enabled=unit.get("enabled", False), restarts=unit.get("restarts", 0))
 
     def console(self, name: str, text: str, io: StepIO) -> None:
-        """A made-up reply: nothing runs on a simulated host to answer."""
+        """A made-up reply (nothing runs on a simulated host to answer), once an rcon_password is set, as the real
+        helper wants one."""
         self.faults.check(f"console {name}", io)
+        if self.secrets is None or "rcon_password" not in self.secrets.values(name):
+            raise HostError(f"{name} has no rcon_password: set one with `l4d2ctl secret set {name} rcon_password`")
         io.say(f"{self.label}no server runs to answer {text!r}")
 
     def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
@@ -400,6 +405,7 @@ def simulated_host(fs: Filesystem, state: StateStore, journal: StateStore, secre
     services = services or SimulatedServiceControl(state, fs.root, journal, faults, label=label)
     mounter = SimulatedMounter(state, faults, label=label)
     secrets_kept = SimulatedSecrets(secrets_store, faults, label=label)
+    services.secrets = secrets_kept
     return Host(fs, mounter, services, SimulatedJournal(journal), query or SimulatedServerQuery(services),
                 SimulatedRuntime(fs, mounter, secrets_kept, faults, label=label), secrets_kept, simulated=simulated)
 

@@ -59,7 +59,8 @@ def host_files(root: Path) -> dict[str, str | None]:
     return tree
 
 
-def invoke(root: Path, *args: str, env: dict | None = None) -> Result:
-    """The CLI in-process against `root` on a simulated host, with no actor claimed unless `env` says so."""
-    return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args],
+def invoke(root: Path, *args: str, env: dict | None = None, input: str | None = None) -> Result:
+    """The CLI in-process against `root` on a simulated host (`input` on its stdin), with no actor claimed
+    unless `env` says so."""
+    return CliRunner().invoke(cli, ["--root", str(root), "--host", "simulated", *args], input=input,
                               env={"L4D2CTL_ACTOR": None, "SUDO_USER": None, **(env or {})})

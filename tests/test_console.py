@@ -7,8 +7,10 @@ import json
 from .real_host import invoke, write_spec
 
 
-def _running(root, tmp_path) -> None:
+def _running(root, tmp_path, password: bool = True) -> None:
     assert invoke(root, "init", "alpha", "--spec", str(write_spec(tmp_path / "s.yaml"))).exit_code == 0
+    if password:
+        assert invoke(root, "secret", "set", "alpha", "rcon_password", input="hunter2\n").exit_code == 0
     assert invoke(root, "start", "alpha").exit_code == 0
 
 
@@ -21,6 +23,12 @@ def test_a_console_command_is_recorded_with_its_text_and_its_reply(root, tmp_pat
     assert (shown["command"], shown["args"], shown["outcome"]) == ("console", {"text": "say hello"}, "succeeded")
     assert shown["steps"][0]["output"] == ["simulated: no server runs to answer 'say hello'"]
     assert json.loads(invoke(root, "status", "alpha", "--json").stdout)["state"] == "running"
+
+
+def test_the_console_of_an_instance_without_an_rcon_password_fails_saying_how_to_set_one(root, tmp_path):
+    _running(root, tmp_path, password=False)
+    result = invoke(root, "console", "alpha", "status")
+    assert result.exit_code == 1 and "alpha has no rcon_password: set one with" in result.stderr
 
 
 def test_the_console_of_an_instance_that_is_not_running_is_rejected(root, tmp_path):

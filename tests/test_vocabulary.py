@@ -252,6 +252,8 @@ def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecyc
     else:
         host.init("alpha")
     if command is Command.CONSOLE:
+        fingerprint = host.secrets.put("alpha", "rcon_password", SECRET)
+        host.run("alpha", "secret-set", {"cvar": "rcon_password", "fingerprint": fingerprint})
         host.run("alpha", "start")
     before = host.executor.projections.instance("alpha").recorded_state
     args = dict(ARGS.get(command, {}))
