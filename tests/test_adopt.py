@@ -48,15 +48,30 @@ def test_an_instance_whose_unit_runs_is_adopted_as_running(host):
     assert host.executor.projections.instance("alpha").state == "running"
 
 
-@pytest.mark.parametrize(("file", "content"), [("instance.env", "L4D2_PORT=1\n"), ("server.cfg", "sv_cheats 1"),
-                                               ("spec.yaml", "port: 27099\n")])
-def test_files_that_disagree_with_the_spec_are_refused_naming_them(host, file, content):
+@pytest.mark.parametrize(("file", "content", "why"), [
+    ("instance.env", "L4D2_PORT=1\n", "instances/alpha/instance.env: L4D2_ARGS, L4D2_LOWERDIRS, L4D2_PORT not as "
+                                       "the spec makes them (L4D2_ARGS=+map c1m1_hotel -maxplayers 8; "),
+    ("server.cfg", "sv_cheats 1", "instances/alpha/server.cfg does not hold the spec's config lines"),
+    ("spec.yaml", "port: 27099\n", "instances/alpha/spec.yaml changed since adopt was requested"),
+])
+def test_files_that_disagree_with_the_spec_are_refused_naming_them(host, file, content, why):
     host.on_disk("alpha")
     host.fs.write_bytes(f"instances/alpha/{file}", content.encode())
     adopted = host.run("alpha", "adopt", ADOPTED)
     assert adopted.outcome == "failed"
-    assert f"instances/alpha/{file} does not say what the spec" in adopted.error
+    assert why in adopted.error
     assert host.executor.projections.instance("alpha").state is None
+
+
+def test_every_problem_of_the_tree_is_named_at_once(host):
+    host.on_disk("alpha")
+    host.fs.remove_file("instances/alpha/instance.env")
+    host.fs.remove_file("instances/alpha/server.cfg")
+    host.fs.remove_tree("runtime/alpha")
+    error = host.run("alpha", "adopt", ADOPTED).error
+    for problem in ("instances/alpha/instance.env cannot be read", "instances/alpha/server.cfg cannot be read",
+                    "runtime/alpha/ lacks upper, work, merged"):
+        assert problem in error
 
 
 def test_a_tree_without_its_runtime_directories_is_refused(host):

@@ -14,6 +14,7 @@ from pathlib import Path
 from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
 from ledger.lifecycle import UNDO_PREFIX
 
+from .errors import InvalidInput
 from .spec import Spec, dump_spec, load_spec_text
 
 # While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
@@ -94,20 +95,30 @@ def adopt_steps(name: str, spec: Spec, running: bool) -> list[Step]:
     was lost) is what `spec` says, and its unit as it was when the adopt was requested; touch nothing."""
 
     def check_files(host: Host, io: StepIO) -> None:
-        found = {"spec.yaml": load_spec_text(host.fs.read_bytes(f"{instance_dir(name)}/spec.yaml")) == spec,
-                 "instance.env": host.fs.read_bytes(f"{instance_dir(name)}/instance.env").decode(errors="replace")
-                 == instance_env(host, spec),
-                 "server.cfg": host.fs.read_bytes(f"{instance_dir(name)}/server.cfg").decode(errors="replace")
-                 .splitlines() == list(spec.config)}
-        differing = [file for file, agrees in found.items() if not agrees]
-        if differing:
-            raise HostError(f"{', '.join(f'{instance_dir(name)}/{file}' for file in differing)} "
-                            f"{'does' if len(differing) == 1 else 'do'} not say what the spec found when adopt was "
-                            f"requested says: make them agree (or `init` the instance from its spec), then adopt again")
+        env = dict(_env_lines(instance_env(host, spec)))
+        problems = []
+        for file in ("spec.yaml", "instance.env", "server.cfg"):
+            path = f"{instance_dir(name)}/{file}"
+            try:
+                text = host.fs.read_bytes(path).decode(errors="replace")
+            except HostError as error:
+                problems.append(f"{path} cannot be read ({error})")
+                continue
+            if file == "spec.yaml" and _spec_or_none(text) != spec:
+                problems.append(f"{path} changed since adopt was requested")
+            elif file == "instance.env" and dict(_env_lines(text)) != env:
+                found = dict(_env_lines(text))
+                keys = sorted(key for key in env.keys() | found.keys() if found.get(key) != env.get(key))
+                wanted = "; ".join(f"{key}={env.get(key, '')}" for key in keys)
+                problems.append(f"{path}: {', '.join(keys)} not as the spec makes them ({wanted})")
+            elif file == "server.cfg" and text.splitlines() != list(spec.config):
+                problems.append(f"{path} does not hold the spec's config lines")
         missing = [part for part in ("upper", "work", "merged") if not host.fs.exists(f"{runtime_dir(name)}/{part}")]
         if missing:
-            raise HostError(f"{runtime_dir(name)}/ lacks {', '.join(missing)}: `init` the instance from its spec "
-                            f"instead")
+            problems.append(f"{runtime_dir(name)}/ lacks {', '.join(missing)}")
+        if problems:
+            raise HostError(f"{'; '.join(problems)}: make them agree with {instance_dir(name)}/spec.yaml (or `init` "
+                            f"the instance from it), then adopt again")
         io.say(f"{instance_dir(name)}/spec.yaml, instance.env and server.cfg agree; {runtime_dir(name)}/ is there")
 
     def check_unit(host: Host, io: StepIO) -> None:
@@ -118,6 +129,18 @@ def adopt_steps(name: str, spec: Spec, running: bool) -> list[Step]:
         io.say(f"the unit is {status.describe()}: recorded {'running' if running else 'initialized'}")
 
     return [Step("check the instance files", check_files), Step("check the unit", check_unit)]
+
+
+def _env_lines(text: str) -> list[tuple[str, str]]:
+    """KEY=VALUE lines of an env file, as (key, value)."""
+    return [(key, value) for line in text.splitlines() if line for key, _, value in [line.partition("=")]]
+
+
+def _spec_or_none(text: str) -> Spec | None:
+    try:
+        return load_spec_text(text)
+    except InvalidInput:
+        return None
 
 
 def start_plan(name: str, blueprint: Spec, reinitialize: bool) -> Plan:
