@@ -37,10 +37,20 @@ def _notify(argv: list[str], rows: list[dict], timeout: float = 5.0) -> list[str
 
 
 @pytest.mark.parametrize(("command", "why"), [("hook.sh", "absolute path"), ("", "absolute path"),
-                                             ("/bin/echo 'unbalanced", "No closing quotation")])
+                                             ("/bin/echo 'unbalanced", "No closing quotation"),
+                                             ("/nonexistent/hook", "is not an executable file"),
+                                             ("/tmp", "is not an executable file")])
 def test_a_hook_not_named_by_absolute_path_or_unparsable_is_refused(command, why):
     with pytest.raises(InvalidInput, match=why):
         hook_argv(command)
+
+
+def test_a_hook_without_its_execute_bit_is_refused_when_the_executor_starts(tmp_path):
+    script = tmp_path / "hook.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    with pytest.raises(InvalidInput, match="is not an executable file"):
+        hook_argv(str(script))
 
 
 def test_a_hook_that_fails_is_reported_with_what_it_said(tmp_path):

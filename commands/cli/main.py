@@ -86,7 +86,8 @@ def lifecycle(function: CommandFunction) -> CommandFunction:
     for decorate in reversed((
         click.option("--no-wait", is_flag=True, help="Print the command id and return without waiting."),
         click.option("--json", "as_json", is_flag=True,
-                     help="Print the command as a JSON object (a list of them for several names or --all)."),
+                     help="Print the command as a JSON object (start, stop, restart, delete, reset: a list of them "
+                          "for several names or --all)."),
         click.option("--request-id", type=REQUEST_KEY,
                      help="Idempotency key: the same key never makes a second command."),
     )):
@@ -418,7 +419,8 @@ def show(app: App, command_id: str, as_json: bool) -> int:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print {ok, events, first_bad_seq} as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {ok, events, first_bad_seq, reason, projections} as JSON.")
 @click.pass_obj
 def verify(app: App, as_json: bool) -> int:
     """Re-walk the hash chain, run SQLite's integrity check, and prove the projections against the chain (exit 4

@@ -35,13 +35,16 @@ ALERTING = (EventType.COMMAND_FAILED, EventType.OBSERVED)
 
 def hook_argv(command: str) -> list[str]:
     """The hook's argv from `--notify-exec CMD`: split as a shell would, but run without one; the program must
-    be named by its absolute path (the executor often runs as root, and looks nothing up in PATH)."""
+    be named by its absolute path (the executor often runs as root, and looks nothing up in PATH) and be an
+    executable file now, so that a typo shows when the executor starts, not at the first alert."""
     try:
         argv = shlex.split(command)
     except ValueError as error:
         raise InvalidInput(f"--notify-exec {shown(command)}: {error}") from None
     if not argv or not os.path.isabs(argv[0]):
         raise InvalidInput(f"--notify-exec {shown(command)}: name the program by its absolute path")
+    if not os.path.isfile(argv[0]) or not os.access(argv[0], os.X_OK):
+        raise InvalidInput(f"--notify-exec {shown(command)}: {shown(argv[0])} is not an executable file")
     return argv
 
 
