@@ -37,6 +37,8 @@ LEDGER_FILE_MODE = 0o660
 # The position up to which the chain was verified ("seq:hash"), or "broken:SEQ" once a full walk found a break.
 CHAIN_CHECKPOINT = "chain"
 BROKEN = "broken:"
+# The checkpoint once `verify` found the file failing SQLite's integrity check: appends refuse while it fails.
+FAILED_INTEGRITY = f"{BROKEN}integrity"
 LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -307,6 +309,9 @@ class Ledger:
         """
         seq, checked_hash = 0, GENESIS_HASH
         point = self.position(CHAIN_CHECKPOINT)
+        if point == FAILED_INTEGRITY and self.integrity_problems():
+            raise ChainBroken(f"ledger {self.path} fails SQLite's integrity check; nothing was appended (see "
+                              f"`l4d2ctl verify`; restore the file from a copy or the replica)")
         if point and not point.startswith(BROKEN):
             seq_text, _, checked_hash = point.partition(":")
             seq = int(seq_text)
@@ -318,6 +323,14 @@ class Ledger:
         if walk.first_bad_seq is not None:
             raise ChainBroken(f"ledger {self.path}: the hash chain breaks at seq {walk.first_bad_seq} ({walk.reason}); "
                               f"nothing was appended (see `l4d2ctl verify`)")
+
+    def remember_failed_integrity(self) -> None:
+        """Keep that the file failed SQLite's integrity check: appends refuse until it passes again (restored).
+        A file too damaged to take even that is left as it is."""
+        try:
+            self.set_position(CHAIN_CHECKPOINT, FAILED_INTEGRITY)
+        except LedgerError:
+            pass
 
     def remember_chain_walk(self, walk: ChainWalk) -> None:
         """Keep what a walk from genesis found: the point it verified, or a break that appends refuse to build on

@@ -22,11 +22,14 @@ def verify_ledger(ledger: Ledger) -> ChainReport:
     """Re-walk every event from genesis (`walk_chain`), after SQLite's own integrity check.
 
     On a ledger this user may write, what the walk found is remembered: a break
-    makes every later append refuse (until a walk holds again, say after the
-    file is restored), and a whole chain becomes the point appends check from.
+    (or a failed integrity check) makes every later append refuse until a
+    walk holds again (say, after the file is restored), and a whole chain
+    becomes the point appends check from.
     """
     problems = ledger.integrity_problems()
     if problems:
+        if not ledger.readonly:
+            ledger.remember_failed_integrity()
         return ChainReport(False, 0, None, f"SQLite integrity check: {problems[0]}")
     walk = walk_chain(ledger.rows())
     if not ledger.readonly:

@@ -184,3 +184,16 @@ def test_once_the_file_is_whole_again_appends_resume(ledger_path, tamperable):
     with Ledger.open(ledger_path) as ledger:
         ledger.append([an_event(command_id="late")])
     assert _report(ledger_path).ok
+
+
+def test_a_ledger_that_failed_the_integrity_check_takes_no_append_until_it_passes_again(ledger, monkeypatch):
+    ledger.append([an_event(command_id="before")])
+    monkeypatch.setattr(ledger, "integrity_problems", lambda: ["row 2 missing from index events_by_time"])
+    report = verify_ledger(ledger)
+    assert not report.ok and "row 2 missing from index" in report.reason
+    with pytest.raises(ChainBroken, match="fails SQLite's integrity check; nothing was appended"):
+        ledger.append([an_event(command_id="during")])
+    monkeypatch.setattr(ledger, "integrity_problems", lambda: [])  # the file was restored
+    ledger.append([an_event(command_id="after")])
+    assert [event.command_id for event in ledger.read()] == ["before", "after"]
+    assert verify_ledger(ledger).ok
