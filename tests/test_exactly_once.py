@@ -89,7 +89,7 @@ def test_a_projection_row_with_no_request_behind_it_is_never_executed(ledger):
                       "requested_seq, outcome) VALUES ('forged', 'alpha', 'delete', '{}', 'mallory', 'root', "
                       "'2026-01-01T00:00:00.000000Z', 999, 'pending')")
     host.faults.calls.clear()
-    with pytest.raises(LedgerError, match="it was never requested"):
+    with pytest.raises(LedgerError, match="no request is recorded for it"):
         host.executor.run_pending()
     assert host.faults.calls == [], "the host was not touched"
     assert host.fs.exists("instances/alpha/spec.yaml")
@@ -159,3 +159,26 @@ def test_verify_finds_projection_rows_edited_into_nonsense_in_one_line(root, tmp
     result = invoke(root, "verify")
     assert result.exit_code == 4 and result.stderr.count("\n") == 1, result.stderr
     assert found.format(init=init) in result.stderr
+
+
+def test_a_blueprint_edited_in_the_projections_is_never_written_to_the_host(ledger):
+    host = FakeHost(ledger)
+    host.init("alpha")
+    edited = json.dumps(SPEC | {"arguments": ["-insecure", "+sv_cheats 1"]}, sort_keys=True)
+    ledger.db.execute("UPDATE instances SET blueprint = ? WHERE name = 'alpha'", [edited])
+    host.faults.calls.clear()
+    with pytest.raises(LedgerError, match="blueprint is not the one recorded by its last init or adopt"):
+        host.run("alpha", "start")
+    assert host.faults.calls == [], "the host was not touched"
+    assert b"-insecure" not in host.fs.read_bytes("instances/alpha/instance.env")
+
+
+def test_a_pending_commands_args_edited_in_the_projections_are_never_used(ledger):
+    host = FakeHost(ledger)
+    command_id, _ = append_command(ledger, ALICE, "alpha", "init", {"spec": SPEC})
+    host.executor.projections.sync()
+    edited = json.dumps({"spec": SPEC | {"arguments": ["-insecure"]}}, sort_keys=True)
+    ledger.db.execute("UPDATE commands SET args = ? WHERE command_id = ?", [edited, command_id])
+    with pytest.raises(LedgerError, match="its projection row is not what its request says"):
+        host.executor.run_pending()
+    assert host.faults.calls == []

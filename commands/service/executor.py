@@ -54,6 +54,7 @@ from .executor_lock import executor_alive
 from .identity import os_user
 from .limits import DEFAULT_JOBS
 from .observe import UnitWatcher
+from .proven import ProvenState, as_requested
 
 Observer = Callable[[EventRecord], None]
 LineSink = Callable[[CommandView, str, str], None]
@@ -250,7 +251,7 @@ class Executor:
             self._record(command, CommandCancelled(step=None))
             return
         try:
-            plan = decide(command, self.projections)
+            plan = decide(as_requested(self.ledger, command), ProvenState(self.projections, self.ledger))
         except Rejected as rejection:
             self._record(command, CommandRejected(reason=str(rejection)))
             return
