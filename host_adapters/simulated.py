@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import threading
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
@@ -85,10 +86,7 @@ class FileState(dict[str, Any]):
     """Simulated host state kept in a JSON file, so separate l4d2ctl runs see the same simulated host."""
 
     def __init__(self, path: Path, mode: int = 0o644):
-        try:
-            super().__init__(json.loads(path.read_text()) if path.exists() else {})
-        except (OSError, ValueError) as error:
-            raise HostError(f"simulated host state {path} cannot be read: {error}") from error
+        super().__init__(_read_state(path))
         self.path = path
         self.mode = mode
         self.lock = threading.RLock()
@@ -117,6 +115,27 @@ class FileState(dict[str, Any]):
                         stale.unlink(missing_ok=True)
             except OSError as error:
                 raise HostError(f"simulated host state {self.path} cannot be written: {error.strerror}") from error
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """The state in the file at `path` ({} when there is none): a regular file, never read through a symlink."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise HostError(f"simulated host state {path} cannot be read: {error.strerror} (a symlink is not "
+                        f"followed)") from error
+    try:
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise HostError(f"simulated host state {path} is not a regular file")
+            state = json.loads(file.read())
+    except (OSError, ValueError) as error:
+        raise HostError(f"simulated host state {path} cannot be read: {error}") from error
+    if not isinstance(state, dict):
+        raise HostError(f"simulated host state {path} is not a JSON object")
+    return state
 
 
 def _alive(pid: int) -> bool:

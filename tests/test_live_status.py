@@ -12,11 +12,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import a2s
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commands.service.live import drift, live_status
 from host_adapters import StepIO, UnitStatus
-from host_adapters.a2s_query import A2SQuery
+from host_adapters.a2s_query import MAX_FRAGMENT_BYTES, MAX_FRAGMENTS, A2SQuery, decode_fragment
 from projections import InstanceView
 
 from .fakes import MemoryFilesystem, MemoryState, fake_host
@@ -137,3 +140,18 @@ def test_a_reply_announced_in_many_fragments_is_refused_at_the_first():
     assert A2SQuery(timeout=10).info(port) is None
     assert time.monotonic() - asked < 5, "it did not wait for 254 more fragments, one receive timeout each"
     peer.join(5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 255), st.integers(0, 255), st.integers(0, 2**16 - 1)),
+       compressed_size=st.integers(0, 2**32 - 1),
+       body=st.one_of(st.binary(max_size=300), st.builds(bz2.compress, st.binary(max_size=200)),
+                      st.just(bz2.compress(b"\0" * (4 * 2**20)))))
+def test_any_fragment_a_peer_sends_is_decoded_within_bounds_or_refused(header, compressed_size, body):
+    data = struct.pack("<IBBH", *header) + (struct.pack("<II", compressed_size, 0) if header[0] & 1 << 15 else b"")
+    try:
+        fragment = decode_fragment(data + body)
+    except (a2s.BrokenMessageError, a2s.BufferExhaustedError):
+        return
+    assert fragment.fragment_count <= MAX_FRAGMENTS
+    assert len(fragment.payload) <= MAX_FRAGMENT_BYTES

@@ -9,7 +9,7 @@ import pytest
 from commands.service.executor_lock import ExecutorLock
 from ledger import Ledger, LedgerError
 
-from .real_host import make_root, run, steps
+from .real_host import invoke, make_root, run, steps
 
 
 @pytest.fixture
@@ -145,3 +145,17 @@ def test_a_huge_sparse_file_as_an_overlays_server_cfg_fails_the_start_instead_of
     started = run(root, "alpha", "start")
     assert started.outcome == "failed" and "larger than 1 MiB" in started.error
     assert not (root / "instances/alpha/cfg/server_zonemod.cfg").exists()
+
+
+def test_the_simulated_hosts_state_is_never_read_through_a_symlink(root, outside):
+    run(root, "alpha", "init")
+    secret = outside / "elsewhere.json"
+    secret.write_text('{"units": {}}')
+    (root / ".simulated").mkdir(exist_ok=True)
+    state = root / ".simulated" / "host.json"
+    if state.exists():
+        state.unlink()
+    state.symlink_to(secret)
+    result = invoke(root, "start", "alpha")
+    assert result.exit_code == 1 and "a symlink is not followed" in result.stderr
+    assert secret.read_text() == '{"units": {}}'
