@@ -24,6 +24,7 @@ import sqlite_utils
 from .chain import GENESIS_HASH, ChainWalk, EventRow, canonical_json, event_hash, walk_chain
 from .errors import ChainBroken, LedgerError, LedgerLocked
 from .holders import processes_with_open
+from .lifecycle import EventType
 from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
@@ -226,6 +227,21 @@ class Ledger:
         """Events matching every filter `rows` takes (but `columns`), oldest first, as decoded records:
         what the projections and the CLI read."""
         return self._select(RECORD_COLUMNS, lambda cursor, row: EventRecord(*row), **filters)
+
+    def last_succeeded_request(self, instance: str, commands: Sequence[str]) -> EventRecord | None:
+        """The newest request for `instance` of one of `commands` that ended succeeded, as a decoded record.
+
+        Searched newest first, in SQL (the instance's index, the command's
+        index for its outcome): the executor asks this before every decision.
+        """
+        sql = (f"SELECT {', '.join(RECORD_COLUMNS)} FROM events AS request WHERE instance = ? AND type = ? "
+               f"AND json_extract(payload, '$.command') IN ({', '.join('?' * len(commands))}) "
+               f"AND EXISTS (SELECT 1 FROM events AS outcome WHERE outcome.command_id = request.command_id "
+               f"AND outcome.type = ?) ORDER BY seq DESC LIMIT 1")
+        with self.translated_errors():
+            row = self.db.conn.execute(sql, [instance, EventType.COMMAND_REQUESTED, *commands,
+                                             EventType.COMMAND_SUCCEEDED]).fetchone()
+        return None if row is None else EventRecord(*row)
 
     def rows(self, *, columns: Sequence[str] = _COLUMNS, **filters: Unpack[EventFilters]) -> Iterator[sqlite3.Row]:
         """Stored rows matching every given filter (`EventFilters`), oldest first, readable by column name.

@@ -12,6 +12,7 @@ import pytest
 
 from ledger import (
     CommandFailed,
+    CommandSucceeded,
     Ledger,
     LedgerError,
     LedgerLocked,
@@ -214,3 +215,19 @@ def test_an_empty_ledger_file_is_refused_as_truncated_and_left_as_it_is(tmp_path
     with pytest.raises(LedgerError, match="empty file"):
         Ledger.open(path)
     assert path.stat().st_size == 0
+
+
+def test_the_last_succeeded_request_of_some_commands_is_found_newest_first(ledger):
+    def request(command_id: str, command: str, outcome: CommandSucceeded | CommandFailed | None) -> None:
+        ledger.append([an_event(command_id=command_id, command=command, args={"n": command_id})])
+        if outcome is not None:
+            ledger.append([NewEvent(instance="alpha", command_id=command_id, actor="alice", os_user="root",
+                                    payload=outcome)])
+
+    assert ledger.last_succeeded_request("alpha", ("init", "adopt")) is None
+    request("first", "init", CommandSucceeded())
+    request("second", "init", CommandFailed(error="no"))
+    request("third", "start", CommandSucceeded())
+    request("fourth", "init", None)
+    found = ledger.last_succeeded_request("alpha", ("init", "adopt"))
+    assert (found.command_id, found.payload["args"]) == ("first", {"n": "first"})

@@ -61,14 +61,5 @@ class ProvenState:
 
     def _recorded_blueprint(self, name: str) -> object:
         """The spec of the instance's last init or adopt that succeeded, read from the chain (None: none did)."""
-        specs: dict[str, object] = {}
-        blueprint: object = None
-        for event in self.ledger.records(instance=name, types=(EventType.COMMAND_REQUESTED,
-                                                               EventType.COMMAND_SUCCEEDED)):
-            if event.type == EventType.COMMAND_REQUESTED:
-                request = cast(CommandRequestedData, event.payload)
-                if request["command"] in (Command.INIT, Command.ADOPT):
-                    specs[event.command_id] = request["args"].get("spec")
-            elif event.command_id in specs:
-                blueprint = specs[event.command_id]
-        return blueprint
+        request = self.ledger.last_succeeded_request(name, (Command.INIT, Command.ADOPT))
+        return None if request is None else cast(CommandRequestedData, request.payload)["args"].get("spec")
