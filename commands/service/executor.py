@@ -101,6 +101,11 @@ class StepResult:
 Report = StepLine | StepResult
 
 
+def _unexpected(error: Exception) -> str:
+    """An error no step expected, as a failure records it: its kind and its message, as valid text."""
+    return valid_text(f"{error.__class__.__name__}: {error}")
+
+
 def waits_for_everyone(command: CommandView) -> bool:
     """Whether deciding `command` reads other instances' outcomes: an init or adopt checks that its port is
     free, a retry or replay looks at the command it links to."""
@@ -312,7 +317,7 @@ class Executor:
         try:
             outcome = self._run_steps(flight, plan)
         except Exception as error:  # an undo step that broke: the command still gets its one outcome
-            outcome = CommandFailed(step=None, error=valid_text(f"{error.__class__.__name__}: {error}"))
+            outcome = CommandFailed(step=None, error=_unexpected(error))
         self._reports.put(StepResult(flight, outcome, None))
 
     def _run_steps(self, flight: Flight, plan: Plan) -> EventPayload:
@@ -334,8 +339,7 @@ class Executor:
                 return self._undo(flight, plan, CommandFailed(step=step.name, error=valid_text(str(error)),
                                                               output=io.lines, stderr_tail=tail))
             except Exception as error:  # whatever else a step raises ends its command as failed, recorded
-                return self._undo(flight, plan, CommandFailed(step=step.name,
-                                                              error=valid_text(f"{error.__class__.__name__}: {error}"),
+                return self._undo(flight, plan, CommandFailed(step=step.name, error=_unexpected(error),
                                                               output=io.lines))
             self._step_completed(flight, step, io)
         succeeded: EventPayload = CommandSucceeded()
