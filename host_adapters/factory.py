@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .a2s_query import A2SQuery
+from .backups import BackupFiles
 from .errors import HostError
 from .helper import DEFAULT_HELPER, HelperClient, HelperRuntime, HelperSecrets
 from .journal import HelperJournal, JournalctlJournal
@@ -12,6 +13,7 @@ from .local_fs import LocalFilesystem
 from .overlay import HelperMounter
 from .protocols import Host, HostKind
 from .simulated import SIMULATED, FileState, simulated_host
+from .steamcmd import DEFAULT_STEAMCMD, SteamCmd
 from .systemd import SystemctlServiceControl, systemd_is_running
 
 SIMULATED_STATE = ".simulated/host.json"
@@ -19,7 +21,7 @@ SIMULATED_JOURNAL = ".simulated/journal.json"
 SIMULATED_SECRETS = ".simulated/secrets.json"
 
 
-def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
+def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER, steamcmd: str = DEFAULT_STEAMCMD) -> Host:
     """The real host (systemd, kernel overlayfs, the privileged helper) or a simulated one (real instance files,
     recorded units, mounts and secrets).
 
@@ -28,13 +30,15 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER) -> Host:
     configured for this same root.
     """
     fs = LocalFilesystem(root)
+    installer = SteamCmd(steamcmd, fs.root / "installation")
     if kind == HostKind.SIMULATED:
         return simulated_host(fs, FileState(fs.root / SIMULATED_STATE), FileState(fs.root / SIMULATED_JOURNAL),
-                              FileState(fs.root / SIMULATED_SECRETS, mode=0o600), label=SIMULATED)
+                              FileState(fs.root / SIMULATED_SECRETS, mode=0o600), installer=installer,
+                              label=SIMULATED)
     if not systemd_is_running():
         raise HostError("systemd is not running on this machine; use --host simulated")
     client = HelperClient(helper)
     client.check_root(fs.root)
     journal = JournalctlJournal() if client.as_root else HelperJournal(client)
     return Host(fs, HelperMounter(client), SystemctlServiceControl(client), journal, A2SQuery(),
-                HelperRuntime(client), HelperSecrets(client))
+                HelperRuntime(client), HelperSecrets(client), installer, BackupFiles(fs))

@@ -10,11 +10,13 @@ on one root while the helper acts on another.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import HostError
 from .protocols import StepIO
-from .runner import RunResult, run_checked
+from .runner import RunResult, run_binary, run_checked
 
 DEFAULT_HELPER = "/usr/local/bin/left4me-host"
 SUDO = "/usr/bin/sudo"
@@ -39,11 +41,16 @@ class HelperClient:
             return run_checked([*self.prefix, verb, *arguments], io or StepIO(), timeout=timeout,
                                input_text=input_text, keep=keep)
         except HostError as error:
-            why = next((line for line in reversed(error.stderr_tail) if line.startswith(HELPER_SAYS)), None)
-            if why is None:
-                raise
-            raise HostError(f"left4me-host {' '.join((verb, *arguments))}: {why.removeprefix(HELPER_SAYS)}",
-                            error.stderr_tail) from None
+            raise _in_its_words(error, verb, arguments) from None
+
+    def call_binary(self, verb: str, *arguments: str, io: StepIO, stdin: BinaryIO | None = None,
+                    stdout: BinaryIO | None = None, timeout: float | None = HELPER_TIMEOUT) -> None:
+        """Run a verb that reads or writes bytes (an archive): `stdin` handed over, its stdout into `stdout`, its
+        stderr lines (what it says) to `io`."""
+        try:
+            run_binary([*self.prefix, verb, *arguments], io, stdin=stdin, stdout=stdout, timeout=timeout)
+        except HostError as error:
+            raise _in_its_words(error, verb, arguments) from None
 
     def check_root(self, root: Path) -> None:
         """Refuse to work on `root` when the helper is configured for another one."""
@@ -52,6 +59,15 @@ class HelperClient:
         if Path(configured) != root:
             raise HostError(f"{self.prefix[-1]} manages the root {configured or '(none)'}, not {root}: "
                             f"use --root {configured}" if configured else f"{self.prefix[-1]} names no root")
+
+
+def _in_its_words(error: HostError, verb: str, arguments: tuple[str, ...]) -> HostError:
+    """A helper's failure as the helper's own one line on stderr says it (the error as it is, without one)."""
+    why = next((line for line in reversed(error.stderr_tail) if line.startswith(HELPER_SAYS)), None)
+    if why is None:
+        return error
+    return HostError(f"left4me-host {' '.join((verb, *arguments))}: {why.removeprefix(HELPER_SAYS)}",
+                     error.stderr_tail)
 
 
 class HelperRuntime:
@@ -71,6 +87,17 @@ class HelperRuntime:
     def remove(self, name: str, io: StepIO) -> None:
         """Remove runtime/NAME and the instance's secrets (refused while mounted)."""
         self.client.call("remove", name, io=io)
+
+    def archive(self, name: str, excludes: list[str], out: BinaryIO, io: StepIO) -> None:
+        """The upper layer as a tar, from the helper's stdout (the globs to leave out on its stdin, one a line)."""
+        with tempfile.TemporaryFile() as globs:
+            globs.write("".join(f"{glob}\n" for glob in excludes).encode())
+            globs.seek(0)
+            self.client.call_binary("archive", name, io=io, stdin=globs, stdout=out, timeout=None)
+
+    def restore(self, name: str, archive: BinaryIO, io: StepIO) -> None:
+        """The upper layer replaced by the helper from the tar on its stdin."""
+        self.client.call_binary("restore", name, io=io, stdin=archive, timeout=None)
 
 
 class HelperSecrets:

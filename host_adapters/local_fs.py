@@ -12,9 +12,10 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from .errors import HostError
 
@@ -38,7 +39,12 @@ class LocalFilesystem:
             pass
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Replace a file atomically: write a temp file, fsync it, rename it over, fsync the directory.
+        """Replace a file's content atomically (see `write_from`)."""
+        self.write_from(path, lambda file: file.write(data))
+
+    def write_from(self, path: str, fill: Callable[[BinaryIO], object], mode: int | None = None) -> None:
+        """Replace a file atomically with what `fill` writes into it: a temp file, fsynced, renamed over, the
+        directory fsynced; with `mode`, the file gets exactly that mode (else the umask's).
 
         A temp file of the same name left by a write that was killed midway is
         removed once the file is written again: only the executor writes
@@ -51,10 +57,12 @@ class LocalFilesystem:
             temporary = f".{name}.{secrets.token_hex(TEMPORARY_HEX // 2)}.tmp"
             with self._errors(path):
                 descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     0o666, dir_fd=directory)
+                                     0o666 if mode is None else 0o600, dir_fd=directory)
                 try:
                     with os.fdopen(descriptor, "wb") as file:
-                        file.write(data)
+                        if mode is not None:
+                            os.fchmod(file.fileno(), mode)
+                        fill(file)
                         file.flush()
                         os.fsync(file.fileno())
                     os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
@@ -68,21 +76,27 @@ class LocalFilesystem:
 
     def read_bytes(self, path: str) -> bytes:
         """A regular file's content, at most MAX_FILE_BYTES; a symlink at `path` is refused."""
+        with self.open_read(path) as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise HostError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB; l4d2ctl reads only cfg "
+                            f"and env files, which are far smaller")
+        return data
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[BinaryIO]:
+        """A regular file at `path`, open for reading (any size); a symlink, a FIFO or a directory is refused."""
         *parents, name = _parts(path)
         try:
             with self._directory(parents) as directory, self._errors(path):
                 # O_NONBLOCK: a FIFO planted where a file belongs is refused below instead of blocking the executor.
                 descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
-                with os.fdopen(descriptor, "rb") as file:
-                    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                        raise HostError(f"{path}: not a regular file")
-                    data = file.read(MAX_FILE_BYTES + 1)
-                    if len(data) > MAX_FILE_BYTES:
-                        raise HostError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB; l4d2ctl reads only cfg "
-                                        f"and env files, which are far smaller")
-                    return data
         except FileNotFoundError as error:
             raise HostError(f"{path}: no such file") from error
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise HostError(f"{path}: not a regular file")
+            yield file
 
     def exists(self, path: str) -> bool:
         """Whether anything is at `path` (a symlink counts, and is not followed)."""

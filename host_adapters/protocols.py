@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
 
@@ -57,6 +58,12 @@ class Filesystem(Protocol):
     def read_bytes(self, path: str) -> bytes:
         """A file's content; refused (`HostError`) past a size no cfg or env file reaches."""
 
+    def write_from(self, path: str, fill: Callable[[BinaryIO], object], mode: int | None = None) -> None:
+        """Replace a file atomically with what `fill` writes into it (of any size); with `mode`, exactly that mode."""
+
+    def open_read(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """A regular file, open for reading (of any size)."""
+
     def exists(self, path: str) -> bool:
         """Whether anything (file, directory, symlink) is at `path`."""
 
@@ -92,6 +99,14 @@ class RuntimeTree(Protocol):
 
     def remove(self, name: str, io: StepIO) -> None:
         """Remove runtime/NAME and the instance's secret values; refused while the overlay is mounted."""
+
+    def archive(self, name: str, excludes: list[str], out: BinaryIO, io: StepIO) -> None:
+        """Write a tar of the upper layer to `out` (paths relative to it; regular files, directories and symlinks,
+        as they are; what matches a glob of `excludes` left out); refused while the overlay is mounted."""
+
+    def restore(self, name: str, archive: BinaryIO, io: StepIO) -> None:
+        """Replace the upper layer with the tar read from `archive` (an `archive`'s), its entries owned by the game;
+        refused while the overlay is mounted. The old upper layer stays until the new one is complete."""
 
 
 class SecretStore(Protocol):
@@ -147,6 +162,36 @@ class ServiceControl(Protocol):
     def logs(self, name: str, lines: int, since: datetime | None, follow: bool, io: StepIO) -> None:
         """The unit's journal (the server's console output among it) to `io`: its last `lines` lines (from
         `since`), then, when `follow`, what it logs next until cancelled."""
+
+
+class Installer(Protocol):
+    """SteamCMD, filling and updating the shared installation (app 222860)."""
+
+    def check(self, io: StepIO) -> None:
+        """Refuse (`HostError`) when SteamCMD cannot run, before anything is stopped for it."""
+
+    def install(self, io: StepIO) -> None:
+        """Install or update the game into the installation, validating every file; its progress to `io`."""
+
+
+class BackupStore(Protocol):
+    """Instance backups: an archive of the upper layer and its manifest, under backups/NAME/."""
+
+    def take(self, name: str, backup_id: str, fill: Callable[[BinaryIO], None],
+             manifest: dict[str, Any]) -> dict[str, Any]:
+        """Write the archive with what `fill` writes, then its manifest with the archive's size and sha256."""
+
+    def manifests(self, name: str) -> list[dict[str, Any]]:
+        """The instance's backups' manifests, oldest first."""
+
+    def manifest(self, name: str, backup_id: str) -> dict[str, Any]:
+        """One backup's manifest (`HostError` when there is none)."""
+
+    def verified(self, name: str, backup_id: str) -> AbstractContextManager[tuple[dict[str, Any], BinaryIO]]:
+        """The manifest and the archive open at its start, once its size and sha256 match the manifest."""
+
+    def remove(self, name: str, backup_id: str) -> None:
+        """Remove a backup, manifest first."""
 
 
 class UnitEvent(StrEnum):
@@ -205,6 +250,8 @@ class Host:
     query: ServerQuery
     runtime: RuntimeTree
     secrets: SecretStore
+    installer: Installer
+    backups: BackupStore
     simulated: bool = False
 
 

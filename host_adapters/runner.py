@@ -7,12 +7,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, BinaryIO
 
 from .errors import Cancelled, HostError
 from .protocols import StepIO
 
 STDERR_TAIL = 20
+COPY_CHUNK = 1 << 20
 TERMINATE_GRACE = 5.0
 
 
@@ -82,6 +83,49 @@ def run_checked(argv: list[str], io: StepIO, *, timeout: float | None = None,
     return result
 
 
+def run_binary(argv: list[str], io: StepIO, *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
+               timeout: float | None = None) -> None:
+    """Run `argv` with bytes in and out: its stdin read from `stdin` (a real file, handed over as is), its stdout
+    copied into `stdout`; its stderr lines go to `io`. A non-zero exit raises `HostError` with the stderr tail;
+    a cancel or `timeout` ends the child once its output stops or the deadline passes."""
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                 stdout=subprocess.DEVNULL if stdout is None else subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=False)
+    except OSError as error:
+        raise HostError(f"{argv[0]}: {error.strerror}") from error
+    stderr: list[str] = []
+    reader = threading.Thread(target=_pump_bytes, args=(child.stderr, stderr, io), daemon=True)
+    reader.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        if stdout is not None and child.stdout is not None:
+            while chunk := child.stdout.read(COPY_CHUNK):
+                stdout.write(chunk)
+                if io.should_cancel() or (deadline is not None and time.monotonic() > deadline):
+                    _end(child)
+                    raise Cancelled(f"{' '.join(argv)} cancelled") if io.should_cancel() else \
+                        HostError(f"{' '.join(argv)} timed out after {timeout:g}s", stderr[-STDERR_TAIL:])
+        child.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        _end(child)
+        raise HostError(f"{' '.join(argv)} timed out after {timeout:g}s", stderr[-STDERR_TAIL:]) from None
+    except BaseException:
+        _end(child)
+        raise
+    reader.join()
+    if child.returncode != 0:
+        raise HostError(f"{' '.join(argv)} exited with status {child.returncode}", stderr[-STDERR_TAIL:])
+
+
+def _pump_bytes(stream: IO[bytes], sink: list[str], io: StepIO) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace").rstrip("\n")
+        sink.append(line)
+        io.say(line)
+    stream.close()
+
+
 def _pump(stream: IO[str], sink: list[str] | deque[str], io: StepIO) -> None:
     for line in stream:
         line = line.rstrip("\n")
@@ -90,7 +134,7 @@ def _pump(stream: IO[str], sink: list[str] | deque[str], io: StepIO) -> None:
     stream.close()
 
 
-def _end(child: subprocess.Popen[str]) -> None:
+def _end(child: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     child.terminate()
     try:
         child.wait(timeout=TERMINATE_GRACE)

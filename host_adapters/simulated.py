@@ -8,23 +8,28 @@ classes over in-memory stores, and inject failures through `CallCheck`.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import shutil
 import stat
+import tarfile
 import threading
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from .backups import BackupFiles
 from .errors import HostError
 from .protocols import (
     CFG_DIR,
     Filesystem,
     Host,
+    Installer,
     JournalRead,
     ServerQuery,
     StepIO,
@@ -277,6 +282,69 @@ class SimulatedRuntime:
         self.secrets.forget(name)
         io.say(f"{self.label}{'removed' if removed else 'no'} runtime/{name}{'' if removed else ' to remove'}")
 
+    def archive(self, name: str, excludes: list[str], out: BinaryIO, io: StepIO) -> None:
+        """A tar of runtime/NAME/upper (on the real files under the root), without what `excludes` match."""
+        self.faults.check(f"archive {name}", io)
+        self._refuse_mounted(name, "archived")
+        upper = self.fs.root / "runtime" / name / "upper"
+        if not upper.is_dir() or upper.is_symlink():
+            raise HostError(f"runtime/{name}/upper is not a directory")
+        entries = left_out = 0
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for directory, names, files in os.walk(upper):
+                here = Path(directory).relative_to(upper)
+                for entry in sorted(names) + sorted(files):
+                    relative = (here / entry).as_posix()
+                    if excluded(relative, excludes):
+                        left_out += 1
+                        if entry in names:
+                            names.remove(entry)
+                        continue
+                    tar.add(Path(directory) / entry, arcname=relative, recursive=False)
+                    entries += 1
+                names.sort()
+        io.say(f"{self.label}archived runtime/{name}/upper: {entries} entries, {left_out} left out by --exclude")
+
+    def restore(self, name: str, archive: BinaryIO, io: StepIO) -> None:
+        """runtime/NAME/upper rebuilt from the tar in a fresh directory beside it, then swapped in."""
+        self.faults.check(f"restore {name}", io)
+        self._refuse_mounted(name, "restored")
+        self._make_directories(name)
+        runtime = self.fs.root / "runtime" / name
+        fresh, replaced = runtime / "upper.restoring", runtime / "upper.replaced"
+        for leftover in (fresh, replaced):
+            self.fs.remove_tree(f"runtime/{name}/{leftover.name}")
+        fresh.mkdir(mode=0o750)
+        links: set[str] = set()
+        entries = 0
+        with tarfile.open(fileobj=archive, mode="r|") as tar:
+            for member in tar:
+                problem = member_problem(member.name, links)
+                if problem is not None:
+                    raise HostError(f"the archive's entry {member.name!r} {problem}: nothing was restored")
+                target = fresh / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if member.isdir():
+                    target.mkdir(exist_ok=True)
+                elif member.isfile():
+                    source = tar.extractfile(member)
+                    with open(target, "xb") as file:
+                        if source is not None:
+                            shutil.copyfileobj(source, file)
+                elif member.issym():
+                    os.symlink(member.linkname, target)
+                    links.add(member.name)
+                else:
+                    io.say(f"{self.label}skipped {member.name!r}: not a file, directory or symlink")
+                    continue
+                if not member.issym():
+                    os.chmod(target, member.mode & 0o777)
+                entries += 1
+        os.rename(runtime / "upper", replaced)
+        os.rename(fresh, runtime / "upper")
+        self.fs.remove_tree(f"runtime/{name}/{replaced.name}")
+        io.say(f"{self.label}restored runtime/{name}/upper: {entries} entries")
+
     def _make_directories(self, name: str) -> None:
         for directory in ("upper", "work", "merged"):
             self.fs.make_dirs(f"runtime/{name}/{directory}")
@@ -290,6 +358,24 @@ class SimulatedRuntime:
     def _refuse_mounted(self, name: str, what: str) -> None:
         if self.mounter.is_mounted(self.fs.root / "runtime" / name / "merged"):
             raise HostError(f"runtime/{name}/merged is mounted: it is {what} only while it is not")
+
+
+def excluded(relative: str, excludes: list[str]) -> bool:
+    """Whether an upper layer entry at `relative` is left out of a backup: a glob with a '/' matches the path
+    from the upper layer down (`left4dead2/logs/*`), one without matches the entry's name (`*.dem`)."""
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative if "/" in glob else name, glob) for glob in excludes)
+
+
+def member_problem(name: str, links: set[str]) -> str | None:
+    """Why an archive entry may not be restored (None when it may): a path that leaves the upper layer, or one
+    that goes through a symlink the archive made."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "is not a plain relative path"
+    if any("/".join(parts[:depth]) in links for depth in range(1, len(parts))):
+        return "goes through a symlink"
+    return None
 
 
 def _staged_cfg(file_name: str) -> bool:
@@ -417,16 +503,19 @@ class SimulatedServerQuery:
 
 
 def simulated_host(fs: Filesystem, state: StateStore, journal: StateStore, secrets_store: StateStore, *,
-                   faults: CallCheck = NO_FAULTS, label: str = "", services: SimulatedServiceControl | None = None,
-                   query: ServerQuery | None = None, simulated: bool = True) -> Host:
-    """Every adapter but the filesystem simulated over the state stores and one fault check: units, mounts,
-    journal, A2S, the runtime tree and the secret store (`services` and `query` may be given instead)."""
+                   installer: Installer, faults: CallCheck = NO_FAULTS, label: str = "",
+                   services: SimulatedServiceControl | None = None, query: ServerQuery | None = None,
+                   simulated: bool = True) -> Host:
+    """Every adapter but the filesystem, SteamCMD and the backup files simulated over the state stores and one
+    fault check: units, mounts, journal, A2S, the runtime tree and the secret store (`services` and `query` may
+    be given instead)."""
     services = services or SimulatedServiceControl(state, fs.root, journal, faults, label=label)
     mounter = SimulatedMounter(state, faults, label=label)
     secrets_kept = SimulatedSecrets(secrets_store, faults, label=label)
     services.secrets = secrets_kept
     return Host(fs, mounter, services, SimulatedJournal(journal), query or SimulatedServerQuery(services),
-                SimulatedRuntime(fs, mounter, secrets_kept, faults, label=label), secrets_kept, simulated=simulated)
+                SimulatedRuntime(fs, mounter, secrets_kept, faults, label=label), secrets_kept, installer,
+                BackupFiles(fs), simulated=simulated)
 
 
 def set_mounted(state: StateStore, merged: Path, mounted: bool) -> None:

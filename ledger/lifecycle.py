@@ -25,6 +25,10 @@ class Command(StrEnum):
     SECRET_UNSET = "secret-unset"
     ADOPT = "adopt"
     CONSOLE = "console"
+    BACKUP = "backup"
+    RESTORE = "restore"
+    INSTALL = "install"
+    UPDATE = "update"
 
 
 class Observation(StrEnum):
@@ -123,6 +127,12 @@ def out_of_turn(recorded: Collection[str], new: str) -> str | None:
 
 
 COMMAND_NAMES = tuple(Command)
+INSTALLATION = "(installation)"
+"""What install and update record as their instance: the shared installation, a name no instance can have."""
+ON_INSTALLATION = (Command.INSTALL, Command.UPDATE)
+"""Commands on the shared installation rather than on one instance: they leave no instance state."""
+PART_OF = "part_of"
+"""The argument that links a command run as part of another (an update's stops and starts) to that command."""
 ROW_KINDS = (*Command, *Observation)
 """What the `command` column of history and audit can hold: a command or an observation."""
 
@@ -172,10 +182,13 @@ def _success(command: Command, before: State | None, running: bool) -> State:
             return State.DELETED
         case Command.RESET:
             return State.RESET
-        case Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE if before is not None:
+        case (Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE | Command.BACKUP
+              | Command.RESTORE) if before is not None:
             return before
-        case Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE:
+        case Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE | Command.BACKUP | Command.RESTORE:
             raise ValueError(f"{command} cannot succeed on an instance that was never initialized")
+        case Command.INSTALL | Command.UPDATE:
+            raise ValueError(f"{command} acts on the installation: it leaves no instance state")
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
 
@@ -215,7 +228,8 @@ def needs_init_after(command: Command, outcome: Outcome, before: bool) -> bool:
             return True
         case Command.INIT | Command.ADOPT | Command.START | Command.RESTART:
             return False
-        case Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE:
+        case (Command.STOP | Command.DELETE | Command.SECRET_SET | Command.SECRET_UNSET | Command.CONSOLE
+              | Command.BACKUP | Command.RESTORE | Command.INSTALL | Command.UPDATE):
             return before
         case _:
             raise ValueError(f"{command!r} is not a lifecycle command")
@@ -237,6 +251,17 @@ def refusal(command: Command, state: State | None, name: str) -> str | None:
             if state in (None, State.DELETED):
                 return None
             return f"instance {name!r} is already recorded ({state}): there is nothing to adopt"
+        case Command.BACKUP | Command.RESTORE if state in (None, State.DELETED):
+            return _unknown(name) if state is None else f"instance {name!r} was deleted: its files are gone"
+        case Command.BACKUP | Command.RESTORE if state is State.RUNNING:
+            return (f"instance {name!r} is running: stop it first (a {command} reads or writes its upper layer "
+                    f"only while its server does not)")
+        case Command.BACKUP if state is State.RESET:
+            return f"instance {name!r} was reset: its upper layer is gone, there is nothing to back up"
+        case Command.BACKUP | Command.RESTORE:
+            return None
+        case Command.INSTALL | Command.UPDATE:
+            return None if name == INSTALLATION else f"{command} acts on the installation, not on instance {name!r}"
         case (Command.START | Command.STOP | Command.RESTART | Command.RESET | Command.SECRET_SET
               | Command.SECRET_UNSET):
             if state is None:

@@ -163,6 +163,10 @@ class Projections:
         """A retry of `command_id` that succeeded, if one did."""
         return next(self._commands("retry_of = ? AND outcome = ?", [command_id, Outcome.SUCCEEDED], limit=1), None)
 
+    def parts_of(self, command_id: str) -> list[CommandView]:
+        """The commands run as part of `command_id` (an update's stops and starts), in the order they ran."""
+        return list(self._commands("json_extract(args, '$.part_of') = ?", [command_id]))
+
     def command_ids_starting(self, prefix: str, limit: int) -> list[str]:
         """Up to `limit` command ids that start with `prefix` (hex digits), oldest first."""
         rows = self._raw("SELECT command_id FROM commands WHERE command_id >= ? AND command_id < ? "

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, TypeVar, cast
 
 from ledger.lifecycle import (
+    ON_INSTALLATION,
+    PART_OF,
     TERMINAL_TYPES,
     UNFINISHED,
     Command,
@@ -63,9 +65,15 @@ class CommandView:
         """Whether the command has reached its one terminal outcome (an observation is final from the start)."""
         return self.outcome not in UNFINISHED
 
+    @property
+    def part_of(self) -> str | None:
+        """The command this one ran as part of (an update's stops and starts), if any."""
+        link = self.args.get(PART_OF)
+        return link if isinstance(link, str) else None
+
     def summary(self) -> dict[str, Any]:
         """The command as the history/audit JSON object of docs/cli.md."""
-        return {key: getattr(self, key) for key in SUMMARY_FIELDS}
+        return {**{key: getattr(self, key) for key in SUMMARY_FIELDS}, PART_OF: self.part_of}
 
     def as_row(self) -> dict[str, Any]:
         """The command as a row of the `commands` table."""
@@ -199,10 +207,12 @@ class Fold:
             if outcome is Outcome.INTERRUPTED else None
         command.active_until = interrupted_at or event.recorded_at
         command.error = _error_of(outcome, event, command)
+        name = Command(command.command)
+        if name in ON_INSTALLATION:
+            return
         instance = self.instances.get(command.instance)
         if instance is None:
             instance = self.instances[command.instance] = InstanceView(command.instance)
-        name = Command(command.command)
         if outcome is Outcome.SUCCEEDED:
             _record_success(instance, name, command, event.recorded_at)
         instance.state = state_after(name, outcome, _state(instance.state), started=command.started_at is not None,
@@ -266,7 +276,8 @@ def _record_success(instance: InstanceView, name: Command, command: CommandView,
                                 if cvar != command.args["cvar"]}
         case Command.DELETE | Command.RESET:
             instance.secrets = {}
-        case Command.START | Command.STOP | Command.RESTART | Command.CONSOLE:
+        case (Command.START | Command.STOP | Command.RESTART | Command.CONSOLE | Command.BACKUP | Command.RESTORE
+              | Command.INSTALL | Command.UPDATE):
             pass
         case _:
             raise ValueError(f"{name!r} is not a lifecycle command")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
@@ -10,6 +11,7 @@ from commands.domain.spec import parse_spec
 from commands.domain.steps import instance_env
 from commands.service.executor import Executor
 from commands.service.requests import Requester, append_command
+from host_adapters.local_fs import LocalFilesystem
 from ledger import Ledger
 from projections import CommandView
 
@@ -35,10 +37,11 @@ class FakeHost:
 
     ledger: Ledger
     faults: Faults = field(default_factory=Faults)
+    root: Path | None = None  # real files under this root (backups need them), else files in memory
 
     def __post_init__(self):
         self.state = MemoryState()
-        self.fs = MemoryFilesystem(faults=self.faults)
+        self.fs = MemoryFilesystem(faults=self.faults) if self.root is None else LocalFilesystem(self.root)
         self.fs.write_bytes("overlays/competitive/zonemod/left4dead2/cfg/server.cfg", b"sv_zonemod 1\n")
         self.fs.make_dirs("overlays/maps/custom")
         self.fs.make_dirs("installation/left4dead2")

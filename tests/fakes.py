@@ -6,14 +6,19 @@ these, so what the tests prove holds for `--host simulated` too.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from host_adapters import Cancelled, Host, HostError, ServerQuery, StepIO, UnitEvent
 from host_adapters.simulated import SimulatedServerQuery, SimulatedServiceControl, set_mounted, simulated_host
+from host_adapters.steamcmd import SteamCmd
+
+STANDIN_STEAMCMD = Path(__file__).resolve().parent.parent / "scripts" / "host" / "steamcmd"
 
 
 @dataclass
@@ -88,6 +93,17 @@ class MemoryFilesystem:
                 return self.files[PurePosixPath(path)]
             except KeyError:
                 raise HostError(f"{path}: no such file") from None
+
+    def write_from(self, path: str, fill, mode: int | None = None) -> None:
+        """Replace a file's content with what `fill` writes."""
+        buffer = io.BytesIO()
+        fill(buffer)
+        self.write_bytes(path, buffer.getvalue())
+
+    @contextmanager
+    def open_read(self, path: str):
+        """A file, open for reading."""
+        yield io.BytesIO(self.read_bytes(path))
 
     def exists(self, path: str) -> bool:
         """Whether a file or directory is at `path`."""
@@ -198,11 +214,13 @@ class ScriptedServerQuery(SimulatedServerQuery):
 def fake_host(fs: Any, state: MemoryState | None = None, *, journal: MemoryState | None = None,
               secrets_store: MemoryState | None = None, faults: Faults | None = None, label: str = "",
               query: ServerQuery | None = None, simulated: bool = False) -> Host:
-    """The simulated host over in-memory stores, one fault plan and the scripted outside world."""
+    """The simulated host over in-memory stores, one fault plan and the scripted outside world; SteamCMD is the
+    stand-in (scripts/host/steamcmd), installing under the root."""
     faults = faults or Faults()
     state = MemoryState() if state is None else state
     journal = MemoryState() if journal is None else journal
     services = ScriptedServiceControl(state, fs.root, journal, faults, label=label)
     return simulated_host(fs, state, journal, MemoryState() if secrets_store is None else secrets_store,
-                          faults=faults, label=label, services=services, query=query or ScriptedServerQuery(services),
+                          installer=SteamCmd(str(STANDIN_STEAMCMD), fs.root / "installation"), faults=faults,
+                          label=label, services=services, query=query or ScriptedServerQuery(services),
                           simulated=simulated)

@@ -44,7 +44,7 @@ def test_a_lifecycle_command_with_json_prints_its_history_object(l4d2ctl, spec_f
     result = l4d2ctl("init", "alpha", "--spec", str(spec_file), "--json")
     command = _json(result)
     assert set(command) == {"command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
-                            "finished_at", "outcome", "error", "retry_of", "replay_of"}
+                            "finished_at", "outcome", "error", "retry_of", "replay_of", "part_of"}
     assert (command["command"], command["instance"], command["outcome"]) == ("init", "alpha", "succeeded")
 
 

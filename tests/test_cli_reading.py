@@ -19,7 +19,7 @@ from .real_host import invoke, write_spec
 from .test_cli_lifecycle import L4D2CTL
 
 COMMAND_FIELDS = {"command_id", "instance", "command", "actor", "os_user", "requested_at", "started_at",
-                  "finished_at", "outcome", "error", "retry_of", "replay_of"}
+                  "finished_at", "outcome", "error", "retry_of", "replay_of", "part_of"}
 STATUS_FIELDS = {"name", "state", "port", "last_command_id", "last_command", "last_outcome", "last_actor",
                  "updated_at"}
 

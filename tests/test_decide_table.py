@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from commands.domain.decide import decide
 from commands.domain.errors import Rejected
 from commands.domain.steps import Plan
-from ledger.lifecycle import COMMAND_NAMES, Command, Outcome, State
+from ledger.lifecycle import COMMAND_NAMES, ON_INSTALLATION, Command, Outcome, State
 from projections import CommandView, InstanceView
 
 from .fake_host import SPEC
@@ -56,6 +56,14 @@ class Recorded:
         return next((view for view in self.commands.values()
                      if view.retry_of == command_id and view.outcome == Outcome.SUCCEEDED), None)
 
+    def running_instances(self) -> list[str]:
+        return sorted(view.name for view in self.instances.values() if view.state == State.RUNNING)
+
+    def stopped_by(self, command_id: str) -> list[str]:
+        stopped = {view.instance for view in self.commands.values() if view.part_of == command_id
+                   and view.command == Command.STOP and view.outcome == Outcome.SUCCEEDED}
+        return sorted(name for name in stopped if self.instance(name).state == State.STOPPED)
+
     def holding(self, *instances: InstanceView) -> Recorded:
         return Recorded({**self.instances, **{view.name: view for view in instances}}, dict(self.commands))
 
@@ -77,6 +85,8 @@ ARGS: dict[str, dict] = {
     Command.CONSOLE: {"text": "status"},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
+    Command.BACKUP: {"exclude": ["*.dem"], "keep": 2},
+    Command.RESTORE: {"backup": "0123456789ab"},
 }
 
 
@@ -123,6 +133,16 @@ NOT_KNOWN = Refused("not-known", f"instance {NAME!r} is not known: init it first
 WAS_DELETED = Refused("deleted", f"instance {NAME!r} was deleted: init it again first")
 IS_RUNNING = Refused("running", f"instance {NAME!r} is running: stop it first")
 ADOPT = ["check the instance files", "check the unit"]
+
+
+BACKUP = ["archive the upper layer", "keep the newest 2"]
+RESTORE = ["restore the upper layer", "compare instance files"]
+WHILE_RUNNING = Refused("running", f"instance {NAME!r} is running: stop it first")
+FILES_GONE = Refused("deleted", f"instance {NAME!r} was deleted: its files are gone")
+
+
+def on_installation(command: Command) -> Refused:
+    return Refused("an-instance", f"{command} acts on the installation, not on instance {NAME!r}")
 
 
 def not_running(state: State) -> Refused:
@@ -225,6 +245,26 @@ TABLE: dict[Command, dict[State | None, Steps | Refused]] = {
         State.RESET: already(State.RESET),
         State.DELETED: Steps(ADOPT),
     },
+    Command.BACKUP: {
+        UNKNOWN: NOT_KNOWN,
+        State.INITIALIZED: Steps(BACKUP),
+        State.RUNNING: WHILE_RUNNING,
+        State.STOPPED: Steps(BACKUP),
+        State.FAILED: Steps(BACKUP),
+        State.RESET: Refused("reset", f"instance {NAME!r} was reset: its upper layer is gone"),
+        State.DELETED: FILES_GONE,
+    },
+    Command.RESTORE: {
+        UNKNOWN: NOT_KNOWN,
+        State.INITIALIZED: Steps(RESTORE),
+        State.RUNNING: WHILE_RUNNING,
+        State.STOPPED: Steps(RESTORE),
+        State.FAILED: Steps(RESTORE),
+        State.RESET: Steps(RESTORE),
+        State.DELETED: FILES_GONE,
+    },
+    **{command: dict.fromkeys(RECORDED_STATES, on_installation(command))
+       for command in (Command.INSTALL, Command.UPDATE)},
 }
 
 
@@ -331,7 +371,7 @@ def test_no_unknown_command_ever_yields_a_plan_let_alone_a_purge(state, command,
 
 @pytest.mark.parametrize("name", ["Alpha", "-alpha", "../alpha", "alpha/beta", "", "a" * 64, "alpha\n"],
                          ids=["upper-case", "leading-dash", "dot-dot", "slash", "empty", "too-long", "newline"])
-@pytest.mark.parametrize("command", [*COMMAND_NAMES, "explode"])
+@pytest.mark.parametrize("command", [*(name for name in COMMAND_NAMES if name not in ON_INSTALLATION)])
 def test_a_malformed_instance_name_is_rejected_whatever_the_command(name, command):
     with pytest.raises(Rejected, match="instance name"):
         decide(request(command, instance=name), Recorded())

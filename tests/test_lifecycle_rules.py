@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.lifecycle import (
+    INSTALLATION,
     Command,
     Observation,
     Outcome,
@@ -19,16 +20,18 @@ C, S, OUT = Command, State, Outcome
 # The commands that change an instance's secret values, never its state.
 SECRET_COMMANDS = (Command.SECRET_SET, Command.SECRET_UNSET)
 # The commands that never change an instance's state.
-STATELESS = (*SECRET_COMMANDS, Command.CONSOLE)
+STATELESS = (*SECRET_COMMANDS, Command.CONSOLE, Command.BACKUP, Command.RESTORE)
+# The commands on the installation: never allowed on an instance, and they leave no instance state.
+ON_THE_INSTALLATION = {C.INSTALL, C.UPDATE}
 # Adopt is for what nothing is recorded for; the console, for a running server.
-RECORDED_ONLY = {C.ADOPT, C.CONSOLE}
+RECORDED_ONLY = {C.ADOPT, C.CONSOLE, *ON_THE_INSTALLATION}
 ALLOWED = {
     None: {C.INIT, C.ADOPT},
     S.INITIALIZED: set(C) - RECORDED_ONLY,
-    S.RUNNING: set(C) - {C.INIT, C.ADOPT},
+    S.RUNNING: set(C) - {C.INIT, C.ADOPT, C.BACKUP, C.RESTORE, *ON_THE_INSTALLATION},
     S.STOPPED: set(C) - RECORDED_ONLY,
     S.FAILED: set(C) - RECORDED_ONLY,
-    S.RESET: set(C) - RECORDED_ONLY,
+    S.RESET: set(C) - RECORDED_ONLY - {C.BACKUP},
     S.DELETED: {C.INIT, C.DELETE, C.ADOPT},
 }
 
@@ -49,10 +52,19 @@ SUCCEEDED = {C.INIT: S.INITIALIZED, C.START: S.RUNNING, C.RESTART: S.RUNNING, C.
 
 
 @pytest.mark.parametrize("before", [None, *State])
-@pytest.mark.parametrize("command", [command for command in Command if command not in STATELESS])
+@pytest.mark.parametrize("command", [command for command in Command
+                                     if command not in (*STATELESS, *ON_THE_INSTALLATION)])
 def test_a_success_leaves_the_commands_state_and_a_stop_keeps_a_reset_instance_reset(command, before):
     expected = S.RESET if (command, before) == (C.STOP, S.RESET) else SUCCEEDED[command]
     assert state_after(command, OUT.SUCCEEDED, before) is expected
+
+
+@pytest.mark.parametrize("command", sorted(ON_THE_INSTALLATION))
+def test_install_and_update_are_allowed_on_the_installation_alone_and_leave_no_instance_state(command):
+    assert refusal(command, None, INSTALLATION) is None
+    assert refusal(command, None, "alpha") == f"{command} acts on the installation, not on instance 'alpha'"
+    with pytest.raises(ValueError, match="leaves no instance state"):
+        state_after(command, OUT.SUCCEEDED, None)
 
 
 @pytest.mark.parametrize("before", [None, S.DELETED])

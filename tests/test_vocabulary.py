@@ -28,6 +28,8 @@ from commands.domain.steps import Plan
 from ledger import CommandRequested
 from ledger.lifecycle import (
     COMMAND_NAMES,
+    INSTALLATION,
+    ON_INSTALLATION,
     ROW_KINDS,
     Command,
     Observation,
@@ -60,6 +62,10 @@ CLI_SPELLING: dict[Command, tuple[str, ...]] = {
     Command.SECRET_UNSET: ("secret", "unset"),
     Command.ADOPT: ("adopt",),
     Command.CONSOLE: ("console",),
+    Command.BACKUP: ("backup",),
+    Command.RESTORE: ("restore",),
+    Command.INSTALL: ("install",),
+    Command.UPDATE: ("update",),
 }
 # CLI commands that record a command of another's name: a retry or replay re-requests the original.
 RERUNS = {("retry",), ("replay",)}
@@ -70,7 +76,10 @@ ARGS: dict[Command, dict] = {
     Command.CONSOLE: {"text": "status"},
     Command.SECRET_SET: {"cvar": "rcon_password", "fingerprint": FINGERPRINT},
     Command.SECRET_UNSET: {"cvar": "rcon_password"},
+    Command.BACKUP: {"exclude": ["*.dem"], "keep": 2},
+    Command.RESTORE: {"backup": "0123456789ab"},
 }
+BACKUP_ID = ARGS[Command.RESTORE]["backup"]
 
 
 def _label(value: object) -> str:
@@ -116,6 +125,12 @@ class _Recorded:
     def succeeded_retry(self, command_id: str) -> CommandView | None:
         return None
 
+    def running_instances(self) -> list[str]:
+        return [self.held.name] if self.held is not None and self.held.state == State.RUNNING else []
+
+    def stopped_by(self, command_id: str) -> list[str]:
+        return []
+
 
 def _recorded(state: State | None) -> _Recorded:
     if state is None:
@@ -125,7 +140,8 @@ def _recorded(state: State | None) -> _Recorded:
 
 
 def _request(command: str, args: dict) -> CommandView:
-    return CommandView(command_id="c0ffee000001", instance="alpha", command=command, args=args, actor="alice",
+    instance = INSTALLATION if command in ON_INSTALLATION else "alpha"
+    return CommandView(command_id="c0ffee000001", instance=instance, command=command, args=args, actor="alice",
                        os_user="root", requested_at="2024-05-01T12:00:00.000000Z", requested_seq=1)
 
 
@@ -170,8 +186,14 @@ def test_each_cli_spelling_records_the_command_it_is_named_for(command, root, tm
         (root / "instances" / "alpha").mkdir(parents=True)
         write_spec(root / "instances" / "alpha" / "spec.yaml")
     extra += ["status"] if command is Command.CONSOLE else []
+    if command is Command.RESTORE:
+        (root / "backups" / "alpha").mkdir(parents=True)
+        (root / "backups" / "alpha" / f"{BACKUP_ID}.json").write_text(json.dumps(
+            {"id": BACKUP_ID, "taken_at": "2024-05-01T12:00:00.000000Z", "size": 0, "sha256": "0" * 64}))
+        extra.append(BACKUP_ID)
+    name = [] if command in ON_INSTALLATION else ["alpha"]
     result = CliRunner().invoke(
-        cli, ["--root", str(root), "--host", "simulated", *CLI_SPELLING[command], "alpha", *extra, "--no-wait",
+        cli, ["--root", str(root), "--host", "simulated", *CLI_SPELLING[command], *name, *extra, "--no-wait",
               "--json"],
         input=SECRET + "\n", env={"L4D2CTL_ACTOR": "alice", "SUDO_USER": None})
     assert result.exit_code == 0, result.output
@@ -221,7 +243,11 @@ def test_refusal_answers_every_command_in_every_state(command, state):
 @pytest.mark.parametrize("outcome", FINISHED, ids=str)
 @pytest.mark.parametrize("command", Command, ids=str)
 def test_state_after_knows_every_command_and_finished_outcome(command, outcome):
-    assert isinstance(state_after(command, outcome, State.STOPPED), State)
+    if command in ON_INSTALLATION and outcome is Outcome.SUCCEEDED:
+        with pytest.raises(ValueError, match="leaves no instance state"):
+            state_after(command, outcome, State.STOPPED)
+    else:
+        assert isinstance(state_after(command, outcome, State.STOPPED), State)
 
 
 @pytest.mark.parametrize("before", [False, True], ids=["files-in-place", "needs-init"])
@@ -244,9 +270,9 @@ def test_the_ledger_refuses_a_command_name_not_in_the_list():
         CommandRequested(command="explode")
 
 
-@pytest.mark.parametrize("command", Command, ids=str)
-def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecycle_says(command, ledger):
-    host = FakeHost(ledger)
+@pytest.mark.parametrize("command", [command for command in Command if command not in ON_INSTALLATION], ids=str)
+def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecycle_says(command, ledger, tmp_path):
+    host = FakeHost(ledger, root=tmp_path)
     if command is Command.ADOPT:
         host.on_disk("alpha")
     else:
@@ -259,6 +285,8 @@ def test_the_projections_fold_every_succeeded_command_into_the_state_the_lifecyc
     args = dict(ARGS.get(command, {}))
     if command is Command.SECRET_SET:
         args["fingerprint"] = host.secrets.put("alpha", "rcon_password", SECRET)
+    if command is Command.RESTORE:
+        args["backup"] = host.run("alpha", "backup").command_id
     done = host.run("alpha", command.value, args)
     assert (done.command, done.outcome) == (command.value, Outcome.SUCCEEDED)
     instance = host.executor.projections.instance("alpha")
@@ -275,7 +303,16 @@ def _mentions(text: str, word: str) -> bool:
 
 @pytest.mark.parametrize("command", Command, ids=str)
 def test_docs_cli_shows_how_to_run_every_command(command):
-    assert f"{' '.join(CLI_SPELLING[command])} NAME" in (DOCS / "cli.md").read_text()
+    usage = f"l4d2ctl {command}" if command in ON_INSTALLATION else f"{' '.join(CLI_SPELLING[command])} NAME"
+    assert usage in (DOCS / "cli.md").read_text()
+
+
+@pytest.mark.parametrize("command", sorted(ON_INSTALLATION), ids=str)
+def test_the_projections_fold_install_and_update_into_no_instance(command, ledger, tmp_path):
+    host = FakeHost(ledger, root=tmp_path)
+    done = host.run(INSTALLATION, command.value)
+    assert (done.command, done.outcome) == (command.value, Outcome.SUCCEEDED)
+    assert host.executor.projections.instances() == []
 
 
 @pytest.mark.parametrize("command", [pytest.param(command, id=str(command)) for command in Command])

@@ -102,5 +102,6 @@ class App:
 
         if self._host is None:
             self.check_host()
-            self._host = build_host(self.settings.host, self.settings.root, self.settings.helper)
+            settings = self.settings
+            self._host = build_host(settings.host, settings.root, settings.helper, settings.steamcmd)
         return self._host

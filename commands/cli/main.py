@@ -18,15 +18,16 @@ import click
 
 from host_adapters.protocols import HostKind
 from ledger.errors import LedgerError
-from ledger.lifecycle import ROW_KINDS, Command, Outcome, State, refusal
+from ledger.lifecycle import INSTALLATION, ROW_KINDS, Command, Outcome, State, refusal
 
 from ..domain.errors import InvalidInput, Rejected
+from ..domain.names import KEEP_MAX
 from ..domain.text_rules import SECRET_VALUE_PATTERN, SECRET_VALUE_RULE, shown
 from ..service.limits import DEFAULT_JOBS
 from .app import App
 from .edge import EXIT_LEDGER, EXIT_OK, L4d2ctlGroup, hint
 from .params import COMMAND_ID_PREFIX, CVAR, INSTANCE_NAME, MOMENT, PRINTABLE_TEXT, REQUEST_KEY, SPEC_FILE, Seconds
-from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, Settings
+from .settings import DEFAULT_HELPER, DEFAULT_LOCK_TIMEOUT, DEFAULT_ROOT, DEFAULT_STEAMCMD, Settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
+BACKUP_FIELDS = ("id", "taken_at", "size", "sha256", "excludes", "command_id", "error")
 
 
 @click.group(cls=L4d2ctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,9 +56,12 @@ CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 @click.option("--helper", envvar="L4D2CTL_HELPER", metavar="PATH", default=DEFAULT_HELPER, show_default=True,
               type=click.Path(dir_okay=False),
               help="The privileged helper every root step goes through (through `sudo -n` when not root).")
+@click.option("--steamcmd", envvar="L4D2CTL_STEAMCMD", metavar="PATH", default=DEFAULT_STEAMCMD, show_default=True,
+              type=click.Path(dir_okay=False),
+              help="SteamCMD, by absolute path: what install and update run (as this process's user).")
 @click.pass_context
 def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: str, lock_timeout: float,
-        helper: str) -> None:
+        helper: str, steamcmd: str) -> None:
     """Event-sourced lifecycle control for Left 4 Dead 2 dedicated servers.
 
     Every command is appended to a hash-chained SQLite ledger first, then
@@ -66,7 +71,7 @@ def cli(ctx: click.Context, root: str, db: str | None, actor: str | None, host: 
     for option, value in (("--root", root), ("--db", db)):
         if value is not None and not value.isprintable():
             raise InvalidInput(f"{option} {shown(value)}: must be a path of printable characters")
-    settings = Settings.from_options(root, db, actor, host, lock_timeout, helper)
+    settings = Settings.from_options(root, db, actor, host, lock_timeout, helper, steamcmd)
     settings.check_ledger_place()
     ctx.obj = App(settings)
 
@@ -147,6 +152,77 @@ def adopt(app: App, name: str, no_wait: bool, as_json: bool, request_id: str | N
     running = host.services.status(name).active
     return _session(app, as_json).request(name, Command.ADOPT, {"spec": spec.to_document(), "running": running},
                                           request_id=request_id, no_wait=no_wait)
+
+
+@cli.command()
+@lifecycle
+@click.pass_obj
+def install(app: App, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+    """Fill the shared installation with SteamCMD (app 222860, anonymous; --steamcmd); refused while instances run
+    on it (`update` stops and starts them)."""
+    return _session(app, as_json).request(INSTALLATION, Command.INSTALL, request_id=request_id, no_wait=no_wait)
+
+
+@cli.command()
+@lifecycle
+@click.pass_obj
+def update(app: App, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+    """Update the shared installation with SteamCMD: stop the instances recorded running, update, start again
+    exactly those (each stop and start a command of its instance, linked to the update)."""
+    return _session(app, as_json).request(INSTALLATION, Command.UPDATE, request_id=request_id, no_wait=no_wait)
+
+
+@cli.command()
+@NAME
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Leave out what matches: a glob with '/' matches the path from the upper layer "
+                   "(left4dead2/logs/*), one without an entry's name (*.dem). Repeatable.")
+@click.option("--keep", type=click.IntRange(1, KEEP_MAX), metavar="N",
+              help="Then remove this instance's oldest backups beyond the newest N.")
+@lifecycle
+@click.pass_obj
+def backup(app: App, name: str, excludes: tuple[str, ...], keep: int | None, no_wait: bool, as_json: bool,
+           request_id: str | None) -> int:
+    """Archive a stopped instance's upper layer (what its server wrote) with a manifest and sha256 under
+    <root>/backups/NAME/; the backup's id is the command's."""
+    from ..domain.names import validate_excludes
+
+    args: dict[str, Any] = {"exclude": validate_excludes(list(excludes))}
+    if keep is not None:
+        args["keep"] = keep
+    return _session(app, as_json).request(name, Command.BACKUP, args, request_id=request_id, no_wait=no_wait)
+
+
+@cli.command()
+@NAME
+@click.option("--json", "as_json", is_flag=True, help="Print a list of objects.")
+@click.pass_obj
+def backups(app: App, name: str, as_json: bool) -> int:
+    """An instance's backups, oldest first: id, when taken, size, sha256."""
+    rows = [{key: manifest.get(key) for key in BACKUP_FIELDS} for manifest in app.host().backups.manifests(name)]
+    if as_json:
+        _emit_json(rows)
+    else:
+        from .tables import print_backups
+
+        print_backups(_console(), name, rows)
+    return EXIT_OK
+
+
+@cli.command()
+@NAME
+@click.argument("backup_id", type=COMMAND_ID_PREFIX)
+@lifecycle
+@click.pass_obj
+def restore(app: App, name: str, backup_id: str, no_wait: bool, as_json: bool, request_id: str | None) -> int:
+    """Replace a stopped instance's upper layer with a backup (any unique prefix of its id), once the archive's
+    sha256 is found to be its manifest's."""
+    ids = [manifest["id"] for manifest in app.host().backups.manifests(name) if manifest["id"].startswith(backup_id)]
+    if len(ids) != 1:
+        raise InvalidInput(f"backup id {backup_id}: {'no backup' if not ids else 'ambiguous: ' + ', '.join(ids)} "
+                           f"of {name} (`l4d2ctl backups {name}` lists them)")
+    return _session(app, as_json).request(name, Command.RESTORE, {"backup": ids[0]}, request_id=request_id,
+                                          no_wait=no_wait)
 
 
 def _simple_lifecycle(command: Command, summary: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host_adapters.helper import DEFAULT_HELPER as DEFAULT_HELPER  # re-exported: the CLI's defaults live here
+from host_adapters.steamcmd import DEFAULT_STEAMCMD as DEFAULT_STEAMCMD
 
 from ..domain.errors import InvalidInput
 from ..domain.text_rules import shown
@@ -27,14 +28,16 @@ class Settings:
     host: str
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     helper: str = DEFAULT_HELPER
+    steamcmd: str = DEFAULT_STEAMCMD
 
     @classmethod
     def from_options(cls, root: str, db: str | None, actor: str | None, host: str,
-                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, helper: str = DEFAULT_HELPER) -> Settings:
+                     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, helper: str = DEFAULT_HELPER,
+                     steamcmd: str = DEFAULT_STEAMCMD) -> Settings:
         """Settings from the CLI's global options; the ledger defaults to <root>/ledger.db."""
         root_path = Path(root).absolute()
         return cls(root=root_path, db=Path(db) if db else root_path / "ledger.db", actor=actor, host=host,
-                   lock_timeout=lock_timeout, helper=helper)
+                   lock_timeout=lock_timeout, helper=helper, steamcmd=steamcmd)
 
     def check_ledger_place(self) -> None:
         """Refuse a ledger inside a directory whose contents l4d2ctl deletes: a `reset` would take it along."""

@@ -133,3 +133,17 @@ def print_secrets(console: Console, name: str, secrets: list[dict[str, str]]) ->
     for secret in secrets:
         table.add_row(secret["cvar"], secret["fingerprint"], _when(secret["set_at"]), _text(secret["actor"]))
     console.print(table)
+
+
+def print_backups(console: Console, name: str, backups: list[dict[str, Any]]) -> None:
+    """An instance's backups, oldest first: id, when taken, size, sha256 (and a manifest that cannot be read)."""
+    if not backups:
+        console.print(f"{name} has no backups (`l4d2ctl backup {name}` takes one while it is stopped)")
+        return
+    table = _table(f"Backups of {name}", ["id", "taken (UTC)", "size", "sha256"])
+    for backup in backups:
+        if backup.get("error"):
+            table.add_row(backup["id"], "-", "-", _text(backup["error"]))
+            continue
+        table.add_row(backup["id"], _when(backup["taken_at"]), f"{backup['size']:,}", backup["sha256"])
+    console.print(table)

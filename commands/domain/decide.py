@@ -9,26 +9,30 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ledger.lifecycle import COMMAND_NAMES, RETRYABLE, Command, State, refusal
+from ledger.lifecycle import COMMAND_NAMES, ON_INSTALLATION, RETRYABLE, Command, State, refusal
 from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
-from .names import validate_console_text, validate_cvar, validate_name
+from .names import KEEP_MAX, validate_console_text, validate_cvar, validate_excludes, validate_name
 from .spec import Spec, parse_spec
 from .steps import (
     Plan,
     adopt_steps,
+    backup_plan,
     console_plan,
     init_steps,
+    install_plan,
     purge_plan,
     restart_plan,
+    restore_plan,
     running_plan,
     secret_set_plan,
     secret_unset_plan,
     start_plan,
     stop_plan,
+    update_plan,
 )
-from .text_rules import FINGERPRINT_PATTERN
+from .text_rules import BACKUP_ID_PATTERN, FINGERPRINT_PATTERN
 
 
 class RecordedState(Protocol):
@@ -46,17 +50,25 @@ class RecordedState(Protocol):
     def succeeded_retry(self, command_id: str) -> CommandView | None:
         """A retry of `command_id` that succeeded, if one did."""
 
+    def running_instances(self) -> list[str]:
+        """The instances recorded running, by name."""
+
+    def stopped_by(self, command_id: str) -> list[str]:
+        """The instances a stop run as part of `command_id` stopped, and that are recorded stopped still."""
+
 
 def decide(command: CommandView, state: RecordedState) -> Plan:
     """The plan `command` carries out on the host, given the recorded state; `Rejected` if none is allowed."""
     _check_links(command, state)
+    if command.command not in COMMAND_NAMES:
+        raise Rejected(_unknown(command))
+    kind = Command(command.command)
+    if kind in ON_INSTALLATION:
+        return _on_installation(kind, command, state)
     try:
         name = validate_name(command.instance)
     except InvalidInput as error:
         raise Rejected(str(error)) from None
-    if command.command not in COMMAND_NAMES:
-        raise Rejected(_unknown(command))
-    kind = Command(command.command)
     instance = state.instance(name)
     recorded = instance.recorded_state
     reason = refusal(kind, recorded, name)
@@ -87,8 +99,56 @@ def decide(command: CommandView, state: RecordedState) -> Plan:
             return secret_unset_plan(name, _cvar(command))
         case Command.CONSOLE:
             return console_plan(name, _console_text(command))
+        case Command.BACKUP:
+            return backup_plan(name, command.command_id, _excludes(command), _keep(command))
+        case Command.RESTORE:
+            return restore_plan(name, _backup_id(command))
         case _:
             raise Rejected(_unknown(command))
+
+
+def _on_installation(kind: Command, command: CommandView, state: RecordedState) -> Plan:
+    """Install refuses while instances run on the installation; update stops them first and starts them again
+    after, and its retry also starts again those its original stopped and left stopped."""
+    reason = refusal(kind, None, command.instance)
+    if reason is not None:
+        raise Rejected(reason)
+    running = state.running_instances()
+    match kind:
+        case Command.INSTALL if running:
+            raise Rejected(f"instances run on the installation ({', '.join(running)}): `l4d2ctl update` stops and "
+                           f"starts them around the change")
+        case Command.INSTALL:
+            return install_plan()
+        case Command.UPDATE:
+            left_stopped = state.stopped_by(command.retry_of) if command.retry_of is not None else []
+            return update_plan(sorted({*running, *left_stopped}))
+        case _:
+            raise Rejected(_unknown(command))
+
+
+def _excludes(command: CommandView) -> list[str]:
+    excludes = command.args.get("exclude", [])
+    try:
+        if not isinstance(excludes, list) or not all(isinstance(glob, str) for glob in excludes):
+            raise InvalidInput("exclude: not a list of globs")
+        return validate_excludes(excludes)
+    except InvalidInput as error:
+        raise Rejected(str(error)) from None
+
+
+def _keep(command: CommandView) -> int | None:
+    keep = command.args.get("keep")
+    if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= KEEP_MAX):
+        raise Rejected(f"--keep {keep!r}: must be 1-{KEEP_MAX}")
+    return keep
+
+
+def _backup_id(command: CommandView) -> str:
+    backup = command.args.get("backup")
+    if not isinstance(backup, str) or not BACKUP_ID_PATTERN.fullmatch(backup):
+        raise Rejected(f"backup id {backup!r}: must be the 12 hex digits `l4d2ctl backups` lists")
+    return backup
 
 
 def _unknown(command: CommandView) -> str:

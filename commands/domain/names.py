@@ -35,3 +35,22 @@ def validate_cvar(cvar: str) -> str:
     if not CVAR_PATTERN.fullmatch(cvar):
         raise InvalidInput(f"cvar {shown(cvar)}: {CVAR_RULE}")
     return cvar
+
+
+EXCLUDES_MAX = 32
+EXCLUDE_MAX_LENGTH = 200
+KEEP_MAX = 1000
+
+
+def validate_excludes(excludes: list[str]) -> list[str]:
+    """Globs a backup leaves out: at most 32, each 1-200 printable ASCII characters, relative to the upper layer
+    (a glob with '/' matches a path from it, one without an entry's name)."""
+    if len(excludes) > EXCLUDES_MAX:
+        raise InvalidInput(f"--exclude: at most {EXCLUDES_MAX} globs, not {len(excludes)}")
+    for glob in excludes:
+        if not 1 <= len(glob) <= EXCLUDE_MAX_LENGTH or not all(" " <= char <= "~" for char in glob):
+            raise InvalidInput(f"--exclude {shown(glob[:60])}: must be 1-{EXCLUDE_MAX_LENGTH} printable ASCII "
+                               f"characters")
+        if glob.startswith("/") or ".." in glob.split("/"):
+            raise InvalidInput(f"--exclude {shown(glob)}: a glob relative to the upper layer, without '..'")
+    return excludes

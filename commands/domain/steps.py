@@ -7,12 +7,14 @@ idempotent, so a command cut short by a crash can simply be run again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
-from ledger.lifecycle import UNDO_PREFIX
+from ledger import format_time
+from ledger.lifecycle import UNDO_PREFIX, Command
 
 from .errors import InvalidInput
 from .spec import Spec, dump_spec, load_spec_text
@@ -32,15 +34,36 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A command of one instance that a command runs as part of itself (an update stops and starts the instances
+    around its change): requested, decided and recorded like any other, linked to it by `part_of`.
+
+    With `after`, it runs only once the part `after` of the same instance
+    succeeded; no part runs twice in one command.
+    """
+
+    command: Command
+    instance: str
+    after: Command | None = None
+    undoing: bool = False
+
+    @property
+    def name(self) -> str:
+        """How the step that runs this part is recorded: `stop NAME`, `start NAME`, `undo: start NAME`."""
+        return f"{UNDO_PREFIX if self.undoing else ''}{self.command} {self.instance}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """The steps a command takes, and the steps that put the host back when it fails or is cancelled mid-way.
 
-    Only commands that leave a unit running have an undo: a start that does
-    not end serving must not leave a unit enabled, restarting, or mounted.
+    Commands that leave a unit running have an undo (a start that does not
+    end serving must not leave a unit enabled, restarting, or mounted), and so
+    does an update: it starts again what it stopped.
     """
 
-    steps: list[Step]
-    undo: list[Step] = field(default_factory=list)
+    steps: Sequence[Step | Part]
+    undo: Sequence[Step | Part] = ()
 
 
 def instance_dir(name: str) -> str:
@@ -301,6 +324,93 @@ def console_plan(name: str, text: str) -> Plan:
         host.services.console(name, text, io)
 
     return Plan([Step("send over RCON", send_over_rcon)])
+
+
+def install_plan() -> Plan:
+    """Install: fill the shared installation with SteamCMD, never under a mounted overlay."""
+    return Plan([Step("check steamcmd", _check_installer), Step("check no overlay is mounted", _check_unmounted),
+                 Step("run steamcmd", _run_installer)])
+
+
+def update_plan(running: list[str]) -> Plan:
+    """Update: stop the instances that run on the installation, update it, start again exactly those it stopped;
+    each stop and start a command of its instance. Failed or cancelled mid-way, it starts them again."""
+    return Plan([Step("check steamcmd", _check_installer), *(Part(Command.STOP, name) for name in running),
+                 Step("check no overlay is mounted", _check_unmounted), Step("run steamcmd", _run_installer),
+                 *(Part(Command.START, name, after=Command.STOP) for name in running)],
+                undo=[Part(Command.START, name, after=Command.STOP, undoing=True) for name in running])
+
+
+def _check_installer(host: Host, io: StepIO) -> None:
+    host.installer.check(io)
+
+
+def _run_installer(host: Host, io: StepIO) -> None:
+    host.installer.install(io)
+
+
+def _check_unmounted(host: Host, io: StepIO) -> None:
+    """The kernel leaves changing a lower layer under a mounted overlay undefined: no instance's overlay may be
+    mounted (a unit started by hand, or by systemd, included) while the installation changes."""
+    mounted = [name for name in host.fs.list_names("runtime") if host.mounter.is_mounted(_merged(host, name))]
+    if mounted:
+        raise HostError(f"the overlays of {', '.join(mounted)} are mounted on the installation: stop "
+                        f"{'them' if len(mounted) > 1 else 'it'} first (`l4d2ctl update` stops what the ledger "
+                        f"records running)")
+    io.say("no instance's overlay is mounted: the installation can change")
+
+
+INSTANCE_FILES = ("spec.yaml", "instance.env", "server.cfg")
+
+
+def backup_plan(name: str, backup_id: str, excludes: list[str], keep: int | None) -> Plan:
+    """Backup: archive the upper layer (the instance is stopped: nothing writes it) with a manifest holding the
+    instance files; then, with `keep`, remove the oldest backups beyond the newest `keep`."""
+
+    def archive_upper_layer(host: Host, io: StepIO) -> None:
+        files = {file: host.fs.read_bytes(f"{instance_dir(name)}/{file}").decode(errors="replace")
+                 for file in INSTANCE_FILES if host.fs.exists(f"{instance_dir(name)}/{file}")}
+        manifest = host.backups.take(
+            name, backup_id, lambda out: host.runtime.archive(name, excludes, out, io),
+            {"taken_at": format_time(datetime.now(timezone.utc)), "command_id": backup_id, "excludes": excludes,
+             "files": files})
+        io.say(f"backups/{name}/{backup_id}.tar: {manifest['size']} bytes, sha256 {manifest['sha256']}")
+
+    def remove_oldest_backups(host: Host, io: StepIO) -> None:
+        others = [manifest["id"] for manifest in host.backups.manifests(name) if manifest["id"] != backup_id]
+        dropped = others[:max(len(others) - ((keep or 1) - 1), 0)]
+        for old in dropped:
+            host.backups.remove(name, old)
+            io.say(f"removed backup {old} (--keep {keep})")
+        io.say(f"{len(others) - len(dropped) + 1} backups of {name} kept")
+
+    steps = [Step("archive the upper layer", archive_upper_layer)]
+    return Plan([*steps, Step(f"keep the newest {keep}", remove_oldest_backups)] if keep else steps)
+
+
+def restore_plan(name: str, backup_id: str) -> Plan:
+    """Restore: check the archive against its manifest (size, sha256) and only then replace the upper layer with
+    it; the instance files stay as the recorded blueprint has them (differences are said)."""
+
+    def restore_upper_layer(host: Host, io: StepIO) -> None:
+        with host.backups.verified(name, backup_id) as (manifest, archive):
+            io.say(f"backups/{name}/{backup_id}.tar: {manifest['size']} bytes, sha256 {manifest['sha256']}, as "
+                   f"its manifest records")
+            host.runtime.prepare(name, io)
+            host.runtime.restore(name, archive, io)
+
+    def compare_instance_files(host: Host, io: StepIO) -> None:
+        backed_up = host.backups.manifest(name, backup_id).get("files") or {}
+        for file in INSTANCE_FILES:
+            path = f"{instance_dir(name)}/{file}"
+            now = host.fs.read_bytes(path).decode(errors="replace") if host.fs.exists(path) else None
+            if file in backed_up and backed_up[file] != now:
+                io.say(f"{path} differs from the backup's; kept as the recorded blueprint makes it (the backup's "
+                       f"copy is in backups/{name}/{backup_id}.json)")
+        io.say(f"the instance files of {name} are compared")
+
+    return Plan([Step("restore the upper layer", restore_upper_layer),
+                 Step("compare instance files", compare_instance_files)])
 
 
 def stop_plan(name: str) -> Plan:

@@ -18,6 +18,7 @@ CVAR_RULE = "must be 1-64 characters of a-z, 0-9 and '_', not starting with a di
 SECRET_VALUE_PATTERN = re.compile(r"[\x20\x21\x23-\x7e]{1,255}")
 SECRET_VALUE_RULE = "must be 1-255 printable ASCII characters, without '\"'"
 FINGERPRINT_PATTERN = re.compile(r"[0-9a-f]{32}")
+BACKUP_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # a backup is named by the id of the command that took it
 # Cvars whose values are secrets: set with `l4d2ctl secret set`, never in a spec (it is sealed into the ledger).
 SECRET_CVARS = ("rcon_password", "sv_password")
 

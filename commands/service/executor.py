@@ -27,29 +27,27 @@ from typing import cast
 
 from host_adapters import Cancelled, Host, HostError, StepIO
 from host_adapters.protocols import valid_text
-from ledger import (
+from ledger import Ledger, LedgerError, LedgerLocked, format_time, parse_time
+from ledger.events import (
     CommandCancelled,
     CommandFailed,
     CommandInterrupted,
     CommandRejected,
+    CommandRequested,
     CommandStarted,
     CommandSucceeded,
-    Ledger,
-    LedgerError,
-    LedgerLocked,
     NewEvent,
+    Payload,
     StepCompleted,
-    format_time,
-    parse_time,
 )
-from ledger.events import EventPayload
-from ledger.lifecycle import Command, EventType, out_of_turn
+from ledger.lifecycle import ON_INSTALLATION, PART_OF, Command, EventType, out_of_turn
 from ledger.payloads import EventRecord
 from projections import CommandView, Projections
 
 from ..domain.decide import decide
 from ..domain.errors import Rejected
-from ..domain.steps import NothingToDo, Plan, Step
+from ..domain.steps import NothingToDo, Part, Plan, Step
+from .command_ids import new_command_id
 from .executor_lock import executor_alive
 from .identity import os_user
 from .limits import DEFAULT_JOBS
@@ -94,11 +92,23 @@ class StepResult:
     """
 
     flight: Flight
-    payload: EventPayload
+    payload: Payload
     recorded: threading.Event | None
 
 
-Report = StepLine | StepResult
+@dataclass(frozen=True)
+class PartRequest:
+    """A worker asks for a part of its command (`Part`) to be requested, decided and started as a command of its
+    own; `reply` gets the part's command and its plan (None: it was not started, its outcome is recorded)."""
+
+    flight: Flight
+    part: Part
+    cancel: threading.Event
+    reply: queue.SimpleQueue[tuple[CommandView, Plan | None]]
+
+
+Report = StepLine | StepResult | PartRequest
+OUTCOMES = (CommandSucceeded, CommandFailed, CommandRejected, CommandCancelled, CommandInterrupted)
 
 
 def _unexpected(error: Exception) -> str:
@@ -108,8 +118,8 @@ def _unexpected(error: Exception) -> str:
 
 def waits_for_everyone(command: CommandView) -> bool:
     """Whether deciding `command` reads other instances' outcomes: an init or adopt checks that its port is
-    free, a retry or replay looks at the command it links to."""
-    return (command.command in (Command.INIT, Command.ADOPT) or command.retry_of is not None
+    free, a retry or replay looks at the command it links to, an install or update at every instance."""
+    return (command.command in (Command.INIT, Command.ADOPT, *ON_INSTALLATION) or command.retry_of is not None
             or command.replay_of is not None)
 
 
@@ -238,6 +248,8 @@ class Executor:
         """Whether `command` can be decided now: a free worker, and nothing running that its decision reads."""
         if len(self._flights) >= self.jobs:
             return False
+        if any(flight.command.command in ON_INSTALLATION for flight in self._flights.values()):
+            return False  # nothing starts on the installation while it changes
         if waits_for_everyone(command):
             return not self._flights
         return all(flight.command.instance != command.instance for flight in self._flights.values())
@@ -293,16 +305,50 @@ class Executor:
             case StepLine(flight, step, line):
                 self.on_line(flight.command, step, line)
                 return False
-            case StepResult(flight, payload, None):
-                self._record_what_happened(flight.command, payload)
-                del self._flights[flight.command.command_id]
-                return True
-            case StepResult(flight, payload, threading.Event() as recorded):
-                self._record_what_happened(flight.command, payload, durable=False)
-                recorded.set()
+            case StepResult(flight, payload, recorded):
+                ended = isinstance(payload, OUTCOMES)
+                self._record_what_happened(flight.command, payload, durable=ended)
+                if ended:
+                    del self._flights[flight.command.command_id]
+                if recorded is not None:
+                    recorded.set()
+                return ended
+            case PartRequest(flight, part, cancel, reply):
+                reply.put(self._take_up_part(flight.command, part, cancel))
                 return False
             case _:
                 raise TypeError(f"{report!r} is not a worker report")
+
+    def _take_up_part(self, whole: CommandView, part: Part,
+                      cancel: threading.Event) -> tuple[CommandView, Plan | None]:
+        """Request a part of `whole` as a command of its instance (linked by `part_of`, by the same actor), decide
+        it, and record its start (its plan returned) or its rejection (None)."""
+        command_id = self._append_part(whole, part)
+        command = self.projections.recorded_command(command_id)
+        try:
+            plan = decide(command, ProvenState(self.projections, self.ledger))
+        except (Rejected, LedgerError) as refused:
+            self._record_what_happened(command, CommandRejected(reason=str(refused)))
+            return self.projections.recorded_command(command_id), None
+        self._record_what_happened(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(),
+                                                           simulated=self.host.simulated))
+        self._flights[command_id] = Flight(command, cancel)
+        return command, plan
+
+    def _append_part(self, whole: CommandView, part: Part) -> str:
+        """Record the request of a part (waiting out a locked ledger, as for anything that happens mid-command)."""
+        event = NewEvent(instance=part.instance, command_id=new_command_id(), actor=whole.actor, os_user=self.os_user,
+                         payload=CommandRequested(command=part.command, args={PART_OF: whole.command_id}))
+        while True:
+            try:
+                with self.ledger.transaction():
+                    self.ledger.append([event])
+                    self.projections.sync()
+                break
+            except LedgerLocked as error:
+                self.warn(f"{error}; still trying to record {part.name} as part of command {whole.command_id}")
+                time.sleep(LOCKED_RETRY)
+        return event.command_id
 
     def _pass_on_cancels(self) -> None:
         """Tell the workers of running commands someone asked to cancel."""
@@ -320,12 +366,19 @@ class Executor:
             outcome = CommandFailed(step=None, error=_unexpected(error))
         self._reports.put(StepResult(flight, outcome, None))
 
-    def _run_steps(self, flight: Flight, plan: Plan) -> EventPayload:
+    def _run_steps(self, flight: Flight, plan: Plan) -> Payload:
         """Run the plan's steps in order; the outcome, after the undo steps when the command stopped short."""
+        parts: dict[tuple[Command, str], bool] = {}
         for step in plan.steps:
             if flight.cancel.is_set():
-                return self._undo(flight, plan, CommandCancelled(step=step.name))
+                return self._undo(flight, plan, CommandCancelled(step=step.name), parts)
             io = self._io(flight, step, cancellable=True)
+            if isinstance(step, Part):
+                failure = self._run_part(flight, step, parts, io, flight.cancel)
+                if failure is not None:
+                    return self._undo(flight, plan, failure, parts)
+                self._step_completed(flight, step, io)
+                continue
             try:
                 step.action(self.host, io)
             except NothingToDo as done:
@@ -333,44 +386,92 @@ class Executor:
                 self._step_completed(flight, step, io)
                 break
             except Cancelled:
-                return self._undo(flight, plan, CommandCancelled(step=step.name))
+                return self._undo(flight, plan, CommandCancelled(step=step.name), parts)
             except HostError as error:
                 tail = [valid_text(line) for line in error.stderr_tail]
                 return self._undo(flight, plan, CommandFailed(step=step.name, error=valid_text(str(error)),
-                                                              output=io.lines, stderr_tail=tail))
+                                                              output=io.lines, stderr_tail=tail), parts)
             except Exception as error:  # whatever else a step raises ends its command as failed, recorded
                 return self._undo(flight, plan, CommandFailed(step=step.name, error=_unexpected(error),
-                                                              output=io.lines))
+                                                              output=io.lines), parts)
             self._step_completed(flight, step, io)
-        succeeded: EventPayload = CommandSucceeded()
+        succeeded: Payload = CommandSucceeded()
         return succeeded
 
-    def _undo(self, flight: Flight, plan: Plan, outcome: EventPayload) -> EventPayload:
+    def _undo(self, flight: Flight, plan: Plan, outcome: Payload,
+              parts: dict[tuple[Command, str], bool]) -> Payload:
         """Run the undo steps of a command that stopped short (each reported), then give its outcome.
 
         Undo steps tolerate failures and are not cancellable: a start that was
-        cancelled must still not leave its unit running.
+        cancelled must still not leave its unit running. An undo part that
+        fails is said in its step's output; the command's outcome stays the
+        one that stopped it.
         """
         for step in plan.undo:
             io = self._io(flight, step, cancellable=False)
-            step.action(self.host, io)
+            if isinstance(step, Part):
+                if self._needed(step, parts, io):
+                    self._run_part(flight, step, parts, io, threading.Event())
+            else:
+                step.action(self.host, io)
             self._step_completed(flight, step, io)
         return outcome
 
-    def _step_completed(self, flight: Flight, step: Step, io: StepIO) -> None:
+    def _needed(self, part: Part, parts: dict[tuple[Command, str], bool], io: StepIO) -> bool:
+        """Whether `part` is to run: not run yet in this command, and its `after` part succeeded (else it says so)."""
+        if (part.command, part.instance) in parts:
+            io.say(f"{part.name} ran already, as part of this command")
+            return False
+        if part.after is not None and not parts.get((part.after, part.instance)):
+            io.say(f"nothing to do: {part.instance} was not {'stopped' if part.after is Command.STOP else part.after} "
+                   f"by this command")
+            return False
+        return True
+
+    def _run_part(self, flight: Flight, part: Part, parts: dict[tuple[Command, str], bool], io: StepIO,
+                  cancel: threading.Event) -> Payload | None:
+        """Run a part as a command of its own (requested and decided by the owning thread, its steps here, its
+        outcome recorded before going on); None when it succeeded, else the whole command's failure."""
+        reply: queue.SimpleQueue[tuple[CommandView, Plan | None]] = queue.SimpleQueue()
+        self._reports.put(PartRequest(flight, part, cancel, reply))
+        command, plan = reply.get()
+        if plan is None:
+            outcome: Payload = CommandRejected(reason=command.error or "rejected")
+        else:
+            part_flight = Flight(command, cancel)
+            try:
+                outcome = self._run_steps(part_flight, plan)
+            except Exception as error:  # as `_carry_out`: the part still gets its one outcome
+                outcome = CommandFailed(step=None, error=_unexpected(error))
+            recorded = threading.Event()
+            self._reports.put(StepResult(part_flight, outcome, recorded))
+            recorded.wait()
+        succeeded = isinstance(outcome, CommandSucceeded)
+        parts[(part.command, part.instance)] = succeeded
+        ended = type(outcome).__name__.removeprefix("Command").lower()
+        io.say(f"{part.name}: {ended} (command {command.command_id})")
+        if succeeded:
+            return None
+        why = f"{part.name} {ended} (command {command.command_id}): nothing more was done but putting back what " \
+              f"this command changed"
+        if isinstance(outcome, CommandCancelled) and cancel.is_set():
+            return CommandCancelled(step=part.name)
+        return CommandFailed(step=part.name, error=why, output=list(io.lines))
+
+    def _step_completed(self, flight: Flight, step: Step | Part, io: StepIO) -> None:
         """Have the owning thread record that `step` completed, and wait until it has."""
         recorded = threading.Event()
         self._reports.put(StepResult(flight, StepCompleted(step=step.name, output=io.lines), recorded))
         recorded.wait()
 
-    def _io(self, flight: Flight, step: Step, cancellable: bool) -> StepIO:
+    def _io(self, flight: Flight, step: Step | Part, cancellable: bool) -> StepIO:
         """The step's line sink (back to the owning thread) and cancel check (the flight's flag)."""
         return StepIO(
             emit=lambda line: self._reports.put(StepLine(flight, step.name, line)),
             should_cancel=flight.cancel.is_set if cancellable else (lambda: False),
         )
 
-    def _record_what_happened(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
+    def _record_what_happened(self, command: CommandView, payload: Payload, *, durable: bool = True) -> None:
         """Record a step or an outcome: it happened on the host, so a ledger locked past its timeout (by a
         backup, a long read) is waited out, with a warning each time, never given up on."""
         while True:
@@ -382,7 +483,7 @@ class Executor:
                           f"{command.command_id} ({command.command} {command.instance}), which happened on the host")
                 time.sleep(LOCKED_RETRY)
 
-    def _record(self, command: CommandView, payload: EventPayload, *, durable: bool = True) -> None:
+    def _record(self, command: CommandView, payload: Payload, *, durable: bool = True) -> None:
         """Append one event of `command` and bring the projections up to date, in one transaction; refused
         (`LedgerError`) when the event is out of turn for the command's recorded events (`out_of_turn`).
 
@@ -408,6 +509,6 @@ class Executor:
                                   f"to record {event.type}: {refusal}. Is a second executor running, or were the "
                                   f"projections edited? (`l4d2ctl verify`; `l4d2ctl projections rebuild`)")
             self.ledger.append([event])
-            events = self.projections.sync()
-        for event in events:
-            self.observer(event)
+            records = self.projections.sync()
+        for record in records:
+            self.observer(record)

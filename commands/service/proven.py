@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import cast
 
 from ledger import Ledger, LedgerError
-from ledger.lifecycle import Command, EventType
+from ledger.lifecycle import Command, EventType, Outcome, State
 from ledger.payloads import CommandRequestedData
 from projections import CommandView, InstanceView, Projections
 
@@ -58,6 +58,16 @@ class ProvenState:
     def succeeded_retry(self, command_id: str) -> CommandView | None:
         """A retry of `command_id` that succeeded, if one did."""
         return self.projections.succeeded_retry(command_id)
+
+    def running_instances(self) -> list[str]:
+        """The instances recorded running, by name."""
+        return [view.name for view in self.projections.instances() if view.recorded_state is State.RUNNING]
+
+    def stopped_by(self, command_id: str) -> list[str]:
+        """The instances a stop run as part of `command_id` stopped, and that are recorded stopped still."""
+        stopped = {part.instance for part in self.projections.parts_of(command_id)
+                   if part.command == Command.STOP and part.outcome == Outcome.SUCCEEDED}
+        return sorted(name for name in stopped if self.projections.instance(name).recorded_state is State.STOPPED)
 
     def _recorded_blueprint(self, name: str) -> object:
         """The spec of the instance's last init or adopt that succeeded, read from the chain (None: none did)."""
