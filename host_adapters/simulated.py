@@ -295,6 +295,8 @@ class SimulatedRuntime:
                 here = Path(directory).relative_to(upper)
                 for entry in sorted(names) + sorted(files):
                     relative = (here / entry).as_posix()
+                    if here.as_posix() == CFG_DIR and _staged_cfg(entry):
+                        continue  # staged by every start, with the secrets: never into an archive operators read
                     if excluded(relative, excludes):
                         left_out += 1
                         if entry in names:

@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -120,8 +121,10 @@ def _config(root: Path):
     return helper.Config(str(root), GAME_USER)
 
 
-def _run(root: Path, *argv: str, system=None, stdin: str = ""):
-    return helper.run(list(argv), _config(root), system or RecordingSystem(), io.StringIO(stdin))
+def _run(root: Path, *argv: str, system=None, stdin: str | bytes = "", stdout=None):
+    source = io.BytesIO(stdin if isinstance(stdin, bytes) else stdin.encode()) if argv[:1] == ("restore",) \
+        else io.StringIO(stdin if isinstance(stdin, str) else stdin.decode(errors="replace"))
+    return helper.run(list(argv), _config(root), system or RecordingSystem(), source, stdout or io.BytesIO())
 
 
 def _mounts() -> set[str]:
@@ -638,3 +641,109 @@ def test_rcon_with_nothing_listening_fails_saying_so(root):
     _with_password(root, "a", port, "hunter2")
     with pytest.raises(helper.Failed, match=f"no RCON answer on tcp/{port}"):
         _run(root, "rcon", "a", system=helper.System(), stdin="status\n")
+
+
+# --- archive and restore: the upper layer, in and out of a tar -----------------------------------
+
+
+def _upper(root: Path) -> Path:
+    _run(root, "prepare", "a")
+    upper = root / "runtime/a/upper"
+    (upper / "left4dead2/addons").mkdir(parents=True)
+    (upper / "left4dead2/addons/map.vpk").write_bytes(bytes(range(256)) * 64)
+    (upper / "left4dead2/logs").mkdir()
+    (upper / "left4dead2/logs/l0001.log").write_text("said hello\n")
+    (upper / "left4dead2/cfg").mkdir()
+    (upper / "left4dead2/cfg/server.cfg").write_text('rcon_password "hunter2"\n')
+    (upper / "left4dead2/cfg/autoexec.cfg").write_text("sv_cheats 0\n")
+    (upper / "demo.dem").write_text("demo")
+    return upper
+
+
+def _archive(root: Path, *globs: str) -> bytes:
+    out = io.BytesIO()
+    _run(root, "archive", "a", stdin="".join(f"{glob}\n" for glob in globs), stdout=out)
+    return out.getvalue()
+
+
+def _names(archive: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return sorted(tar.getnames())
+
+
+def test_archive_writes_the_upper_layer_without_what_the_excludes_match(root):
+    _upper(root)
+    assert _names(_archive(root, "left4dead2/logs/*", "*.dem")) == [
+        "left4dead2", "left4dead2/addons", "left4dead2/addons/map.vpk", "left4dead2/cfg",
+        "left4dead2/cfg/autoexec.cfg", "left4dead2/logs"]
+
+
+def test_archive_never_carries_the_staged_cfgs_which_hold_the_secrets(root):
+    _upper(root)
+    archive = _archive(root)
+    assert "left4dead2/cfg/server.cfg" not in _names(archive)
+    assert b"hunter2" not in archive
+
+
+def test_archive_keeps_a_symlink_as_a_symlink_and_never_reads_through_it(root, outside):
+    upper = _upper(root)
+    (upper / "escape").symlink_to(outside)
+    with tarfile.open(fileobj=io.BytesIO(_archive(root))) as tar:
+        link = tar.getmember("escape")
+        assert link.issym() and link.linkname == str(outside)
+        assert not any(name.startswith("escape/") for name in tar.getnames())
+
+
+@pytest.mark.parametrize("verb", ["archive", "restore"])
+def test_archive_and_restore_are_refused_while_the_unit_runs(root, verb):
+    _upper(root)
+    with pytest.raises(helper.Refused, match="left4me-server@a.service is running"):
+        _run(root, verb, "a", system=RecordingSystem(active=True))
+
+
+def test_restore_puts_back_every_file_byte_for_byte_and_swaps_the_old_layer_out(root):
+    upper = _upper(root)
+    archive = _archive(root)
+    (upper / "left4dead2/addons/map.vpk").unlink()
+    (upper / "left4dead2/addons/new.vpk").write_text("after the backup")
+    system = RecordingSystem()
+    _run(root, "restore", "a", stdin=archive, system=system)
+    assert (upper / "left4dead2/addons/map.vpk").read_bytes() == bytes(range(256)) * 64
+    assert not (upper / "left4dead2/addons/new.vpk").exists()
+    assert sorted(path.name for path in (root / "runtime/a").iterdir()) == ["merged", "upper", "work"]
+    assert ("chown", str(root / "runtime/a/upper.restoring/left4dead2/addons/map.vpk")) in system.calls  # built aside
+
+
+@pytest.mark.parametrize(("member", "why"), [
+    ("../escaped", "is not a plain relative path"), ("/etc/escaped", "is not a plain relative path"),
+    ("a/../../escaped", "is not a plain relative path"), ("link/escaped", "goes through a symlink")])
+def test_restore_refuses_an_entry_that_leaves_the_upper_layer_and_changes_nothing(root, outside, member, why):
+    upper = _upper(root)
+    before = sorted(str(path) for path in upper.rglob("*"))
+    crafted = io.BytesIO()
+    with tarfile.open(fileobj=crafted, mode="w") as tar:
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+        entry = tarfile.TarInfo(member)
+        entry.size = 5
+        tar.addfile(entry, io.BytesIO(b"owned"))
+    with pytest.raises(helper.Refused, match=why):
+        _run(root, "restore", "a", stdin=crafted.getvalue())
+    assert sorted(str(path) for path in upper.rglob("*")) == before
+    assert sorted(p.name for p in outside.rglob("*")) == ["dir", "file"]
+
+
+def test_restore_leaves_out_devices_and_strips_setuid_bits(root):
+    upper = _upper(root)
+    crafted = io.BytesIO()
+    with tarfile.open(fileobj=crafted, mode="w") as tar:
+        device = tarfile.TarInfo("null")
+        device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+        tar.addfile(device)
+        program = tarfile.TarInfo("program")
+        program.size, program.mode = 2, 0o4755
+        tar.addfile(program, io.BytesIO(b"#!"))
+    _run(root, "restore", "a", stdin=crafted.getvalue())
+    assert not (upper / "null").exists()
+    assert stat.S_IMODE((upper / "program").stat().st_mode) == 0o755
