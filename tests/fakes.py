@@ -28,13 +28,14 @@ class Faults:
     fail_at: int | None = None
     hang_at: int | None = None
     hang_on: str | None = None
+    fail_on: str | None = None
     calls: list[str] = field(default_factory=list)
 
     def check(self, call: str, io: StepIO | None = None) -> None:
         """Count a call; fail or hang if it is the chosen one."""
         self.calls.append(call)
         number = len(self.calls)
-        if number == self.fail_at:
+        if number == self.fail_at or (self.fail_on is not None and call.startswith(self.fail_on)):
             raise HostError(f"injected fault at call {number} ({call})", [f"fault: {call}"])
         if number == self.hang_at or (self.hang_on is not None and call.startswith(self.hang_on)):
             while io is None or not io.should_cancel():
