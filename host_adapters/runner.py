@@ -27,9 +27,9 @@ class RunResult:
 
 
 def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: float = 0.1,
-        input_text: str | None = None, keep: bool = True) -> RunResult:
-    """Run `argv` (with `input_text` on its stdin, else nothing); each output line goes to `io`; a cancel or
-    timeout ends the child.
+        input_text: str | None = None, keep: bool = True, umask: int = -1) -> RunResult:
+    """Run `argv` (with `input_text` on its stdin, else nothing; with `umask`, that umask); each output line goes
+    to `io`; a cancel or timeout ends the child.
 
     Raises `Cancelled` when `io.should_cancel()` turns true while it runs, and
     `HostError` when the program is missing or runs past `timeout` seconds.
@@ -37,7 +37,7 @@ def run(argv: list[str], io: StepIO, *, timeout: float | None = None, poll: floa
     try:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL if input_text is None else subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, errors="replace",
+            stderr=subprocess.PIPE, text=True, errors="replace", umask=umask,
         )
     except OSError as error:
         raise HostError(f"{argv[0]}: {error.strerror}") from error

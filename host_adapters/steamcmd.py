@@ -28,6 +28,9 @@ DEFAULT_STEAMCMD = "/usr/games/steamcmd"  # Debian's non-free package `steamcmd`
 # A first install downloads ~10 GB; SteamCMD prints its progress all along, so a hang shows, but never waits forever.
 STEAMCMD_TIMEOUT = 4 * 3600.0
 SUCCESS = f"Success! App '{APP_ID}' fully installed."
+# installation/ is setgid group left4me: what SteamCMD writes stays writable by the group, so the next update may
+# run as any operator (or as root) and replace it.
+GROUP_WRITABLE = 0o002
 
 
 def steamcmd_argv(program: str, installation: Path, platform: str) -> list[str]:
@@ -59,7 +62,7 @@ class SteamCmd:
         for platform in PLATFORMS:
             argv = steamcmd_argv(self.program, self.installation, platform)
             io.say(f"$ {' '.join(argv)}")
-            result = run(argv, io, timeout=STEAMCMD_TIMEOUT)
+            result = run(argv, io, timeout=STEAMCMD_TIMEOUT, umask=GROUP_WRITABLE)
             succeeded = any(line.strip() == SUCCESS for line in result.stdout)
             if result.returncode != 0 or not succeeded:
                 said = next((line.strip() for line in reversed(result.stdout) if line.strip().upper()

@@ -610,3 +610,105 @@ def test_bulk_start_and_stop_of_a_fleet_as_root_and_as_an_operator(host):
         assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
     assert host.l4d2ctl("delete", *FLEET).returncode == 0
     assert all(_gone(host, name) for name in FLEET)
+
+
+STEAMCMD = f"{PROJECT}/scripts/host/steamcmd"
+
+
+def _overlays_on_installation(container) -> int:
+    """How many overlays PID 1's mount table has with the installation among their lower layers."""
+    table = container.run("cat /proc/1/mountinfo").stdout
+    return sum(1 for line in table.splitlines()
+               if " - overlay " in line and f"{ROOT}/installation" in line.split(" - ", 1)[1])
+
+
+def test_an_operators_update_stops_what_runs_changes_nothing_under_a_mount_and_starts_it_again(host):
+    spec = {"port": 27025, "arguments": ["+map c6m1_riverbank"], "config": ['hostname "Updated"']}
+    host.run(f"echo {shlex.quote(json.dumps(spec))} > /tmp/updated.yaml")
+    assert host.l4d2ctl("init", "updated", "--spec", "/tmp/updated.yaml", user=OPERATOR).returncode == 0
+    assert host.l4d2ctl("start", "updated", user=OPERATOR).returncode == 0
+    try:
+        pid_before = _unit_properties(host, "updated")["MainPID"]
+        assert _overlays_on_installation(host) >= 1
+        refused = host.l4d2ctl("--steamcmd", STEAMCMD, "install", user=OPERATOR)
+        assert refused.returncode == 3 and "update` stops and starts them" in refused.stderr
+
+        updated = host.l4d2ctl("--steamcmd", STEAMCMD, "update", "--json", user=OPERATOR)
+        assert updated.returncode == 0, updated.stdout + updated.stderr
+        update = json.loads(updated.stdout)
+        output = [line for step in json.loads(host.l4d2ctl("show", update["command_id"], "--json").stdout)["steps"]
+                  for line in step["output"]]
+        for platform in ("windows", "linux"):
+            assert f"stand-in: 0 overlays mounted on {ROOT}/installation while writing ({platform} pass)" in output
+        unit = _unit_properties(host, "updated")
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+        assert unit["MainPID"] != pid_before, "stopped for the update and started again"
+        assert _overlays_on_installation(host) >= 1 and _query(host, 27025) == ["Updated", "c6m1_riverbank", 8]
+        history = json.loads(host.l4d2ctl("history", "updated", "--json").stdout)
+        assert [(row["command"], row["part_of"], row["actor"]) for row in history[-2:]] == [
+            ("stop", update["command_id"], OPERATOR), ("start", update["command_id"], OPERATOR)]
+        assert host.run(f"grep -c PatchVersion {ROOT}/installation/left4dead2/steam.inf").stdout.strip() == "1"
+
+        # Root updates next, over what the operator's SteamCMD wrote; then a SteamCMD that fails.
+        assert host.l4d2ctl("--steamcmd", STEAMCMD, "update").returncode == 0
+        failing = host.run(f"env STEAMCMD_STANDIN_FAIL=linux L4D2CTL_HELPER={HELPER} {L4D2CTL} --steamcmd {STEAMCMD} "
+                           f"update --json", check=False)
+        assert failing.returncode == 1
+        assert "Disk write failure" in json.loads(failing.stdout)["error"]
+        unit = _unit_properties(host, "updated")
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+        assert json.loads(host.l4d2ctl("status", "updated", "--json").stdout)["state"] == "running"
+    finally:
+        assert host.l4d2ctl("delete", "updated", user=OPERATOR).returncode == 0
+
+
+def test_backup_and_restore_of_a_real_upper_layer_as_an_operator_and_as_root(host):
+    spec = {"port": 27026, "arguments": ["+map c7m1_docks"]}
+    host.run(f"echo {shlex.quote(json.dumps(spec))} > /tmp/saved.yaml")
+    assert host.l4d2ctl("init", "saved", "--spec", "/tmp/saved.yaml", user=OPERATOR).returncode == 0
+    assert host.l4d2ctl("start", "saved", user=OPERATOR).returncode == 0
+    try:
+        merged = f"{ROOT}/runtime/saved/merged/left4dead2"
+        host.run(as_user(GAME_USER, f"mkdir -p {merged}/addons {merged}/logs && head -c 300000 /dev/urandom > "
+                                    f"{merged}/addons/workshop.vpk && echo said > {merged}/logs/L1.log"))
+        host.run(f"cp {ROOT}/runtime/saved/upper/left4dead2/addons/workshop.vpk /tmp/workshop.vpk")
+        assert host.l4d2ctl("backup", "saved", user=OPERATOR).returncode == 3, "running"
+        assert host.l4d2ctl("stop", "saved", user=OPERATOR).returncode == 0
+
+        taken = host.l4d2ctl("backup", "saved", "--exclude", "*.log", "--keep", "2", "--json", user=OPERATOR)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        backup_id = json.loads(taken.stdout)["command_id"]
+        unit = _unit_properties(host, "saved")
+        assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
+        modes = host.run(f"stat -c '%a %G' {ROOT}/backups/saved/{backup_id}.tar {ROOT}/backups/saved/{backup_id}.json")
+        assert modes.stdout.split("\n")[:2] == ["640 left4me", "640 left4me"], modes.stdout
+        names = host.run(f"tar tf {ROOT}/backups/saved/{backup_id}.tar").stdout.split()
+        assert "left4dead2/addons/workshop.vpk" in names and "left4dead2/logs/L1.log" not in names
+        assert "left4dead2/cfg/server.cfg" not in names, "the staged cfg holds the secrets"
+
+        host.run(f"rm {ROOT}/runtime/saved/upper/left4dead2/addons/workshop.vpk")
+        restored = host.l4d2ctl("restore", "saved", backup_id[:6], user=OPERATOR)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        host.run(f"cmp /tmp/workshop.vpk {ROOT}/runtime/saved/upper/left4dead2/addons/workshop.vpk")
+        owner = host.run(f"stat -c %U {ROOT}/runtime/saved/upper {ROOT}/runtime/saved/upper/left4dead2/addons/"
+                         f"workshop.vpk").stdout.split()
+        assert owner == [GAME_USER, GAME_USER]
+
+        assert host.l4d2ctl("start", "saved", user=OPERATOR).returncode == 0
+        unit = _unit_properties(host, "saved")
+        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+        host.run(f"cmp /tmp/workshop.vpk {merged}/addons/workshop.vpk")
+        assert host.l4d2ctl("restore", "saved", backup_id, user=OPERATOR).returncode == 3, "running"
+        assert host.l4d2ctl("stop", "saved").returncode == 0
+
+        for _ in range(2):
+            assert host.l4d2ctl("backup", "saved", "--keep", "2").returncode == 0
+        listed = json.loads(host.l4d2ctl("backups", "saved", "--json", user=OPERATOR).stdout)
+        assert len(listed) == 2 and backup_id not in [row["id"] for row in listed]
+        newest = listed[-1]["id"]
+        host.run(f"printf x | dd of={ROOT}/backups/saved/{newest}.tar bs=1 seek=1000 conv=notrunc 2>/dev/null")
+        corrupted = host.l4d2ctl("restore", "saved", newest, user=OPERATOR)
+        assert corrupted.returncode == 1 and "is corrupted" in corrupted.stderr
+        host.run(f"cmp /tmp/workshop.vpk {ROOT}/runtime/saved/upper/left4dead2/addons/workshop.vpk")
+    finally:
+        assert host.l4d2ctl("delete", "saved", user=OPERATOR).returncode == 0
