@@ -201,3 +201,18 @@ def test_a_steamcmd_that_is_not_there_is_said_before_anything_is_stopped(fleet):
     assert "check steamcmd: steamcmd /nonexistent/steamcmd: no executable file there" in done.error
     assert _parts(fleet, done) == []
     assert _states(fleet)["alpha"] == State.RUNNING
+
+
+def test_a_failed_update_says_in_its_error_which_instance_did_not_start_again(ledger, tmp_path, monkeypatch):
+    faults = Faults()
+    host = FakeHost(ledger, faults, root=tmp_path)
+    for name in ("alpha", "beta"):
+        host.init(name, {**SPEC, "port": PORTS[name]})
+        host.run(name, "start")
+    monkeypatch.setenv("STEAMCMD_STANDIN_FAIL", "windows")
+    faults.fail_on = "enable_now beta"
+    done = host.run(INSTALLATION, "update")
+    assert done.outcome == Outcome.FAILED
+    assert done.error.startswith("run steamcmd: steamcmd's windows pass exited with status 8")
+    assert "; and putting back: undo: start beta: failed (command " in done.error
+    assert _states(host) == {"alpha": State.RUNNING, "beta": State.FAILED}

@@ -15,6 +15,7 @@ the adapters it is given.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import socket
@@ -407,14 +408,17 @@ class Executor:
         fails is said in its step's output; the command's outcome stays the
         one that stopped it.
         """
+        left = []
         for step in plan.undo:
             io = self._io(flight, step, cancellable=False)
             if isinstance(step, Part):
-                if self._needed(step, parts, io):
-                    self._run_part(flight, step, parts, io, threading.Event())
+                if self._needed(step, parts, io) and self._run_part(flight, step, parts, io, threading.Event()):
+                    left.append(io.lines[-1])
             else:
                 step.action(self.host, io)
             self._step_completed(flight, step, io)
+        if left and isinstance(outcome, CommandFailed):  # the one line an operator reads says where things stand
+            return dataclasses.replace(outcome, error=f"{outcome.error}; and putting back: {'; '.join(left)}")
         return outcome
 
     def _needed(self, part: Part, parts: dict[tuple[Command, str], bool], io: StepIO) -> bool:
