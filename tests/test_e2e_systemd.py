@@ -616,10 +616,10 @@ STEAMCMD = f"{PROJECT}/scripts/host/steamcmd"
 
 
 def _overlays_on_installation(container) -> int:
-    """How many overlays PID 1's mount table has with the installation among their lower layers."""
+    """How many instance overlays (each has the installation as its lowest layer) PID 1's mount table holds."""
     table = container.run("cat /proc/1/mountinfo").stdout
     return sum(1 for line in table.splitlines()
-               if " - overlay " in line and f"{ROOT}/installation" in line.split(" - ", 1)[1])
+               if " - overlay " in line and line.split(" ")[4].startswith(f"{ROOT}/runtime/"))
 
 
 def test_an_operators_update_stops_what_runs_changes_nothing_under_a_mount_and_starts_it_again(host):
@@ -658,6 +658,10 @@ def test_an_operators_update_stops_what_runs_changes_nothing_under_a_mount_and_s
         unit = _unit_properties(host, "updated")
         assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
         assert json.loads(host.l4d2ctl("status", "updated", "--json").stdout)["state"] == "running"
+        # The stand-in's count is no empty promise: run by hand under the mounted overlay, it sees it.
+        by_hand = host.run(f"{STEAMCMD} +force_install_dir {ROOT}/installation +login anonymous +app_update 222860")
+        assert f"stand-in: {_overlays_on_installation(host)} overlays mounted" in by_hand.stdout
+        assert _overlays_on_installation(host) >= 1
     finally:
         assert host.l4d2ctl("delete", "updated", user=OPERATOR).returncode == 0
 

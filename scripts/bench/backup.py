@@ -44,7 +44,7 @@ def run(mib: int, rounds: int) -> list[str]:
     if l4d2ctl is None or shutil.which("tar") is None:
         raise SystemExit("bench: needs l4d2ctl beside this Python (run scripts/test once) and GNU tar")
     ours, plain, checked = [], [], []
-    with tempfile.TemporaryDirectory(dir=Path.home()) as scratch:
+    with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         (root / "installation").mkdir()
         (root / "spec.yaml").write_text("port: 27015\n")
