@@ -1,8 +1,10 @@
-"""Walk a throwaway host through init → start → status → stop → reset → start → history → audit → verify.
+"""Walk a throwaway host through install → init → start → status → stop → backup → reset → restore → start →
+history → audit → verify.
 
 Everything runs through the installed `l4d2ctl` with `--host simulated`, so it
 works on any machine: instance files are real, systemd units and overlay
-mounts are recorded under the root instead of applied.
+mounts are recorded under the root instead of applied, and SteamCMD is the
+stand-in of scripts/host/steamcmd (no download).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+STANDIN_STEAMCMD = Path(__file__).resolve().parent / "host" / "steamcmd"
 SPEC = """\
 port: 27015
 arguments: ["+map c1m1_hotel", "-maxplayers 8"]
@@ -52,6 +55,7 @@ def main() -> int:
     l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent)) or "l4d2ctl"
     terminal = sys.stdout.isatty()
     env = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated", "L4D2CTL_ACTOR": "demo-operator",
+           "L4D2CTL_STEAMCMD": str(STANDIN_STEAMCMD),
            "COLUMNS": os.environ.get("COLUMNS", "110"), **({"FORCE_COLOR": "1"} if terminal else {})}
     bold, plain = ("\033[1m", "\033[0m") if terminal else ("", "")
 
@@ -64,12 +68,22 @@ def main() -> int:
         return result.stdout
 
     print(f"demo host root: {root}  (LEFT4ME_ROOT; ledger at {root}/ledger.db)")
+    step("0. install: the game into the shared installation through SteamCMD (a stand-in here)", "install")
     step("1. init: record the blueprint and write the instance's files", "init", "friday", "--spec", str(spec))
     step("2. start: stage server.cfg and the zonemod alias cfg, enable the unit", "start", "friday")
     step("3. status: what the ledger says about every instance", "status")
+    saved = root / "runtime/friday/upper/left4dead2/addons/workshop_map.vpk"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_bytes(b"what the server downloaded while it ran")
     step("4. stop", "stop", "friday")
+    step("   backup: the upper layer (what the server wrote), archived with its sha256", "backup", "friday")
+    backup = json.loads(step("   backups: the instance's backups, as JSON for scripts", "backups", "friday",
+                             "--json"))[-1]["id"]
     step("5. reset: remove the instance's files, keep its blueprint", "reset", "friday")
-    print(f"\n   instances/friday exists after reset: {(root / 'instances/friday').exists()}")
+    print(f"\n   instances/friday exists after reset: {(root / 'instances/friday').exists()}; "
+          f"{saved.name} too: {saved.exists()}")
+    step("   restore: the upper layer back from the backup, once its checksum holds", "restore", "friday", backup)
+    print(f"\n   {saved.name} is back: {saved.exists()}")
     step("6. start again: re-initialized from the blueprint stored in the ledger", "start", "friday")
     step("   a start of an instance nobody initialized is rejected (exit 3), and recorded", "start", "ghost",
          expect=3)

@@ -18,10 +18,13 @@ def test_the_demo_runs_the_whole_lifecycle_and_verifies(tmp_path):
     result = subprocess.run([sys.executable, str(DEMO), "--root", str(tmp_path / "root")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    for expected in ("✓ init friday succeeded", "✓ start friday succeeded", "✓ reset friday succeeded",
+    for expected in ("✓ install (installation) succeeded", "✓ init friday succeeded", "✓ start friday succeeded",
+                     "✓ backup friday succeeded", "✓ reset friday succeeded", "✓ restore friday succeeded",
                      "✗ start ghost rejected", "History of friday", "Audit", "chain intact"):
         assert expected in result.stdout
     assert (tmp_path / "root/runtime/friday/upper/left4dead2/cfg/server_zonemod.cfg").exists()
+    assert (tmp_path / "root/runtime/friday/upper/left4dead2/addons/workshop_map.vpk").exists()
+    assert (tmp_path / "root/installation/steamapps/appmanifest_222860.acf").exists()
 
 
 @pytest.mark.skipif(L4D2CTL is None, reason="the l4d2ctl console script is not installed beside this Python")
