@@ -304,6 +304,13 @@ class Ledger:
             self.db.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self.db.conn.execute("INSERT OR REPLACE INTO positions (source, value) VALUES (?, ?)", [source, value])
 
+    def forget_position(self, source: str) -> None:
+        """Forget how far `source` was read (a restored ledger's journal position belongs to another host)."""
+        if self.position(source) is None:
+            return
+        with self.transaction(), self.translated_errors():
+            self.db.conn.execute("DELETE FROM positions WHERE source = ?", [source])
+
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
         with self.translated_errors():

@@ -716,3 +716,26 @@ def test_backup_and_restore_of_a_real_upper_layer_as_an_operator_and_as_root(hos
         host.run(f"cmp /tmp/workshop.vpk {ROOT}/runtime/saved/upper/left4dead2/addons/workshop.vpk")
     finally:
         assert host.l4d2ctl("delete", "saved", user=OPERATOR).returncode == 0
+
+
+def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_with_it(host):
+    url = "file:///var/lib/left4me-replica"
+    host.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers --replica {url}")
+    try:
+        _wait_for(lambda: host.run("systemctl is-active left4me-replicate.service", check=False).stdout.strip()
+                  == "active", 30, "left4me-replicate.service active")
+        host.run(f"echo {shlex.quote(json.dumps({'port': 27027}))} > /tmp/replicated.yaml")
+        assert host.l4d2ctl("init", "replicated", "--spec", "/tmp/replicated.yaml", user=OPERATOR).returncode == 0
+
+        def caught_up():
+            shown = host.l4d2ctl("verify", "--replica", url, "--json")
+            return shown.returncode == 0 and json.loads(shown.stdout)["replica"]["lag_events"] == 0
+
+        _wait_for(caught_up, 30, "the replica catching up")
+        shown = host.run("systemctl show left4me-replicate.service --property=ActiveState,NRestarts").stdout
+        assert "ActiveState=active" in shown and "NRestarts=0" in shown, shown
+        modes = host.run(f"stat -c '%a %G' {ROOT}/.ledger.db-litestream").stdout.strip()
+        assert modes.split()[0] in ("2770", "770"), modes
+    finally:
+        host.run("systemctl disable --now left4me-replicate.service", check=False)
+        host.l4d2ctl("delete", "replicated")

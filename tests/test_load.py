@@ -57,9 +57,8 @@ def _results(clients, results, timeout: float) -> list:
     return reports
 
 
-@pytest.mark.slow
-def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
-    root = make_root(tmp_path / "root")
+def run_load(root) -> tuple[dict[str, str], float]:
+    """The load on `root`: every command's outcome as its client saw it, and the seconds it took."""
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
     clients = [context.Process(target=_client, args=(str(root), n, go, results)) for n in range(CLIENTS)]
@@ -72,7 +71,13 @@ def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
     for client in clients:
         client.join(timeout=60)
     assert [client.exitcode for client in clients] == [0] * CLIENTS
+    return outcomes, elapsed
 
+
+@pytest.mark.slow
+def test_sixteen_clients_at_once_lose_nothing_and_keep_ledger_order(tmp_path):
+    root = make_root(tmp_path / "root")
+    outcomes, elapsed = run_load(root)
     total = CLIENTS * COMMANDS_PER_CLIENT
     print(f"\nload: {total} commands from {CLIENTS} processes in {elapsed:.1f}s = {total / elapsed:.1f} commands/s")
     with Ledger.open(root / "ledger.db") as ledger:

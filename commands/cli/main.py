@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from projections import CommandView, Projections
 
     from ..domain.spec import Spec
+    from ..service.replication import Litestream
     from .session import Session
 
 CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
@@ -447,18 +448,60 @@ def history(app: App, name: str, as_json: bool) -> int:
 @click.option("--outcome", "outcome_filter", type=click.Choice([outcome.value for outcome in Outcome]),
               help="Only commands that stand at (or ended in) this outcome.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N of them (still listed oldest first).")
+@click.option("--replica", "replicas", multiple=True, metavar="URL",
+              help="Read these hosts' replicas instead of the local ledger (repeatable): side by side, each row "
+                   "with its host.")
+@click.option("--litestream", metavar="PATH", help="Litestream, for --replica (default: beside l4d2ctl's Python).")
+@click.option("--sftp-key", metavar="PATH", help="The private key for sftp:// replicas.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
 @click.pass_obj
 def audit(app: App, actor_filter: str | None, instance: str | None, command_filter: str | None,
           since: datetime | None, until: datetime | None, outcome_filter: str | None, limit: int | None,
-          as_json: bool) -> int:
+          replicas: tuple[str, ...], litestream: str | None, sftp_key: str | None, as_json: bool) -> int:
     """Who did what: every command across all instances, oldest first."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
                            f"nothing could match")
-    commands = app.read().audit(actor=actor_filter, instance=instance, command=command_filter,
-                                outcome=outcome_filter, since=since, until=until, limit=limit)
+    filters: dict[str, Any] = dict(actor=actor_filter, instance=instance, command=command_filter,
+                                   outcome=outcome_filter, since=since, until=until, limit=limit)
+    if replicas:
+        from ..service.fleet import audit_replicas
+
+        rows = audit_replicas(_litestream(litestream, sftp_key), app.settings.db, replicas, filters)
+        if as_json:
+            _emit_json([row.summary() | {"host": host, "replica": url} for host, url, row in rows])
+            return EXIT_OK
+        from .tables import commands_table
+
+        for host, url in dict.fromkeys((host, url) for host, url, _ in rows) or [(None, None)]:
+            mine = [row for row_host, row_url, row in rows if (row_host, row_url) == (host, url)]
+            _console().print(commands_table(f"Audit of {host} ({url})" if host else "Audit of the replicas", mine,
+                                            with_instance=True))
+        return EXIT_OK
+    commands = app.read().audit(**filters)
     return _print_commands("Audit", commands, with_instance=True, as_json=as_json)
+
+
+def _litestream(program: str | None, sftp_key: str | None) -> Litestream:
+    """Litestream as the options give it (checked before anything is done)."""
+    from ..service.replication import Litestream, default_litestream
+
+    litestream = Litestream(program or default_litestream(), sftp_key)
+    litestream.check()
+    return litestream
+
+
+REPLICA_OPTIONS = (
+    click.option("--litestream", metavar="PATH", help="Litestream (default: beside l4d2ctl's Python)."),
+    click.option("--sftp-key", metavar="PATH", help="The private key for an sftp:// replica."),
+)
+
+
+def replica_options(function: CommandFunction) -> CommandFunction:
+    """--litestream and --sftp-key, for the commands that reach a replica."""
+    for decorate in reversed(REPLICA_OPTIONS):
+        function = decorate(function)
+    return function
 
 
 def _print_commands(title: str, commands: list[CommandView], *, with_instance: bool, as_json: bool) -> int:
@@ -495,20 +538,30 @@ def show(app: App, command_id: str, as_json: bool) -> int:
 
 
 @cli.command()
+@click.option("--replica", metavar="URL",
+              help="Also check that the local chain extends this replica's, and print the lag.")
+@replica_options
 @click.option("--json", "as_json", is_flag=True,
-              help="Print {ok, events, first_bad_seq, reason, projections} as JSON.")
+              help="Print {ok, events, first_bad_seq, reason, projections} (with --replica: and replica) as JSON.")
 @click.pass_obj
-def verify(app: App, as_json: bool) -> int:
+def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str | None, as_json: bool) -> int:
     """Re-walk the hash chain, run SQLite's integrity check, and prove the projections against the chain (exit 4
-    on a break)."""
+    on a break); with --replica, the local chain must extend the replica's."""
     from ledger import verify_ledger
 
     settings = app.settings
     missing = app.ledger_missing()
+    compared: dict[str, Any] | None = None
     try:
         ledger = app.ledger()
         report = verify_ledger(ledger)
         projections = [] if not report.ok or ledger.readonly else app.projections().disagreements()
+        if replica is not None:
+            from ..service.replication import validate_replica_url
+            from ..service.verify_replica import check_replica
+
+            compared = check_replica(_litestream(litestream, sftp_key), ledger, settings.db,
+                                     validate_replica_url(replica))
     except LedgerError as error:
         if not as_json:
             raise
@@ -518,15 +571,24 @@ def verify(app: App, as_json: bool) -> int:
         report = dataclasses.replace(report, ok=False, reason=(
             f"the projections disagree with the chain: {'; '.join(projections)} "
             f"(`l4d2ctl projections rebuild` folds them from the chain again)"))
+    if compared is not None and compared["first_differing_seq"] is not None:
+        report = dataclasses.replace(report, ok=False, first_bad_seq=report.first_bad_seq or
+                                     compared["first_differing_seq"],
+                                     reason=f"against replica {replica}: {compared['reason']}")
     if missing and not as_json:
         hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
         _emit_json({"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq,
-                    "reason": report.reason, "projections": projections})
+                    "reason": report.reason, "projections": projections}
+                   | ({"replica": compared} if compared is not None else {}))
     elif report.ok:
         proven = "projections not checked (read-only here)" if ledger.readonly else "projections as the chain says"
         _console().print(f"[green]✓[/green] ledger {settings.db}: {report.events} events, chain intact, {proven}",
                          soft_wrap=True, highlight=False)
+        if compared is not None:
+            _console().print(f"[green]✓[/green] replica {replica}: {compared['events']} events up to seq "
+                             f"{compared['head_seq']}, all as here; the local ledger is {compared['lag_events']} "
+                             f"events ({compared['lag_seconds']:.1f} s) ahead", soft_wrap=True, highlight=False)
     else:
         from rich.console import Console
 
@@ -536,6 +598,42 @@ def verify(app: App, as_json: bool) -> int:
 
 
 # --- operating -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--replica", required=True, metavar="URL", help="Where to: file:///path, sftp://user@host/path, "
+                                                               "s3://bucket/path.")
+@replica_options
+@click.pass_obj
+def replicate(app: App, replica: str, litestream: str | None, sftp_key: str | None) -> int:
+    """Stream the ledger to a replica with Litestream, in the foreground (the left4me-replicate unit runs it)."""
+    from ..service.replication import validate_replica_url
+
+    url = validate_replica_url(replica)
+    program = _litestream(litestream, sftp_key)
+    app.ledger(create=True)
+    status = program.replicate(app.settings.db, url)
+    if status != 0:
+        hint(f"litestream exited with status {status}")
+    return EXIT_OK if status in (0, -15, 143) else EXIT_LEDGER
+
+
+@cli.command(name="restore-ledger")
+@click.option("--replica", required=True, metavar="URL", help="The replica to restore from.")
+@replica_options
+@click.pass_obj
+def restore_ledger(app: App, replica: str, litestream: str | None, sftp_key: str | None) -> int:
+    """Disaster recovery onto a fresh host: restore the ledger from a replica into --db (never over one), verify
+    its chain, rebuild the projections; the executor's first start then records how this host's units differ."""
+    from ..service.replication import validate_replica_url
+    from ..service.verify_replica import restore_ledger as restore
+
+    url = validate_replica_url(replica)
+    restored = restore(_litestream(litestream, sftp_key), app.settings.db, url)
+    _console().print(f"[green]✓[/green] restored {restored.events} events (chain intact) from {url} into "
+                     f"{app.settings.db}; projections rebuilt. The executor's first start records how the units "
+                     f"on this host differ from the ledger, as observations.", soft_wrap=True, highlight=False)
+    return EXIT_OK
 
 
 @cli.command()

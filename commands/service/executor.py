@@ -157,7 +157,8 @@ class Executor:
         self._reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
 
     def recover(self) -> list[str]:
-        """Mark every command found started but unfinished as interrupted; return their ids.
+        """Mark every command found started but unfinished as interrupted; return their ids. After
+        restore-ledger, also record how the units differ from the ledger (`UnitWatcher.reconcile`).
 
         Only an executor holding the lock may call this: a started command with
         no outcome then belongs to an executor that died. Unless that executor
@@ -177,6 +178,12 @@ class Executor:
             steps = self.projections.steps(command.command_id)
             self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None,
                                                      last_event_at=steps[-1]["at"] if steps else command.started_at))
+        try:
+            for event in self.watcher.reconcile(self.host.services):
+                self.observer(event)
+        except HostError as error:
+            self.warn(f"cannot compare the units with the restored ledger yet (will retry at the next start): "
+                      f"{error}")
         return [command.command_id for command in interrupted]
 
     def run_pending(self, until: Callable[[], bool] = lambda: False, upto_seq: int | None = None) -> int:

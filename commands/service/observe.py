@@ -12,9 +12,9 @@ reading the same entries again records nothing twice.
 from __future__ import annotations
 
 import signal
-from datetime import datetime
+from datetime import datetime, timezone
 
-from host_adapters import UnitEntry, UnitEvent, UnitJournal
+from host_adapters import ServiceControl, UnitEntry, UnitEvent, UnitJournal
 from ledger import Ledger, NewEvent, Observed, format_time, parse_time
 from ledger.lifecycle import OBSERVER_ACTOR, Observation, State
 from ledger.payloads import EventRecord
@@ -24,6 +24,8 @@ from ..domain.text_rules import name_problem
 from .command_ids import new_command_id
 
 JOURNAL_POSITION = "journal"
+RECONCILE_POSITION = "reconcile"
+"""Set by restore-ledger: the next executor compares every unit with the ledger before anything else."""
 
 
 def observation_of(entry: UnitEntry, recorded: State | None, stopping: bool) -> tuple[Observation, str] | None:
@@ -102,6 +104,40 @@ class UnitWatcher:
                 elif entry.event is UnitEvent.STOPPED:
                     stopping.discard(entry.instance)
             self.ledger.set_position(JOURNAL_POSITION, read.position)
+        return applied
+
+    def reconcile(self, services: ServiceControl) -> list[EventRecord]:
+        """After restore-ledger (the ledger came from a replica, maybe onto a fresh host, whose journal knows
+        nothing of what it records): record as observations how each unit differs from the ledger, once.
+
+        A unit recorded running that is not active was stopped outside; one
+        recorded initialized, stopped or failed that is active was started
+        outside. A unit systemd cannot be asked about keeps the mark: the next
+        start of an executor asks again.
+        """
+        marker = self.ledger.position(RECONCILE_POSITION)
+        if marker is None:
+            return []
+        applied: list[EventRecord] = []
+        with self.ledger.transaction():
+            for instance in self.projections.instances():
+                recorded = instance.recorded_state
+                if recorded in (None, State.RESET, State.DELETED):
+                    continue
+                active = services.status(instance.name).active
+                if active == (recorded is State.RUNNING):
+                    continue
+                kind = Observation.STARTED_OUTSIDE if active else Observation.STOPPED_OUTSIDE
+                detail = (f"the ledger was restored from a replica ({marker}); here the unit is "
+                          f"{'active' if active else 'not active'}, the ledger said {recorded}")
+                now, source = format_time(datetime.now(timezone.utc)), f"{RECONCILE_POSITION}:{marker}"
+                _, created = self.ledger.append_requested(NewEvent(
+                    instance=instance.name, command_id=new_command_id(), actor=OBSERVER_ACTOR, os_user=self.os_user,
+                    request_key=f"{source}:{instance.name}",
+                    payload=Observed(kind=kind, detail=detail, observed_at=now, source=source),
+                ))
+                applied += self.projections.sync() if created else []
+            self.ledger.forget_position(RECONCILE_POSITION)
         return applied
 
     def _record(self, entry: UnitEntry, stopping: bool) -> list[EventRecord]:
