@@ -30,7 +30,7 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER, steamcmd: st
     configured for this same root.
     """
     fs = LocalFilesystem(root)
-    installer = SteamCmd(steamcmd, fs.root / "installation")
+    installer = SteamCmd(steamcmd, fs.root / "installation", never_as_root=kind != HostKind.SIMULATED)
     if kind == HostKind.SIMULATED:
         return simulated_host(fs, FileState(fs.root / SIMULATED_STATE), FileState(fs.root / SIMULATED_JOURNAL),
                               FileState(fs.root / SIMULATED_SECRETS, mode=0o600), installer=installer,

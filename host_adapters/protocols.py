@@ -167,10 +167,11 @@ class ServiceControl(Protocol):
 class Installer(Protocol):
     """SteamCMD, filling and updating the shared installation (app 222860)."""
 
-    def check(self, io: StepIO) -> None:
-        """Refuse (`HostError`) when SteamCMD cannot run, before anything is stopped for it."""
+    def check(self, io: StepIO, requested_by: str) -> None:
+        """Refuse (`HostError`) when SteamCMD cannot run (for `requested_by`, the OS user who asked), before anything
+        is stopped for it."""
 
-    def install(self, io: StepIO) -> None:
+    def install(self, io: StepIO, requested_by: str) -> None:
         """Install or update the game into the installation, validating every file; its progress to `io`."""
 
 

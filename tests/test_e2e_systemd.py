@@ -649,11 +649,25 @@ def test_an_operators_update_stops_what_runs_changes_nothing_under_a_mount_and_s
             ("stop", update["command_id"], OPERATOR), ("start", update["command_id"], OPERATOR)]
         assert host.run(f"grep -c PatchVersion {ROOT}/installation/left4dead2/steam.inf").stdout.strip() == "1"
 
-        # Root updates next, over what the operator's SteamCMD wrote; then a SteamCMD that fails.
-        assert host.l4d2ctl("--steamcmd", STEAMCMD, "update").returncode == 0
-        failing = host.run(f"env STEAMCMD_STANDIN_FAIL=linux L4D2CTL_HELPER={HELPER} {L4D2CTL} --steamcmd {STEAMCMD} "
-                           f"update --json", check=False)
-        assert failing.returncode == 1
+        # Root never runs SteamCMD: asked by root, the update fails before anything is stopped.
+        as_root = host.l4d2ctl("--steamcmd", STEAMCMD, "update")
+        assert as_root.returncode == 1 and "SteamCMD never runs as root" in as_root.stderr
+        assert _unit_properties(host, "updated")["MainPID"] == unit["MainPID"]
+        # The executor service (root) runs an operator's update as that operator; then a SteamCMD that fails.
+        host.run(f"mkdir -p /etc/systemd/system/left4me-executor.service.d && printf '[Service]\\nEnvironment="
+                 f"L4D2CTL_STEAMCMD={STEAMCMD}\\n' > /etc/systemd/system/left4me-executor.service.d/steamcmd.conf "
+                 f"&& systemctl daemon-reload && systemctl start left4me-executor.service")
+        try:
+            followed = host.l4d2ctl("--steamcmd", STEAMCMD, "update", "--json", user=OPERATOR)
+            assert followed.returncode == 0, followed.stdout + followed.stderr
+        finally:
+            host.run("systemctl stop left4me-executor.service", check=False)
+        shown = json.loads(host.l4d2ctl("show", json.loads(followed.stdout)["command_id"], "--json").stdout)
+        uid = host.run(f"id -u {OPERATOR}").stdout.strip()
+        assert f"stand-in: running as uid {uid}" in [line for step in shown["steps"] for line in step["output"]]
+        failing = host.run(as_user(OPERATOR, f"env STEAMCMD_STANDIN_FAIL=linux L4D2CTL_HELPER={HELPER} {L4D2CTL} "
+                                             f"--steamcmd {STEAMCMD} update --json"), check=False)
+        assert failing.returncode == 1, failing.stdout + failing.stderr
         assert "Disk write failure" in json.loads(failing.stdout)["error"]
         unit = _unit_properties(host, "updated")
         assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
@@ -735,7 +749,7 @@ def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_
         shown = host.run("systemctl show left4me-replicate.service --property=ActiveState,NRestarts").stdout
         assert "ActiveState=active" in shown and "NRestarts=0" in shown, shown
         modes = host.run(f"stat -c '%a %G' {ROOT}/.ledger.db-litestream").stdout.strip()
-        assert modes.split()[0] in ("2770", "770"), modes
+        assert int(modes.split()[0], 8) & 0o007 == 0 and modes.split()[1] == "left4me", "others read nothing"
     finally:
         host.run("systemctl disable --now left4me-replicate.service", check=False)
         host.l4d2ctl("delete", "replicated")

@@ -3,6 +3,7 @@ under a mounted overlay; an update's stops and starts are commands of their inst
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -29,14 +30,14 @@ class WatchedInstaller:
     host: Host
     mounted_while_installing: list[list[str]] = field(default_factory=list)
 
-    def check(self, io: StepIO) -> None:
-        self.installer.check(io)
+    def check(self, io: StepIO, requested_by: str) -> None:
+        self.installer.check(io, requested_by)
 
-    def install(self, io: StepIO) -> None:
+    def install(self, io: StepIO, requested_by: str) -> None:
         self.mounted_while_installing.append(
             [name for name in self.host.fs.list_names("runtime")
              if self.host.mounter.is_mounted(self.host.fs.root / "runtime" / name / "merged")])
-        self.installer.install(io)
+        self.installer.install(io, requested_by)
 
 
 @pytest.fixture
@@ -216,3 +217,19 @@ def test_a_failed_update_says_in_its_error_which_instance_did_not_start_again(le
     assert done.error.startswith("run steamcmd: steamcmd's windows pass exited with status 8")
     assert "; and putting back: undo: start beta: failed (command " in done.error
     assert _states(host) == {"alpha": State.RUNNING, "beta": State.FAILED}
+
+
+def test_on_a_real_host_steamcmd_never_runs_as_root(tmp_path):
+    from host_adapters import HostError
+    from host_adapters.steamcmd import SteamCmd
+
+    from .fakes import STANDIN_STEAMCMD
+
+    installer = SteamCmd(str(STANDIN_STEAMCMD), tmp_path, never_as_root=True)
+    if os.geteuid() != 0:
+        assert installer.as_user("root") == [], "not root: it runs as this process's user"
+        return
+    with pytest.raises(HostError, match="SteamCMD never runs as root"):
+        installer.check(StepIO(), "root")
+    with pytest.raises(HostError, match="'nobody' is not an operator"):
+        installer.as_user("nobody")

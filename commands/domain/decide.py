@@ -119,10 +119,10 @@ def _on_installation(kind: Command, command: CommandView, state: RecordedState) 
             raise Rejected(f"instances run on the installation ({', '.join(running)}): `l4d2ctl update` stops and "
                            f"starts them around the change")
         case Command.INSTALL:
-            return install_plan()
+            return install_plan(command.os_user)
         case Command.UPDATE:
             left_stopped = state.stopped_by(command.retry_of) if command.retry_of is not None else []
-            return update_plan(sorted({*running, *left_stopped}))
+            return update_plan(sorted({*running, *left_stopped}), command.os_user)
         case _:
             raise Rejected(_unknown(command))
 

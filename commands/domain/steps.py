@@ -326,27 +326,37 @@ def console_plan(name: str, text: str) -> Plan:
     return Plan([Step("send over RCON", send_over_rcon)])
 
 
-def install_plan() -> Plan:
-    """Install: fill the shared installation with SteamCMD, never under a mounted overlay."""
-    return Plan([Step("check steamcmd", _check_installer), Step("check no overlay is mounted", _check_unmounted),
-                 Step("run steamcmd", _run_installer)])
+def install_plan(requested_by: str) -> Plan:
+    """Install: fill the shared installation with SteamCMD (run as `requested_by` where this process is root),
+    never under a mounted overlay."""
+    return Plan([Step("check steamcmd", _check_installer(requested_by)),
+                 Step("check no overlay is mounted", _check_unmounted),
+                 Step("run steamcmd", _run_installer(requested_by))])
 
 
-def update_plan(running: list[str]) -> Plan:
+def update_plan(running: list[str], requested_by: str) -> Plan:
     """Update: stop the instances that run on the installation, update it, start again exactly those it stopped;
     each stop and start a command of its instance. Failed or cancelled mid-way, it starts them again."""
-    return Plan([Step("check steamcmd", _check_installer), *(Part(Command.STOP, name) for name in running),
-                 Step("check no overlay is mounted", _check_unmounted), Step("run steamcmd", _run_installer),
+    return Plan([Step("check steamcmd", _check_installer(requested_by)),
+                 *(Part(Command.STOP, name) for name in running),
+                 Step("check no overlay is mounted", _check_unmounted),
+                 Step("run steamcmd", _run_installer(requested_by)),
                  *(Part(Command.START, name, after=Command.STOP) for name in running)],
                 undo=[Part(Command.START, name, after=Command.STOP, undoing=True) for name in running])
 
 
-def _check_installer(host: Host, io: StepIO) -> None:
-    host.installer.check(io)
+def _check_installer(requested_by: str) -> Callable[[Host, StepIO], None]:
+    def check_steamcmd(host: Host, io: StepIO) -> None:
+        host.installer.check(io, requested_by)
+
+    return check_steamcmd
 
 
-def _run_installer(host: Host, io: StepIO) -> None:
-    host.installer.install(io)
+def _run_installer(requested_by: str) -> Callable[[Host, StepIO], None]:
+    def run_steamcmd(host: Host, io: StepIO) -> None:
+        host.installer.install(io, requested_by)
+
+    return run_steamcmd
 
 
 def _check_unmounted(host: Host, io: StepIO) -> None:
