@@ -16,7 +16,8 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from datetime import datetime
+from typing import Any, BinaryIO, cast
 
 from .errors import HostError
 from .protocols import Filesystem
@@ -25,6 +26,10 @@ ARCHIVE_MODE = 0o640
 CHUNK = 1 << 20
 MANIFEST_VERSION = 1
 BACKUP_ID = re.compile(r"[0-9a-f]{12}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+TAKEN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the ledger's own time format
+# What a backup cut short leaves: the temp files of write_from (`.ID.tar.XXXXXXXX.tmp`).
+LEFTOVER = re.compile(r"\.[0-9a-f]{12}\.(tar|json)\.[0-9a-f]{8}\.tmp")
 
 
 class HashingWriter:
@@ -66,6 +71,7 @@ class BackupFiles:
         """Write backups/NAME/ID.tar with what `fill` writes, then its manifest (`manifest` plus the archive's
         size and sha256); the manifest as written. The manifest comes last: an archive without one is not a
         backup."""
+        self._remove_leftovers(name)
         written: dict[str, Any] = {}
 
         def write(file: BinaryIO) -> None:
@@ -81,7 +87,8 @@ class BackupFiles:
         return complete
 
     def manifests(self, name: str) -> list[dict[str, Any]]:
-        """The instance's backups' manifests, oldest first; one that cannot be read is listed with its error."""
+        """The instance's backups' manifests, oldest first, each by the id its file is named for; one that
+        cannot be read (or names another id) is listed with its `error`, first."""
         found = []
         for entry in self.fs.list_names(f"backups/{name}"):
             backup_id = entry.removesuffix(".json")
@@ -94,19 +101,18 @@ class BackupFiles:
         return sorted(found, key=lambda manifest: (manifest.get("taken_at") or "", manifest["id"]))
 
     def manifest(self, name: str, backup_id: str) -> dict[str, Any]:
-        """One backup's manifest; `HostError` when there is none or it is not one."""
+        """One backup's manifest, checked to be one l4d2ctl wrote for this id; `HostError` otherwise."""
         path = self._manifest(name, backup_id)
         if not self.fs.exists(path):
             raise HostError(f"no backup {backup_id} of {name} (no {path})")
         try:
             manifest = json.loads(self.fs.read_bytes(path))
-        except ValueError as error:
-            raise HostError(f"{path}: not a manifest l4d2ctl wrote ({error})") from None
-        fields = {"id": str, "taken_at": str, "size": int, "sha256": str}
-        if not isinstance(manifest, dict) or any(not isinstance(manifest.get(key), kind)
-                                                 for key, kind in fields.items()):
-            raise HostError(f"{path}: not a manifest l4d2ctl wrote (it needs {', '.join(fields)})")
-        return manifest
+        except (ValueError, RecursionError) as error:
+            raise HostError(f"{path}: not a manifest l4d2ctl wrote ({str(error)[:100]})") from None
+        problem = _manifest_problem(manifest, backup_id)
+        if problem is not None:
+            raise HostError(f"{path}: not a manifest l4d2ctl wrote ({problem})")
+        return cast(dict[str, Any], manifest)
 
     @contextmanager
     def verified(self, name: str, backup_id: str) -> Iterator[tuple[dict[str, Any], BinaryIO]]:
@@ -131,6 +137,15 @@ class BackupFiles:
         self.fs.remove_file(self._manifest(name, backup_id))
         self.fs.remove_file(self._archive(name, backup_id))
 
+    def _remove_leftovers(self, name: str) -> None:
+        """What backups of this instance cut short left: temp files, and archives that never got their manifest.
+        Only the executor writes here, one command of an instance at a time: none of it belongs to a live one."""
+        names = self.fs.list_names(f"backups/{name}")
+        for entry in names:
+            orphan = entry.endswith(".tar") and f"{entry.removesuffix('.tar')}.json" not in names
+            if LEFTOVER.fullmatch(entry) or (orphan and BACKUP_ID.fullmatch(entry.removesuffix(".tar"))):
+                self.fs.remove_file(f"backups/{name}/{entry}")
+
     @staticmethod
     def _archive(name: str, backup_id: str) -> str:
         return f"backups/{name}/{backup_id}.tar"
@@ -138,3 +153,24 @@ class BackupFiles:
     @staticmethod
     def _manifest(name: str, backup_id: str) -> str:
         return f"backups/{name}/{backup_id}.json"
+
+
+def _manifest_problem(manifest: object, backup_id: str) -> str | None:
+    """What makes `manifest` not one l4d2ctl wrote for `backup_id` (None when it is)."""
+    if not isinstance(manifest, dict):
+        return "not an object"
+    if manifest.get("id") != backup_id:
+        return f"it names backup {str(manifest.get('id'))[:20]!r}, not {backup_id}"
+    if not isinstance(manifest.get("size"), int) or isinstance(manifest.get("size"), bool) or manifest["size"] < 0:
+        return "no size"
+    if not isinstance(manifest.get("sha256"), str) or not SHA256.fullmatch(manifest["sha256"]):
+        return "no sha256"
+    try:
+        datetime.strptime(manifest.get("taken_at"), TAKEN_AT_FORMAT)  # type: ignore[arg-type]  # checked here
+    except (TypeError, ValueError):
+        return "no taken_at"
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(key, str) and isinstance(value, str)
+                                              for key, value in files.items()):
+        return "its files are not text"
+    return None

@@ -226,3 +226,40 @@ def test_a_bad_exclude_or_keep_is_exit_2_and_records_nothing(stopped, option, wh
     assert result.exit_code == 2
     assert why in result.output
     assert '"backup"' not in invoke(stopped, "history", "alpha", "--json").output
+
+
+def test_keep_goes_by_the_file_names_id_and_never_removes_what_it_cannot_read(host):
+    taken = [host.run("alpha", "backup").command_id for _ in range(2)]
+    backups = host.fs.root / "backups/alpha"
+    forged = json.loads((backups / f"{taken[1]}.json").read_text()) | {"taken_at": "2000-01-01T00:00:00.000000Z"}
+    (backups / "000000000000.json").write_text(json.dumps(forged))
+    (backups / f"{taken[0]}.json").write_text("{")
+    kept = host.run("alpha", "backup", {"exclude": [], "keep": 1})
+    assert kept.outcome == Outcome.SUCCEEDED
+    said = [line for step in host.steps(kept) for line in step["output"]]
+    assert any(line.startswith(f"kept {taken[0]}, whose manifest cannot be read") for line in said)
+    assert any(line.startswith("kept 000000000000, whose manifest cannot be read (") for line in said)
+    assert (backups / f"{taken[0]}.tar").exists(), "a backup with a damaged manifest is never removed"
+    assert not (backups / f"{taken[1]}.json").exists(), "the real second backup went, by its own id"
+    assert [row["id"] for row in host.host.backups.manifests("alpha") if not row.get("error")] == [kept.command_id]
+
+
+@pytest.mark.parametrize("manifest", ["[" * 100000, '{"id": "x"}', '"[/x]"'])
+def test_a_hostile_manifest_is_listed_as_an_error_in_one_line(stopped, manifest):
+    backup = json.loads(invoke(stopped, "backup", "alpha", "--json").output)
+    (stopped / f"backups/alpha/{backup['command_id']}.json").write_text(manifest)
+    assert invoke(stopped, "backups", "alpha").exit_code == 0
+    listed = json.loads(invoke(stopped, "backups", "alpha", "--json").output)
+    assert listed[0]["error"].startswith(f"backups/alpha/{backup['command_id']}.json: not a manifest l4d2ctl wrote")
+    restored = invoke(stopped, "restore", "alpha", backup["command_id"])
+    assert restored.exit_code == 1 and "not a manifest l4d2ctl wrote" in restored.output
+
+
+def test_what_a_backup_cut_short_left_is_removed_by_the_next_backup(host):
+    backups = host.fs.root / "backups/alpha"
+    backups.mkdir(parents=True)
+    (backups / ".deadbeef0000.tar.0123abcd.tmp").write_bytes(b"x" * 1000)
+    (backups / "deadbeef0001.tar").write_bytes(b"an archive whose manifest was never written")
+    host.run("alpha", "backup")
+    assert not (backups / ".deadbeef0000.tar.0123abcd.tmp").exists()
+    assert not (backups / "deadbeef0001.tar").exists()

@@ -61,6 +61,9 @@ class RecordingSystem(helper.System):
     def is_active(self, unit_name: str) -> bool:
         return self.active
 
+    def active_state(self, unit_name: str) -> str:
+        return "active" if self.active else "inactive"
+
     def mount_overlay(self, target: str, options: str) -> None:
         layers = [value for option in options.split(",") for value in option.split("=", 1)[1].split(":")]
         self.calls.append(("mount", _resolved(target), [_resolved(layer) for layer in layers]))
@@ -747,3 +750,89 @@ def test_restore_leaves_out_devices_and_strips_setuid_bits(root):
     _run(root, "restore", "a", stdin=crafted.getvalue())
     assert not (upper / "null").exists()
     assert stat.S_IMODE((upper / "program").stat().st_mode) == 0o755
+
+
+def test_archive_leaves_out_a_hard_linked_file_which_may_reach_what_the_game_cannot_read(root):
+    upper = _upper(root)
+    os.link(upper / "left4dead2/addons/map.vpk", upper / "left4dead2/loot")
+    out = io.BytesIO()
+    _run(root, "archive", "a", stdout=out)
+    assert not any(name.endswith(("map.vpk", "loot")) for name in _names(out.getvalue()))
+
+
+def test_archive_walks_a_nested_tree_without_recursion_down_to_its_cap_and_says_what_it_left(root, capsys):
+    upper = _upper(root)
+    fd = os.open(upper, os.O_RDONLY)
+    for _ in range(helper.MAX_DEPTH + 5):
+        os.mkdir("d", dir_fd=fd)
+        below = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    os.close(fd)
+    names = _names(_archive(root))
+    assert max(name.count("/") + 1 for name in names) == helper.MAX_DEPTH
+    assert f"nested deeper than {helper.MAX_DEPTH} directories" in capsys.readouterr().err
+
+
+def test_the_left_out_entries_are_counted_and_only_the_first_few_named_quoted(root, capsys):
+    upper = _upper(root)
+    for number in range(30):
+        os.mkfifo(upper / f"fifo{number}\nleft4me-host: refused: forged")
+    _archive(root)
+    said = capsys.readouterr().err
+    assert "left out 30: " in said and "and 20 more" in said
+    assert "\nleft4me-host: refused: forged" not in said
+
+
+def test_a_restore_refuses_an_oversized_extended_header_before_reading_it(root):
+    _upper(root)
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type, header.size = tarfile.XHDTYPE, helper.MAX_TAR_HEADER + 1
+    crafted = header.tobuf(tarfile.USTAR_FORMAT) + b"\0" * 1024
+    with pytest.raises(helper.Refused, match="extended header"):
+        _run(root, "restore", "a", stdin=crafted)
+
+
+def test_a_restore_keeps_file_times(root):
+    upper = _upper(root)
+    os.utime(upper / "left4dead2/addons/map.vpk", (1_000_000_000, 1_000_000_000))
+    archive = _archive(root)
+    _run(root, "restore", "a", stdin=archive)
+    assert (upper / "left4dead2/addons/map.vpk").stat().st_mtime == 1_000_000_000
+
+
+@needs_root
+def test_whiteouts_and_opaque_directories_survive_a_backup_so_a_restore_keeps_deletions(root):
+    upper = _upper(root)
+    os.mknod(upper / "left4dead2/banned_user.cfg", stat.S_IFCHR, os.makedev(0, 0))
+    (upper / "left4dead2/addons").mkdir(exist_ok=True)
+    os.setxattr(upper / "left4dead2/addons", "trusted.overlay.opaque", b"y")
+    archive = _archive(root)
+    shutil.rmtree(upper / "left4dead2")
+    _run(root, "restore", "a", stdin=archive)
+    whiteout = (upper / "left4dead2/banned_user.cfg").lstat()
+    assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
+    assert os.getxattr(upper / "left4dead2/addons", "trusted.overlay.opaque") == b"y"
+
+
+def test_a_second_archive_or_restore_of_a_busy_runtime_is_refused(root):
+    import fcntl
+
+    _upper(root)
+    holder = os.open(root / "runtime/a", os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(helper.Refused, match="runtime/a is busy"):
+            _run(root, "archive", "a")
+    finally:
+        os.close(holder)
+
+
+def test_archive_and_restore_refuse_a_unit_on_its_way_up(root):
+    class Activating(RecordingSystem):
+        def active_state(self, unit_name: str) -> str:
+            return "activating"
+
+    _upper(root)
+    with pytest.raises(helper.Refused, match="is activating: stop it before"):
+        _run(root, "archive", "a", system=Activating())

@@ -143,7 +143,7 @@ def print_backups(console: Console, name: str, backups: list[dict[str, Any]]) ->
     table = _table(f"Backups of {name}", ["id", "taken (UTC)", "size", "sha256"])
     for backup in backups:
         if backup.get("error"):
-            table.add_row(backup["id"], "-", "-", _text(backup["error"]))
+            table.add_row(_text(backup["id"]), "-", "-", _text(backup["error"]))
             continue
-        table.add_row(backup["id"], _when(backup["taken_at"]), f"{backup['size']:,}", backup["sha256"])
+        table.add_row(_text(backup["id"]), _when(backup["taken_at"]), f"{backup['size']:,}", _text(backup["sha256"]))
     console.print(table)

@@ -387,7 +387,10 @@ def backup_plan(name: str, backup_id: str, excludes: list[str], keep: int | None
         io.say(f"backups/{name}/{backup_id}.tar: {manifest['size']} bytes, sha256 {manifest['sha256']}")
 
     def remove_oldest_backups(host: Host, io: StepIO) -> None:
-        others = [manifest["id"] for manifest in host.backups.manifests(name) if manifest["id"] != backup_id]
+        listed = host.backups.manifests(name)
+        for broken in (manifest for manifest in listed if manifest.get("error")):
+            io.say(f"kept {broken['id']}, whose manifest cannot be read ({broken['error']}): look at it by hand")
+        others = [manifest["id"] for manifest in listed if manifest["id"] != backup_id and not manifest.get("error")]
         dropped = others[:max(len(others) - ((keep or 1) - 1), 0)]
         for old in dropped:
             host.backups.remove(name, old)
