@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from . import append, backup, cold_start, commands, reads
+from . import append, backup, cold_start, commands, reads, replication
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 # The real-systemd figures come from the nspawn end-to-end test (root only), not from this script: a
@@ -50,6 +50,8 @@ def main() -> None:
         ("Reads and rebuild", reads.__doc__, reads.run(sizes, rounds, Path.home() / ".cache" / "l4d2ctl-bench")),
         ("CLI cold start", cold_start.__doc__, cold_start.run(rounds * 2 + 1)),
         ("Backup", backup.__doc__, backup.run(256 if options.quick else 1024, 3)),
+        ("Replication", replication.__doc__, replication.run(1000 if options.quick else 2000, 3,
+                                                              10 if options.quick else 20)),
     ]
     lines = ["# Benchmarks", "", f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
              "Regenerate with `.venv/bin/python -m scripts.bench`. Every ratio is against a baseline measured in "
