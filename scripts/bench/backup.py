@@ -21,10 +21,10 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from .cold_start import simulated_instance
 from .reads import wall
 
 FILE_MIB = 16
@@ -40,16 +40,12 @@ def make_tree(upper: Path, mib: int) -> None:
 
 def run(mib: int, rounds: int) -> list[str]:
     """Median wall times of both sides; return the report's lines."""
-    l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
-    if l4d2ctl is None or shutil.which("tar") is None:
-        raise SystemExit("bench: needs l4d2ctl beside this Python (run scripts/test once) and GNU tar")
+    if shutil.which("tar") is None:
+        raise SystemExit("bench: needs GNU tar")
     ours, plain, checked = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        (root / "installation").mkdir()
-        (root / "spec.yaml").write_text("port: 27015\n")
-        where = [l4d2ctl, "--root", str(root), "--host", "simulated"]
-        subprocess.run([*where, "init", "bench", "--spec", str(root / "spec.yaml")], check=True, capture_output=True)
+        where = simulated_instance(root)
         upper = root / "runtime" / "bench" / "upper"
         make_tree(upper, mib)
         subprocess.run(["tar", "-cf", "/dev/null", "-C", str(upper), "."], check=True)  # into the page cache

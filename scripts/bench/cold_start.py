@@ -17,18 +17,29 @@ from pathlib import Path
 from .reads import BASELINE, wall
 
 
-def run(rounds: int) -> list[str]:
-    """Median wall time of both, interleaved; return the report's lines."""
+def installed_l4d2ctl() -> str:
+    """The l4d2ctl program beside this Python (scripts/test installs it)."""
     l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
     if l4d2ctl is None:
         raise SystemExit("bench: l4d2ctl is not installed beside this Python (run scripts/test once)")
+    return l4d2ctl
+
+
+def simulated_instance(root: Path) -> list[str]:
+    """An instance `bench` initialized on a simulated host at `root`; the l4d2ctl command line for that root."""
+    (root / "installation").mkdir()
+    (root / "spec.yaml").write_text("port: 27015\n")
+    where = [installed_l4d2ctl(), "--root", str(root), "--host", "simulated"]
+    subprocess.run([*where, "init", "bench", "--spec", str(root / "spec.yaml")], check=True, capture_output=True)
+    return where
+
+
+def run(rounds: int) -> list[str]:
+    """Median wall time of both, interleaved; return the report's lines."""
+    l4d2ctl = installed_l4d2ctl()
     bare, ours, appends = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        (root / "installation").mkdir()
-        (root / "spec.yaml").write_text("port: 27015\n")
-        where = [l4d2ctl, "--root", str(root), "--host", "simulated"]
-        subprocess.run([*where, "init", "bench", "--spec", str(root / "spec.yaml")], check=True, capture_output=True)
+        where = simulated_instance(Path(scratch))
         for _ in range(rounds):
             bare.append(wall(BASELINE))
             ours.append(wall([l4d2ctl, "--help"]))
