@@ -236,7 +236,8 @@ def test_restore_ledger_brings_the_ledger_back_and_never_overwrites_one(root, ur
     assert restored.exit_code == 0, restored.output
     with Ledger.open(root / "ledger.db") as ledger:
         assert ledger.head() == head and verify_ledger(ledger).ok
-        assert ledger.position("journal") is None
+        assert ledger.position("journal") is None, "the old host's journal cursor means nothing here"
+        assert ledger.position("journal-from") is not None, "this host's journal is read from the restore on"
     assert stat_mode(root / "ledger.db") == 0o660
     assert invoke(root, "verify").exit_code == 0
     assert json.loads(invoke(root, "status", "alpha", "--json").output)["state"] == "initialized"
