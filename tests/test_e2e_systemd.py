@@ -742,11 +742,17 @@ def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_
                   == "active", 30, "left4me-replicate.service active")
         assert host.l4d2ctl("start", "replicated", user=OPERATOR).returncode == 0
 
+        said = []
+
         def caught_up():
             shown = host.l4d2ctl("verify", "--replica", url, "--json")
+            said[:] = [shown.returncode, shown.stdout[-600:], shown.stderr[-600:]]
             return shown.returncode == 0 and json.loads(shown.stdout)["replica"]["lag_events"] == 0
 
-        _wait_for(caught_up, 30, "the replica catching up")
+        try:
+            _wait_for(caught_up, 60, "the replica catching up")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; verify said {said}") from None
         shown = host.run("systemctl show left4me-replicate.service --property=ActiveState,NRestarts").stdout
         assert "ActiveState=active" in shown and "NRestarts=0" in shown, shown
         modes = host.run(f"stat -c '%a %G' {ROOT}/.ledger.db-litestream").stdout.strip()

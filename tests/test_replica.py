@@ -297,6 +297,7 @@ def test_audit_reads_several_hosts_replicas_side_by_side_naming_each_host(tmp_pa
 def test_after_the_load_the_replica_holds_every_command_that_finished_before_its_last_sync(tmp_path):
     root = make_root(tmp_path / "root")
     url = f"file://{tmp_path}/replica"
+    Ledger.open(root / "ledger.db").close()  # replicate replicates a ledger, and never makes one
     with replicating(root, url):
         outcomes, _ = run_load(root)
         time.sleep(SYNC_WAIT)
