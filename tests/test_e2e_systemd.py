@@ -752,7 +752,8 @@ def test_the_replicate_unit_streams_the_ledger_off_the_host_and_verify_compares_
         try:
             _wait_for(caught_up, 60, "the replica catching up")
         except AssertionError as error:
-            raise AssertionError(f"{error}; verify said {said}") from None
+            journal = host.run("journalctl -u left4me-replicate.service --no-pager -n 15", check=False).stdout
+            raise AssertionError(f"{error}; verify said {said}; the unit logged {journal}") from None
         shown = host.run("systemctl show left4me-replicate.service --property=ActiveState,NRestarts").stdout
         assert "ActiveState=active" in shown and "NRestarts=0" in shown, shown
         modes = host.run(f"stat -c '%a %G' {ROOT}/.ledger.db-litestream").stdout.strip()
