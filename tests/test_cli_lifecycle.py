@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,6 +137,21 @@ def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
         holder.release()
 
 
+def test_a_starting_executor_waits_for_a_lock_held_only_for_a_moment(l4d2ctl, root):
+    from commands.service.executor_lock import ExecutorLock
+
+    Ledger.open(root / "ledger.db").close()
+    holder = ExecutorLock(root / "ledger.db")
+    assert holder.try_acquire()
+    releaser = threading.Timer(0.5, holder.release)
+    releaser.start()
+    try:
+        result = l4d2ctl("executor", "--once")
+    finally:
+        releaser.join()
+    assert result.exit_code == 0, result.stderr
+
+
 def test_an_option_like_name_is_a_usage_error_in_one_line(l4d2ctl, root):
     result = l4d2ctl("start", "-rf")
     assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
@@ -210,7 +226,7 @@ def test_a_cli_following_a_separate_executor_streams_the_steps_it_records(l4d2ct
     try:
         deadline = time.monotonic() + 30
         while not Path(f"{root}/ledger.db.executor.lock").exists() or _lock_free(root):
-            assert time.monotonic() < deadline and executor.poll() is None, executor.stderr
+            assert time.monotonic() < deadline and executor.poll() is None, executor.communicate()[1]
             time.sleep(0.05)
         started = subprocess.run([L4D2CTL, "start", "alpha"], env=_cli_env(root), capture_output=True, text=True,
                                  timeout=60)

@@ -25,6 +25,9 @@ from ..service.executor_lock import ExecutorLock
 from ..service.notify import Notifier, hook_argv
 from .app import App
 
+LOCK_WAIT_SECONDS = 5.0
+"""How long a starting executor waits for the executor lock before it takes the holder for another executor."""
+
 
 def describe(event: EventRecord) -> str | None:
     """What the executor's log says about an event it recorded (None: not worth a line), as rich markup."""
@@ -60,7 +63,7 @@ def serve(app: App, once: bool, jobs: int, notify_exec: str | None = None) -> No
     host = app.host()
     lock = ExecutorLock(app.settings.db)
     ledger = app.ledger(create=True)
-    if not lock.try_acquire():
+    if not lock.acquire_within(LOCK_WAIT_SECONDS):
         raise LedgerError(f"another executor (pid {lock.holder() or 'unknown'}) holds {lock.path}")
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

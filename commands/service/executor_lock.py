@@ -6,6 +6,7 @@ import fcntl
 import os
 import socket
 import stat
+import time
 from datetime import datetime, timezone
 
 from ledger import LedgerError
@@ -55,6 +56,17 @@ class ExecutorLock:
         os.ftruncate(descriptor, 0)
         os.write(descriptor, f"{os.getpid()}\n".encode())
         self._descriptor = descriptor
+        return True
+
+    def acquire_within(self, seconds: float, poll: float = 0.05) -> bool:
+        """Take the lock, waiting up to `seconds` for a holder to let go: a CLI that only probes whether an
+        executor runs holds it for an instant, and one that ran the queue itself lets go when its commands end,
+        so a starting executor must not take either for a rival. True when this process now holds it."""
+        deadline = time.monotonic() + seconds
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
         return True
 
     def still_ours(self) -> bool:
