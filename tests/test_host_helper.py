@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pwd
+import py_compile
 import shutil
 import socket
 import stat
@@ -468,14 +469,19 @@ def test_swapping_merged_for_a_symlink_mid_mount_never_puts_an_overlay_outside_t
 def test_the_installed_helper_ignores_its_environment(root, tmp_path):
     config = tmp_path / "host.conf"
     config.write_text(f"root={root}\nuser={GAME_USER}\n")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "left4me_host.py").write_text(HELPER_SOURCE.read_text().replace("@CONFIG@", str(config)))
+    py_compile.compile(str(lib / "left4me_host.py"), doraise=True)
     installed = tmp_path / "left4me-host"
-    installed.write_text(HELPER_SOURCE.read_text().replace("@PYTHON@", sys.executable)
-                         .replace("@CONFIG@", str(config)))
+    installed.write_text((HELPER_SOURCE.parent / "left4me-host.launch").read_text()
+                         .replace("@PYTHON@", sys.executable).replace("@LIB@", str(lib)))
     installed.chmod(0o755)
     evil = tmp_path / "evil"
     evil.mkdir()
     marker = tmp_path / "ran"
     (evil / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (evil / "left4me_host.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     (evil / "realpath").write_text(f"#!/bin/sh\necho ran > {marker}\n")
     (evil / "realpath").chmod(0o755)
     environment = {"PATH": str(evil), "PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "sitecustomize.py"),

@@ -60,6 +60,9 @@ LineSink = Callable[[CommandView, str, str], None]
 Warn = Callable[[str], None]
 # While the queue is empty, how often the journal is read for observations (before a command: always).
 WATCH_INTERVAL = 1.0
+# While commands run, how often: what their units do is their own doing, and each read keeps the owning
+# thread (the one that records every step) from recording for as long as journalctl takes.
+BUSY_WATCH_INTERVAL = 5.0
 # While commands run and no worker reports, how often the owning thread looks at the ledger again (for
 # cancels and new commands): a report wakes it at once.
 REPORT_WAIT = 0.2
@@ -230,7 +233,8 @@ class Executor:
         return ran
 
     def watch(self, force: bool = True) -> None:
-        """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL).
+        """Record what systemd did on its own since the last look (unless `force`, at most every WATCH_INTERVAL,
+        or BUSY_WATCH_INTERVAL while commands run).
 
         Before deciding a command requested after the last look, the ledger
         catches up with the journal, so an observation lands before the
@@ -240,7 +244,8 @@ class Executor:
         nothing is lost.
         """
         now = time.monotonic()
-        if not force and self._watched_at is not None and now - self._watched_at < WATCH_INTERVAL:
+        interval = BUSY_WATCH_INTERVAL if self._flights else WATCH_INTERVAL
+        if not force and self._watched_at is not None and now - self._watched_at < interval:
             return
         self._watched_at = now
         self._watched_as_of = format_time(datetime.now(timezone.utc))
