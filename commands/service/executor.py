@@ -300,37 +300,58 @@ class Executor:
                 report = self._reports.get(timeout=left)
             except queue.Empty:
                 return
-            if self._take(report):
+            if self._take([report, *self._sent_so_far()]):
                 return
 
     def _take_reports(self) -> None:
         """Record every report the workers have sent so far."""
+        self._take(self._sent_so_far())
+
+    def _sent_so_far(self) -> list[Report]:
+        """The reports waiting in the queue, oldest first."""
+        reports = []
         while True:
             try:
-                report = self._reports.get_nowait()
+                reports.append(self._reports.get_nowait())
             except queue.Empty:
-                return
-            self._take(report)
+                return reports
 
-    def _take(self, report: Report) -> bool:
-        """Record one report; whether it was a command's outcome."""
-        match report:
-            case StepLine(flight, step, line):
-                self.on_line(flight.command, step, line)
-                return False
-            case StepResult(flight, payload, recorded):
-                ended = isinstance(payload, OUTCOMES)
-                self._record_what_happened(flight.command, payload, durable=ended)
-                if ended:
-                    del self._flights[flight.command.command_id]
-                if recorded is not None:
-                    recorded.set()
-                return ended
-            case PartRequest(flight, part, cancel, reply):
-                reply.put(self._take_up_part(flight.command, part, cancel))
-                return False
-            case _:
-                raise TypeError(f"{report!r} is not a worker report")
+    def _take(self, reports: list[Report]) -> bool:
+        """Take reports in order: lines are passed on, and the events the workers ask for are recorded together,
+        in one transaction (a group commit: many workers' steps and outcomes, one sync); whether a command ended.
+
+        A part is requested only once what came before it is recorded. A
+        worker waits for its step's event before going on, so a batch holds at
+        most one event of each command.
+        """
+        ended, results = False, []
+        for report in reports:
+            match report:
+                case StepLine(flight, step, line):
+                    self.on_line(flight.command, step, line)
+                case StepResult():
+                    results.append(report)
+                case PartRequest(flight, part, cancel, reply):
+                    ended |= self._record_results(results)
+                    results = []
+                    reply.put(self._take_up_part(flight.command, part, cancel))
+                case _:
+                    raise TypeError(f"{report!r} is not a worker report")
+        return self._record_results(results) or ended
+
+    def _record_results(self, results: list[StepResult]) -> bool:
+        """Record the workers' events in one transaction, synced when it holds an outcome; let their workers go
+        on; whether a command ended."""
+        if not results:
+            return False
+        ended = any(isinstance(result.payload, OUTCOMES) for result in results)
+        self._record_what_happened([(result.flight.command, result.payload) for result in results], durable=ended)
+        for result in results:
+            if isinstance(result.payload, OUTCOMES):
+                del self._flights[result.flight.command.command_id]
+            if result.recorded is not None:
+                result.recorded.set()
+        return ended
 
     def _take_up_part(self, whole: CommandView, part: Part,
                       cancel: threading.Event) -> tuple[CommandView, Plan | None]:
@@ -341,10 +362,10 @@ class Executor:
         try:
             plan = decide(command, ProvenState(self.projections, self.ledger))
         except (Rejected, LedgerError) as refused:
-            self._record_what_happened(command, CommandRejected(reason=str(refused)))
+            self._record_what_happened([(command, CommandRejected(reason=str(refused)))])
             return self.projections.recorded_command(command_id), None
-        self._record_what_happened(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(),
-                                                           simulated=self.host.simulated))
+        self._record_what_happened([(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(),
+                                                             simulated=self.host.simulated))])
         self._flights[command_id] = Flight(command, cancel)
         return command, plan
 
@@ -487,44 +508,53 @@ class Executor:
             should_cancel=flight.cancel.is_set if cancellable else (lambda: False),
         )
 
-    def _record_what_happened(self, command: CommandView, payload: Payload, *, durable: bool = True) -> None:
-        """Record a step or an outcome: it happened on the host, so a ledger locked past its timeout (by a
+    def _record_what_happened(self, happened: list[tuple[CommandView, Payload]], *, durable: bool = True) -> None:
+        """Record steps or outcomes: they happened on the host, so a ledger locked past its timeout (by a
         backup, a long read) is waited out, with a warning each time, never given up on."""
         while True:
             try:
-                self._record(command, payload, durable=durable)
+                self._record_all(happened, durable=durable)
                 return
             except LedgerLocked as error:
-                self.warn(f"{error}; still trying to record {type(payload).__name__} of command "
-                          f"{command.command_id} ({command.command} {command.instance}), which happened on the host")
+                what = "; ".join(f"{type(payload).__name__} of command {command.command_id} ({command.command} "
+                                 f"{command.instance})" for command, payload in happened)
+                self.warn(f"{error}; still trying to record {what}, which happened on the host")
                 time.sleep(LOCKED_RETRY)
 
     def _record(self, command: CommandView, payload: Payload, *, durable: bool = True) -> None:
-        """Append one event of `command` and bring the projections up to date, in one transaction; refused
-        (`LedgerError`) when the event is out of turn for the command's recorded events (`out_of_turn`).
+        """Record one event of `command` (as `_record_all`)."""
+        self._record_all([(command, payload)], durable=durable)
+
+    def _record_all(self, happened: list[tuple[CommandView, Payload]], *, durable: bool = True) -> None:
+        """Append events of commands and bring the projections up to date, in one transaction; refused
+        (`LedgerError`), all of them, when one is out of turn for its command's recorded events (`out_of_turn`).
 
         Two commits per command are durable: `CommandStarted`, before the host
         is touched, and the outcome, before it is reported. A step's event in
         between is not synced on its own: a power cut may lose it, which leaves
         the command started without an outcome, hence interrupted at the next
         start, and a retry converges since every step is idempotent; the
-        outcome's sync makes every step before it durable.
+        outcome's sync makes every step before it durable. Events the workers
+        of several commands sent meanwhile share one commit, and one sync.
         """
-        event = NewEvent(
-            instance=command.instance,
-            command_id=command.command_id,
-            actor=command.actor,
-            os_user=self.os_user,
-            payload=payload,
-        )
+        events: list[NewEvent] = []
+        recorded: dict[str, list[str]] = {}
         with self.ledger.transaction(durable=durable):
-            recorded = [row["type"] for row in self.ledger.rows(command_id=command.command_id, columns=("type",))]
-            refusal = out_of_turn(recorded, event.type)
-            if refusal is not None:
-                raise LedgerError(f"command {command.command_id} ({command.command} {command.instance}): refusing "
-                                  f"to record {event.type}: {refusal}. Is a second executor running, or were the "
-                                  f"projections edited? (`l4d2ctl verify`; `l4d2ctl projections rebuild`)")
-            self.ledger.append([event])
+            for command, payload in happened:
+                event = NewEvent(instance=command.instance, command_id=command.command_id, actor=command.actor,
+                                 os_user=self.os_user, payload=payload)
+                types = recorded.get(command.command_id)
+                if types is None:
+                    types = [row["type"] for row in self.ledger.rows(command_id=command.command_id, columns=("type",))]
+                refusal = out_of_turn(types, event.type)
+                if refusal is not None:
+                    raise LedgerError(f"command {command.command_id} ({command.command} {command.instance}): "
+                                      f"refusing to record {event.type}: {refusal}. Is a second executor running, or "
+                                      f"were the projections edited? (`l4d2ctl verify`; `l4d2ctl projections "
+                                      f"rebuild`)")
+                recorded[command.command_id] = [*types, event.type]
+                events.append(event)
+            self.ledger.append(events)
             records = self.projections.sync()
         for record in records:
             self.observer(record)
