@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from .batches import NameResult
 from .errors import HostError
-from .protocols import StepIO
-from .runner import RunResult, run_binary, run_checked
+from .protocols import UNIT_PREFIX, StepIO, unit_name
+from .runner import RunResult, run, run_binary, run_checked
 
 DEFAULT_HELPER = "/usr/local/bin/left4me-host"
 SUDO = "/usr/bin/sudo"
@@ -24,6 +25,10 @@ HELPER_TIMEOUT = 300.0
 QUICK_TIMEOUT = 30.0
 # How the helper's one line on stderr begins (then "refused: ..." or "failed: ...").
 HELPER_SAYS = "left4me-host: "
+# How many names the verbs that take several (start, stop) take at most (the helper's MAX_BATCH), and how each
+# name's line on stdout says what became of it: "NAME: done|failed|refused: what".
+MAX_BATCH = 64
+BATCH_STATUSES = ("done", "failed", "refused")
 
 
 class HelperClient:
@@ -43,6 +48,26 @@ class HelperClient:
         except HostError as error:
             raise _in_its_words(error, verb, arguments) from None
 
+    def call_each(self, verb: str, names: list[str], timeout: float | None = HELPER_TIMEOUT) -> dict[str, NameResult]:
+        """Run a verb that takes several names (start, stop): each name's result, with the lines that name its
+        unit (or no unit) of what the run said besides; a run that names no result is a `HostError` in the
+        helper's words."""
+        result = run([*self.prefix, verb, *names], StepIO(), timeout=timeout)
+        results: dict[str, tuple[str, str]] = {}
+        said = [line for line in result.stderr if not line.startswith(HELPER_SAYS)]
+        for line in result.stdout:
+            name, _, rest = line.partition(": ")
+            status, separated, message = rest.partition(": ")
+            if name in names and status in BATCH_STATUSES and separated and name not in results:
+                results[name] = (status, message)
+            else:
+                said.append(line)
+        if not results:
+            raise _in_its_words(HostError(f"{' '.join(self.prefix)} {verb} {' '.join(names)} exited with status "
+                                          f"{result.returncode}", result.stderr[-20:]), verb, tuple(names))
+        return {name: NameResult(status, message, [line for line in said if _about(line, name)])
+                for name, (status, message) in results.items()}
+
     def call_binary(self, verb: str, *arguments: str, io: StepIO, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None, timeout: float | None = HELPER_TIMEOUT) -> None:
         """Run a verb that reads or writes bytes (an archive): `stdin` handed over, its stdout into `stdout`, its
@@ -59,6 +84,11 @@ class HelperClient:
         if Path(configured) != root:
             raise HostError(f"{self.prefix[-1]} manages the root {configured or '(none)'}, not {root}: "
                             f"use --root {configured}" if configured else f"{self.prefix[-1]} names no root")
+
+
+def _about(line: str, name: str) -> bool:
+    """Whether a line a batch run printed concerns `name`: it names its unit, or no instance unit at all."""
+    return unit_name(name) in line or UNIT_PREFIX not in line
 
 
 def _in_its_words(error: HostError, verb: str, arguments: tuple[str, ...]) -> HostError:

@@ -15,12 +15,11 @@ from datetime import datetime, timezone
 
 from .errors import HostError
 from .helper import HelperClient
-from .protocols import JournalRead, StepIO, UnitEntry, UnitEvent
+from .protocols import UNIT_PREFIX, UNIT_SUFFIX, JournalRead, StepIO, UnitEntry, UnitEvent
 from .runner import run
 
 JOURNALCTL = "/usr/bin/journalctl"
 JOURNAL_TIMEOUT = 60.0
-UNIT_PREFIX, UNIT_SUFFIX = "left4me-server@", ".service"
 
 # systemd's catalog ids (sd-messages.h).
 UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"

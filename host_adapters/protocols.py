@@ -256,6 +256,9 @@ class Host:
     simulated: bool = False
 
 
+UNIT_PREFIX, UNIT_SUFFIX = "left4me-server@", ".service"
+
+
 def unit_name(name: str) -> str:
     """The systemd unit of an instance."""
-    return f"left4me-server@{name}.service"
+    return f"{UNIT_PREFIX}{name}{UNIT_SUFFIX}"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from .batches import Batcher, NameResult
 from .errors import HostError
-from .helper import HelperClient
+from .helper import MAX_BATCH, HelperClient
 from .journal import JOURNALCTL
 from .protocols import StepIO, UnitStatus, unit_name
 from .runner import run, run_checked
@@ -24,10 +25,18 @@ def systemd_is_running(run_dir: str = "/run/systemd/system") -> bool:
 
 
 class SystemctlServiceControl:
-    """left4me-server@NAME.service: `left4me-host start|stop NAME` to change it, `systemctl show` to ask."""
+    """left4me-server@NAME.service: `left4me-host start|stop NAME...` to change it, `systemctl show` to ask.
+
+    Starts (and stops) that commands running at the same time ask for share
+    one helper run (`Batcher`): a fleet's start runs sudo, the helper and
+    systemctl a few times, not once per instance. Such a run is not cut
+    short by one command's cancel; the command sees its cancel after the step.
+    """
 
     def __init__(self, client: HelperClient):
         self.client = client
+        self._starts = Batcher(lambda names: client.call_each("start", names, timeout=SYSTEMCTL_TIMEOUT), MAX_BATCH)
+        self._stops = Batcher(lambda names: client.call_each("stop", names, timeout=SYSTEMCTL_TIMEOUT), MAX_BATCH)
 
     def enable_now(self, name: str, io: StepIO) -> None:
         """Clear a failed state (and its start limit), then enable and start the unit; its ExecStartPre mounts.
@@ -36,14 +45,14 @@ class SystemctlServiceControl:
         the recorded command says why (a missing overlay, a crashing server).
         """
         try:
-            self.client.call("start", name, io=io, timeout=SYSTEMCTL_TIMEOUT)
+            _done(self._starts.run(name), "start", name, io)
         except HostError as error:
             raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in self.journal_tail(name)]) \
                 from None
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the unit; its ExecStopPost unmounts the overlay."""
-        self.client.call("stop", name, io=io, timeout=SYSTEMCTL_TIMEOUT)
+        _done(self._stops.run(name), "stop", name, io)
 
     def status(self, name: str) -> UnitStatus:
         """ActiveState, SubState, whether enabled, and NRestarts, from `systemctl show`."""
@@ -73,3 +82,12 @@ class SystemctlServiceControl:
                         "--output", "cat"], StepIO(), timeout=QUERY_TIMEOUT).stdout
         except HostError:
             return []
+
+
+def _done(result: NameResult, verb: str, name: str, io: StepIO) -> None:
+    """Pass on what a batch run did for `name`; anything but done is a `HostError` in the helper's words."""
+    for line in result.said:
+        io.say(line)
+    if result.status != "done":
+        raise HostError(f"left4me-host {verb} {name}: {result.status}: {result.message}", result.said)
+    io.say(result.message)

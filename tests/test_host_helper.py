@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from commands.domain.spec import MAX_OVERLAYS
 from commands.domain.text_rules import CVAR_PATTERN, FINGERPRINT_PATTERN, NAME_PATTERN, SECRET_VALUE_PATTERN
 from host_adapters.a2s_query import A2SQuery
+from host_adapters.helper import MAX_BATCH
 from host_adapters.overlay import mounted_points
 
 HELPER_SOURCE = Path(__file__).resolve().parent.parent / "scripts" / "host" / "left4me-host"
@@ -55,9 +56,10 @@ helper = _load_helper()
 class RecordingSystem(helper.System):
     """The privileged calls, recorded with what each path really named at that moment, instead of made."""
 
-    def __init__(self, active: bool = False):
+    def __init__(self, active: bool = False, failing: tuple[str, ...] = ()):
         self.calls: list[tuple] = []
         self.active = active
+        self.failing = failing
 
     def is_active(self, unit_name: str) -> bool:
         return self.active
@@ -72,8 +74,15 @@ class RecordingSystem(helper.System):
     def umount_here(self, name: str) -> None:
         self.calls.append(("umount", os.path.realpath(name)))
 
-    def systemctl(self, *arguments: str, check: bool = True) -> None:
+    def systemctl(self, *arguments: str, quiet: bool = False) -> int:
         self.calls.append(("systemctl", *arguments))
+        return 1 if arguments[0] in ("enable", "disable") and set(arguments) & set(map(helper.unit, self.failing)) \
+            else 0
+
+    def unit_states(self, units: list[str]) -> dict[str, tuple[str, str]]:
+        failing = set(map(helper.unit, self.failing))
+        return {unit: ("failed", "enabled") if unit in failing else ("active" if self.calls[-1][1] == "enable"
+                else "inactive", "enabled" if self.calls[-1][1] == "enable" else "disabled") for unit in units}
 
     def journal_lines(self, *arguments: str):
         self.calls.append(("journalctl", *arguments))
@@ -150,13 +159,14 @@ def test_the_patterns_agree_with_l4d2ctls_own():
     assert helper.CVAR.pattern.removesuffix(r"\Z") == CVAR_PATTERN.pattern
     assert helper.FINGERPRINT.pattern.removesuffix(r"\Z") == FINGERPRINT_PATTERN.pattern
     assert helper.MAX_LAYERS == MAX_OVERLAYS + 1
+    assert helper.MAX_BATCH == MAX_BATCH
     for value in ("hunter2", 'a"b', "x" * 255, "x" * 256, "tab\there", "ünï"):
         helper_accepts = bool(helper.SECRET_VALUE.match(value)) and '"' not in value
         assert helper_accepts == bool(SECRET_VALUE_PATTERN.fullmatch(value)), value
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["frob", "a"], ["start"], ["start", "a", "b"], ["start", "a b"], ["start", "a left4me-server@b"],
+    [], ["frob", "a"], ["start"], ["start", "a", "a"], ["stop", *(f"a{n}" for n in range(65))], ["start", "a b"], ["start", "a left4me-server@b"],
     ["start", "../a"], ["start", "a/b"], ["start", "A"], ["start", "-a"], ["start", "a.service"],
     ["start", "a" * 64], ["start", "a\n"], ["root", "a"], ["secret-put", "a", "RCON"],
     ["secret-commit", "a", "rcon_password", "not-hex"], ["mount", "a", "--root=/"],
@@ -171,10 +181,11 @@ def test_arguments_outside_the_interface_are_refused_before_anything_runs(root, 
     assert system.calls == []
 
 
-def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
+def test_start_names_exactly_the_instances_unit_once_it_is_staged(root, capsys):
     system = RecordingSystem()
-    with pytest.raises(helper.Refused, match="stage the instance first"):
+    with pytest.raises(helper.Refused, match="1 of 1 units were not ready to start"):
         _run(root, "start", "a", system=system)
+    assert capsys.readouterr().out == "a: refused: runtime/a/unit.env does not exist: stage the instance first\n"
     _run(root, "stage", "a", system=system)
     system.calls.clear()
     _run(root, "start", "a", system=system)
@@ -182,6 +193,42 @@ def test_start_names_exactly_the_instances_unit_once_it_is_staged(root):
     assert system.calls == [("systemctl", "reset-failed", "left4me-server@a.service"),
                             ("systemctl", "enable", "--now", "--no-reload", "left4me-server@a.service"),
                             ("systemctl", "disable", "--now", "--no-reload", "left4me-server@a.service")]
+    assert capsys.readouterr().out == ("a: done: enabled and started left4me-server@a.service\n"
+                                       "a: done: disabled and stopped left4me-server@a.service\n")
+
+
+def test_a_fleet_starts_and_stops_with_one_systemctl_and_a_line_for_each_name(root, capsys):
+    system = RecordingSystem()
+    for name in ("a", "b", "c"):
+        _instance(root, name)
+        _run(root, "stage", name, system=system)
+    system.calls.clear()
+    _run(root, "start", "a", "b", "c", system=system)
+    _run(root, "stop", "c", "b", "a", system=system)
+    units = [f"left4me-server@{name}.service" for name in ("a", "b", "c")]
+    assert system.calls == [("systemctl", "reset-failed", *units), ("systemctl", "enable", "--now", "--no-reload", *units),
+                            ("systemctl", "disable", "--now", "--no-reload", *reversed(units))]
+    assert capsys.readouterr().out.splitlines() == [
+        *(f"{name}: done: enabled and started left4me-server@{name}.service" for name in ("a", "b", "c")),
+        *(f"{name}: done: disabled and stopped left4me-server@{name}.service" for name in ("c", "b", "a"))]
+
+
+def test_when_systemctl_fails_for_a_fleet_each_name_is_told_from_its_units_state(root, capsys):
+    system = RecordingSystem(failing=("b",))
+    for name in ("a", "b"):
+        _instance(root, name)
+        _run(root, "stage", name, system=system)
+    with pytest.raises(helper.Failed, match="1 of 3 units did not start"):
+        _run(root, "start", "a", "b", "c", system=system)
+    assert capsys.readouterr().out.splitlines() == [
+        "a: done: enabled and started left4me-server@a.service",
+        "b: failed: left4me-server@b.service is failed after systemctl enable --now exited with status 1",
+        "c: refused: runtime/c/unit.env does not exist: stage the instance first"]
+    with pytest.raises(helper.Failed, match="1 of 2 units did not stop"):
+        _run(root, "stop", "a", "b", system=system)
+    assert capsys.readouterr().out.splitlines() == [
+        "a: done: disabled and stopped left4me-server@a.service",
+        "b: failed: left4me-server@b.service is failed and enabled after systemctl disable --now exited with status 1"]
 
 
 def test_logs_reads_exactly_the_instances_unit_from_the_journal_and_no_file(root):
@@ -524,7 +571,7 @@ def hostile_root(tmp_path_factory):
     return root, outside
 
 
-VERB_OR_NOT = st.one_of(st.sampled_from(sorted(helper.VERBS)), st.text(max_size=12))
+VERB_OR_NOT = st.one_of(st.sampled_from(sorted([*helper.VERBS, *helper.BATCH_ACTIONS])), st.text(max_size=12))
 NAME_OR_NOT = st.one_of(st.sampled_from(["a", "b", "c", "d", "evil", "..", "../..", "a/../b", "a b", "A", ""]),
                         st.text(max_size=20))
 
@@ -548,10 +595,12 @@ def test_no_arguments_make_the_helper_act_outside_the_root(hostile_root, argv, v
                 assert all(path.startswith(inside) for path in [target, *layers]), call
             case ("umount", path) | ("chown", path):
                 assert path.startswith(inside), call
-            case ("systemctl", *arguments):
-                unit = arguments[-1]
-                assert unit.startswith("left4me-server@") and unit.endswith(".service"), call
-                assert NAME_PATTERN.fullmatch(unit.removeprefix("left4me-server@").removesuffix(".service")), call
+            case ("systemctl", verb, *arguments):
+                assert verb in ("reset-failed", "enable", "disable"), call
+                units = [argument for argument in arguments if not argument.startswith("--")]
+                assert units and all(unit.startswith("left4me-server@") and unit.endswith(".service") and
+                                     NAME_PATTERN.fullmatch(unit.removeprefix("left4me-server@")
+                                                            .removesuffix(".service")) for unit in units), call
     assert sorted(p.name for p in outside.rglob("*")) == ["dir", "file"]
     assert (outside / "file").read_text() == "untouched"
 

@@ -1,0 +1,95 @@
+"""One helper run for the instances several commands ask about at about the same time: a fleet's starts, or
+its stops, cost one `sudo`, one helper and one systemctl instead of one of each per instance."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import HostError
+
+
+@dataclass(frozen=True)
+class NameResult:
+    """What a batch call did for one name: `status` done, failed or refused, in the helper's words, and the
+    lines the run printed about that name besides (systemctl's own)."""
+
+    status: str
+    message: str
+    said: list[str]
+
+
+RunBatch = Callable[[list[str]], dict[str, NameResult]]
+
+
+@dataclass
+class _Ask:
+    name: str
+    turn: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+    result: NameResult | None = None
+    error: HostError | None = None
+
+
+class Batcher:
+    """Serves `run(name)` from many threads with as few `run_batch(names)` calls as possible.
+
+    Nobody waits for company: the first name asked is run at once. Names
+    asked while a call runs wait for the next one, which takes them all (up to
+    `limit`, each name once), led by the thread that asked first. So one
+    command alone runs as soon as it asks, and a fleet's commands share calls.
+    """
+
+    def __init__(self, run_batch: RunBatch, limit: int):
+        self._run_batch = run_batch
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._asked: list[_Ask] = []
+        self._busy = False
+
+    def run(self, name: str) -> NameResult:
+        """What the call that took `name` did for it; `HostError` when that call failed as a whole."""
+        ask = _Ask(name)
+        with self._lock:
+            self._asked.append(ask)
+            if not self._busy:
+                self._busy = ask.leads = True
+        if not ask.leads:
+            ask.turn.wait()
+        if ask.leads:
+            self._lead()
+        if ask.error is not None:
+            raise ask.error
+        assert ask.result is not None
+        return ask.result
+
+    def _lead(self) -> None:
+        """Run one call for the names asked so far, hand each its result, and pass the lead on."""
+        with self._lock:
+            batch: list[_Ask] = []
+            for ask in list(self._asked):
+                if len(batch) < self._limit and all(ask.name != taken.name for taken in batch):
+                    batch.append(ask)
+                    self._asked.remove(ask)
+        try:
+            results = self._run_batch([ask.name for ask in batch])
+            for ask in batch:
+                ask.result = results.get(ask.name)
+                if ask.result is None:
+                    ask.error = HostError(f"the helper said nothing about {ask.name}")
+        except Exception as error:  # every thread waiting on this call gets its failure, none is left waiting
+            for ask in batch:
+                ask.error = error if isinstance(error, HostError) else HostError(f"{type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                following = self._asked[0] if self._asked else None
+                if following is None:
+                    self._busy = False
+                else:
+                    following.leads = True
+            for ask in batch:
+                ask.leads = False
+                ask.turn.set()
+            if following is not None:
+                following.turn.set()

@@ -1,0 +1,121 @@
+"""A fleet's starts and stops share helper runs: the Batcher that serves many threads with few calls, and the
+helper client that reads one result line per name."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from host_adapters.batches import Batcher, NameResult
+from host_adapters.errors import HostError
+from host_adapters.helper import HelperClient
+
+
+class RecordingBatch:
+    """A batch call that records the names of each call, and holds the first call until released."""
+
+    def __init__(self, failing: bool = False):
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+        self.failing = failing
+
+    def __call__(self, names: list[str]) -> dict[str, NameResult]:
+        self.calls.append(names)
+        if len(self.calls) == 1:
+            self.release.wait(10)
+        if self.failing:
+            raise HostError("sudo: a password is required")
+        return {name: NameResult("done", f"started {name}", []) for name in names if name != "silent"}
+
+
+def _ask_all(batcher: Batcher, names: list[str]) -> tuple[dict[str, object], list[threading.Thread]]:
+    got: dict[str, object] = {}
+
+    def ask(name: str) -> None:
+        try:
+            got[name] = batcher.run(name)
+        except HostError as error:
+            got[name] = error
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    return got, threads
+
+
+def _while_the_first_call_runs(batch: RecordingBatch, batcher: Batcher, others: list[str]):
+    first, first_threads = _ask_all(batcher, ["first"])
+    while not batch.calls:
+        time.sleep(0.01)
+    got, threads = _ask_all(batcher, others)
+    time.sleep(0.2)  # the others are waiting for the running call
+    batch.release.set()
+    for thread in [*first_threads, *threads]:
+        thread.join(10)
+    return {**first, **got}
+
+
+def test_a_name_asked_alone_is_run_at_once_in_a_call_of_its_own():
+    batch = RecordingBatch()
+    batch.release.set()
+    assert Batcher(batch, limit=64).run("alpha") == NameResult("done", "started alpha", [])
+    assert batch.calls == [["alpha"]]
+
+
+def test_names_asked_while_a_call_runs_share_the_next_call():
+    batch = RecordingBatch()
+    got = _while_the_first_call_runs(batch, Batcher(batch, limit=64), ["b", "c", "d", "e"])
+    assert batch.calls[0] == ["first"] and sorted(batch.calls[1]) == ["b", "c", "d", "e"] and len(batch.calls) == 2
+    assert all(isinstance(result, NameResult) and result.message == f"started {name}" for name, result in got.items())
+
+
+def test_a_call_takes_at_most_limit_names_and_each_name_once():
+    batch = RecordingBatch()
+    _while_the_first_call_runs(batch, Batcher(batch, limit=2), ["b", "c", "d", "d"])
+    assert all(len(names) <= 2 and len(set(names)) == len(names) for names in batch.calls)
+    assert sorted(name for names in batch.calls for name in names) == ["b", "c", "d", "d", "first"]
+
+
+def test_a_call_that_fails_as_a_whole_fails_every_name_it_took_and_the_next_names_are_still_served():
+    batch = RecordingBatch(failing=True)
+    got = _while_the_first_call_runs(batch, Batcher(batch, limit=64), ["b", "c"])
+    assert all(isinstance(result, HostError) and "password is required" in str(result) for result in got.values())
+    batch.failing = False
+    assert Batcher(batch, limit=64).run("d").status == "done"
+
+
+def test_a_name_the_call_says_nothing_about_is_an_error_for_that_name_alone():
+    batch = RecordingBatch()
+    got = _while_the_first_call_runs(batch, Batcher(batch, limit=64), ["silent", "b"])
+    assert isinstance(got["silent"], HostError) and "said nothing about silent" in str(got["silent"])
+    assert isinstance(got["b"], NameResult)
+
+
+def _stand_in_helper(tmp_path: Path, script: str) -> HelperClient:
+    helper = tmp_path / "left4me-host"
+    helper.write_text(f"#!/bin/sh\n{script}\n")
+    helper.chmod(0o755)
+    return HelperClient(str(helper), as_root=True)
+
+
+def test_the_client_reads_one_result_per_name_and_gives_each_the_lines_about_its_unit(tmp_path):
+    client = _stand_in_helper(tmp_path, """
+echo 'Created symlink left4me-server@a.service' >&2
+echo 'Job for left4me-server@b.service failed.' >&2
+echo 'a: done: enabled and started left4me-server@a.service'
+echo 'b: failed: left4me-server@b.service is failed after systemctl enable --now exited with status 1'
+echo 'left4me-host: failed: 1 of 2 units did not start' >&2
+exit 1""")
+    results = client.call_each("start", ["a", "b"])
+    assert results["a"] == NameResult("done", "enabled and started left4me-server@a.service",
+                                      ["Created symlink left4me-server@a.service"])
+    assert results["b"].status == "failed" and results["b"].said == ["Job for left4me-server@b.service failed."]
+
+
+def test_a_helper_run_that_names_no_result_is_an_error_in_the_helpers_words(tmp_path):
+    client = _stand_in_helper(tmp_path, "echo 'left4me-host: refused: usage: left4me-host start NAME...' >&2; exit 2")
+    with pytest.raises(HostError, match=r"^left4me-host start a b: refused: usage"):
+        client.call_each("start", ["a", "b"])
