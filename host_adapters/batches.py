@@ -78,9 +78,12 @@ class Batcher:
                 ask.result = results.get(ask.name)
                 if ask.result is None:
                     ask.error = HostError(f"the helper said nothing about {ask.name}")
-        except Exception as error:  # every thread waiting on this call gets its failure, none is left waiting
+        except BaseException as error:  # every thread waiting on this call gets its failure, none is left waiting
+            failure = error if isinstance(error, HostError) else HostError(f"{type(error).__name__}: {error}")
             for ask in batch:
-                ask.error = error if isinstance(error, HostError) else HostError(f"{type(error).__name__}: {error}")
+                ask.error = failure
+            if not isinstance(error, Exception):
+                raise  # an interrupt goes on up the leading thread
         finally:
             with self._lock:
                 following = self._asked[0] if self._asked else None

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .batches import NameResult
+from .batches import Batcher, NameResult
 from .errors import HostError
 from .protocols import UNIT_PREFIX, StepIO, unit_name
 from .runner import RunResult, run, run_binary, run_checked
@@ -68,6 +68,11 @@ class HelperClient:
         return {name: NameResult(status, message, [line for line in said if _about(line, name)])
                 for name, (status, message) in results.items()}
 
+    def batcher(self, verb: str, timeout: float | None = HELPER_TIMEOUT) -> Batcher:
+        """A `Batcher` that serves one name's `verb` (stage, start, stop) with runs shared by every command that
+        asks at about the same time."""
+        return Batcher(lambda names: self.call_each(verb, names, timeout=timeout), MAX_BATCH)
+
     def call_binary(self, verb: str, *arguments: str, io: StepIO, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None, timeout: float | None = HELPER_TIMEOUT) -> None:
         """Run a verb that reads or writes bytes (an archive): `stdin` handed over, its stdout into `stdout`, its
@@ -84,6 +89,16 @@ class HelperClient:
         if Path(configured) != root:
             raise HostError(f"{self.prefix[-1]} manages the root {configured or '(none)'}, not {root}: "
                             f"use --root {configured}" if configured else f"{self.prefix[-1]} names no root")
+
+
+def pass_on(result: NameResult, verb: str, name: str, io: StepIO) -> None:
+    """Pass on to `name`'s step what a batch run did for it; anything but done is a `HostError` in the helper's
+    words."""
+    for line in result.said:
+        io.say(line)
+    if result.status != "done":
+        raise HostError(f"left4me-host {verb} {name}: {result.status}: {result.message}", result.said)
+    io.say(result.message)
 
 
 def _about(line: str, name: str) -> bool:
@@ -105,14 +120,16 @@ class HelperRuntime:
 
     def __init__(self, client: HelperClient):
         self.client = client
+        self._stages = client.batcher("stage")
 
     def prepare(self, name: str, io: StepIO) -> None:
         """Create runtime/NAME/{upper,work,merged} with their owners."""
         self.client.call("prepare", name, io=io)
 
     def stage(self, name: str, io: StepIO) -> None:
-        """Copy instances/NAME/cfg/server*.cfg into the upper layer (server.cfg with the secrets); write unit.env."""
-        self.client.call("stage", name, io=io)
+        """Copy instances/NAME/cfg/server*.cfg into the upper layer (server.cfg with the secrets); write unit.env.
+        Stages that commands running at once ask for share one helper run."""
+        pass_on(self._stages.run(name), "stage", name, io)
 
     def remove(self, name: str, io: StepIO) -> None:
         """Remove runtime/NAME and the instance's secrets (refused while mounted)."""

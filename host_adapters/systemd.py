@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from .batches import Batcher, NameResult
 from .errors import HostError
-from .helper import MAX_BATCH, HelperClient
+from .helper import HelperClient, pass_on
 from .journal import JOURNALCTL
 from .protocols import StepIO, UnitStatus, unit_name
 from .runner import run, run_checked
@@ -35,8 +34,8 @@ class SystemctlServiceControl:
 
     def __init__(self, client: HelperClient):
         self.client = client
-        self._starts = Batcher(lambda names: client.call_each("start", names, timeout=SYSTEMCTL_TIMEOUT), MAX_BATCH)
-        self._stops = Batcher(lambda names: client.call_each("stop", names, timeout=SYSTEMCTL_TIMEOUT), MAX_BATCH)
+        self._starts = client.batcher("start", timeout=SYSTEMCTL_TIMEOUT)
+        self._stops = client.batcher("stop", timeout=SYSTEMCTL_TIMEOUT)
 
     def enable_now(self, name: str, io: StepIO) -> None:
         """Clear a failed state (and its start limit), then enable and start the unit; its ExecStartPre mounts.
@@ -45,14 +44,14 @@ class SystemctlServiceControl:
         the recorded command says why (a missing overlay, a crashing server).
         """
         try:
-            _done(self._starts.run(name), "start", name, io)
+            pass_on(self._starts.run(name), "start", name, io)
         except HostError as error:
             raise HostError(str(error), error.stderr_tail + [f"journal: {line}" for line in self.journal_tail(name)]) \
                 from None
 
     def disable_now(self, name: str, io: StepIO) -> None:
         """Disable and stop the unit; its ExecStopPost unmounts the overlay."""
-        _done(self._stops.run(name), "stop", name, io)
+        pass_on(self._stops.run(name), "stop", name, io)
 
     def status(self, name: str) -> UnitStatus:
         """ActiveState, SubState, whether enabled, and NRestarts, from `systemctl show`."""
@@ -83,11 +82,3 @@ class SystemctlServiceControl:
         except HostError:
             return []
 
-
-def _done(result: NameResult, verb: str, name: str, io: StepIO) -> None:
-    """Pass on what a batch run did for `name`; anything but done is a `HostError` in the helper's words."""
-    for line in result.said:
-        io.say(line)
-    if result.status != "done":
-        raise HostError(f"left4me-host {verb} {name}: {result.status}: {result.message}", result.said)
-    io.say(result.message)

@@ -107,7 +107,7 @@ echo 'Created symlink left4me-server@a.service' >&2
 echo 'Job for left4me-server@b.service failed.' >&2
 echo 'a: done: enabled and started left4me-server@a.service'
 echo 'b: failed: left4me-server@b.service is failed after systemctl enable --now exited with status 1'
-echo 'left4me-host: failed: 1 of 2 units did not start' >&2
+echo 'left4me-host: failed: 1 of 2 instances: start failed' >&2
 exit 1""")
     results = client.call_each("start", ["a", "b"])
     assert results["a"] == NameResult("done", "enabled and started left4me-server@a.service",
