@@ -75,13 +75,12 @@ class RecordingSystem(helper.System):
         self.calls.append(("umount", os.path.realpath(name)))
 
     def systemctl(self, *arguments: str, quiet: bool = False) -> int:
+        """The run recorded; it fails when it names a unit of the `failing` instances (reset-failed never does)."""
         self.calls.append(("systemctl", *arguments))
-        return 0
+        return 1 if arguments[0] != "reset-failed" and set(arguments) & set(map(helper.unit, self.failing)) else 0
 
     def systemctl_each(self, arguments: tuple[str, ...], units: list[str]) -> dict[str, int]:
-        """Each unit's run recorded; the jobs of the `failing` instances' units fail."""
-        self.calls.extend(("systemctl", *arguments, unit) for unit in units)
-        return {unit: 1 if unit in map(helper.unit, self.failing) else 0 for unit in units}
+        return {unit: self.systemctl(*arguments, unit) for unit in units}
 
     def journal_lines(self, *arguments: str):
         self.calls.append(("journalctl", *arguments))
@@ -191,15 +190,13 @@ def test_start_names_exactly_the_instances_unit_once_it_is_staged(root, capsys):
     _run(root, "start", "a", system=system)
     _run(root, "stop", "a", system=system)
     unit = "left4me-server@a.service"
-    assert system.calls == [("systemctl", "reset-failed", unit), ("systemctl", "enable", "--no-reload", unit),
-                            ("systemctl", "start", unit), ("systemctl", "disable", "--no-reload", unit),
-                            ("systemctl", "stop", unit)]
+    assert system.calls == [("systemctl", "reset-failed", unit), ("systemctl", "enable", "--now", "--no-reload", unit),
+                            ("systemctl", "disable", "--now", "--no-reload", unit)]
     assert capsys.readouterr().out == ("a: done: enabled and started left4me-server@a.service\n"
                                        "a: done: disabled and stopped left4me-server@a.service\n")
 
 
-def test_a_fleet_is_enabled_and_disabled_by_one_systemctl_and_each_unit_started_and_stopped_by_its_own(root,
-                                                                                                   capsys):
+def test_a_fleet_starts_and_stops_with_one_systemctl_and_a_line_for_each_name(root, capsys):
     system = RecordingSystem()
     for name in ("a", "b", "c"):
         _instance(root, name)
@@ -209,10 +206,9 @@ def test_a_fleet_is_enabled_and_disabled_by_one_systemctl_and_each_unit_started_
     _run(root, "start", "a", "b", "c", system=system)
     _run(root, "stop", "c", "b", "a", system=system)
     units = [f"left4me-server@{name}.service" for name in ("a", "b", "c")]
-    assert system.calls == [("systemctl", "reset-failed", *units), ("systemctl", "enable", "--no-reload", *units),
-                            *(("systemctl", "start", unit) for unit in units),
-                            ("systemctl", "disable", "--no-reload", *reversed(units)),
-                            *(("systemctl", "stop", unit) for unit in reversed(units))]
+    assert system.calls == [("systemctl", "reset-failed", *units),
+                            ("systemctl", "enable", "--now", "--no-reload", *units),
+                            ("systemctl", "disable", "--now", "--no-reload", *reversed(units))]
     assert capsys.readouterr().out.splitlines() == [
         *(f"{name}: done: enabled and started left4me-server@{name}.service" for name in ("a", "b", "c")),
         *(f"{name}: done: disabled and stopped left4me-server@{name}.service" for name in ("c", "b", "a"))]
@@ -229,23 +225,27 @@ def test_a_fleet_is_staged_in_one_run_where_one_instance_refused_holds_up_none_o
     assert (root / "runtime/a/upper/left4dead2/cfg/server.cfg").read_text().startswith("hostname a")
 
 
-def test_in_a_fleet_each_name_gets_its_own_units_outcome(root, capsys):
+def test_when_systemctl_fails_for_a_fleet_each_unit_is_run_on_its_own_to_tell_whose_job_failed(root, capsys):
     system = RecordingSystem(failing=("b",))
     for name in ("a", "b"):
         _instance(root, name)
     _run(root, "stage", "a", "b", system=system)
     capsys.readouterr()
+    system.calls.clear()
     with pytest.raises(helper.Failed, match="1 of 3 instances: start failed"):
         _run(root, "start", "a", "b", "c", system=system)
+    enable = ("systemctl", "enable", "--now", "--no-reload")
+    assert system.calls[1:] == [(*enable, "left4me-server@a.service", "left4me-server@b.service"),
+                                (*enable, "left4me-server@a.service"), (*enable, "left4me-server@b.service")]
     assert capsys.readouterr().out.splitlines() == [
         "a: done: enabled and started left4me-server@a.service",
-        "b: failed: systemctl start left4me-server@b.service exited with status 1",
+        "b: failed: systemctl enable --now --no-reload left4me-server@b.service exited with status 1",
         "c: refused: runtime/c/unit.env does not exist: stage the instance first"]
     with pytest.raises(helper.Failed, match="1 of 2 instances: stop failed"):
         _run(root, "stop", "a", "b", system=system)
     assert capsys.readouterr().out.splitlines() == [
         "a: done: disabled and stopped left4me-server@a.service",
-        "b: failed: systemctl stop left4me-server@b.service exited with status 1"]
+        "b: failed: systemctl disable --now --no-reload left4me-server@b.service exited with status 1"]
 
 
 def test_logs_reads_exactly_the_instances_unit_from_the_journal_and_no_file(root):
@@ -613,7 +613,7 @@ def test_no_arguments_make_the_helper_act_outside_the_root(hostile_root, argv, v
             case ("umount", path) | ("chown", path):
                 assert path.startswith(inside), call
             case ("systemctl", verb, *arguments):
-                assert verb in ("reset-failed", "enable", "disable", "start", "stop"), call
+                assert verb in ("reset-failed", "enable", "disable"), call
                 units = [argument for argument in arguments if not argument.startswith("--")]
                 assert units and all(unit.startswith("left4me-server@") and unit.endswith(".service") and
                                      NAME_PATTERN.fullmatch(unit.removeprefix("left4me-server@")
