@@ -545,6 +545,31 @@ def test_install_never_follows_a_symlink_an_operator_planted_in_the_root(host):
         host.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers")
 
 
+@pytest.mark.parametrize("prepared, lib, refusal", [
+    ("install -d -o alice /opt/alices", "/opt/alices/lib", "must be root's and writable by nobody else"),
+    ("install -d -m 0755 /opt/stray/lib/left4me_host && touch /opt/stray/lib/left4me_host/__init__.py",
+     "/opt/stray/lib", "--lib is the helper's alone"),
+    ("true", f"{ROOT}/lib", "operators write"),
+], ids=["an operator's directory", "a stray package", "under the root"])
+def test_install_refuses_a_lib_whose_code_root_would_not_be_alone_in_choosing(host, prepared, lib, refusal):
+    host.run(prepared)
+    refused = host.run(f"{PROJECT}/scripts/host/install --bin /opt/refused/bin --lib {lib} --config "
+                       f"/etc/left4me/refused.conf", check=False)
+    assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
+    assert host.run("test -e /opt/refused/bin/left4me-host", check=False).returncode != 0
+
+
+def test_install_names_the_helpers_code_by_its_path_without_symlinks(host):
+    host.run("install -d /opt/linked-real && ln -sfn /opt/linked-real /tmp/linked")
+    try:
+        host.run(f"{PROJECT}/scripts/host/install --bin /tmp/linked/bin --config /etc/left4me/linked.conf")
+        launcher = host.run("cat /opt/linked-real/bin/left4me-host").stdout
+        assert 'sys.path.append("/opt/linked-real/lib/left4me")' in launcher and "/tmp" not in launcher
+        assert host.run("/opt/linked-real/bin/left4me-host root").stdout.strip() == ROOT
+    finally:
+        host.run(f"{PROJECT}/scripts/host/install --bin {BIN} --l4d2ctl {L4D2CTL} --sudoers")
+
+
 FLEET = [f"fleet{number:02d}" for number in range(1, 21)]
 
 

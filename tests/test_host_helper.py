@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import py_compile
+import resource
 import shutil
 import socket
 import stat
@@ -223,6 +224,22 @@ def test_a_fleet_is_staged_in_one_run_where_one_instance_refused_holds_up_none_o
         "b: refused: instances/b/cfg does not exist",
         "a: done: staged server.cfg into runtime/a/upper/left4dead2/cfg; wrote unit.env"]
     assert (root / "runtime/a/upper/left4dead2/cfg/server.cfg").read_text().startswith("hostname a")
+
+
+@needs_root
+def test_staging_a_fleet_lets_go_of_each_instances_descriptors_and_lock_once_it_is_staged(root, capsys):
+    names = [f"i{number}" for number in range(64)]
+    for name in names:
+        _instance(root, name)
+    before = len(os.listdir("/proc/self/fd"))
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before + 64, limits[1]))  # far fewer than 64 instances' worth
+    try:
+        _run(root, "stage", *names)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+    assert all(line.split(": ")[1] == "done" for line in capsys.readouterr().out.splitlines())
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_when_systemctl_fails_for_a_fleet_each_unit_is_run_on_its_own_to_tell_whose_job_failed(root, capsys):
