@@ -771,10 +771,18 @@ def test_archive_writes_the_upper_layer_without_what_the_excludes_match(root):
 
 
 def test_archive_never_carries_the_staged_cfgs_which_hold_the_secrets(root):
-    _upper(root)
+    upper = _upper(root)
+    (upper / "left4dead2/cfg/.server.cfg.0a1b2c3d.tmp").write_text('rcon_password "hunter3"\n')  # a killed stage's
     archive = _archive(root)
     assert "left4dead2/cfg/server.cfg" not in _names(archive)
-    assert b"hunter2" not in archive
+    assert b"hunter2" not in archive and b"hunter3" not in archive
+
+
+def test_stage_removes_the_temporary_copy_a_stage_killed_mid_write_left(root):
+    upper = _upper(root)
+    (upper / "left4dead2/cfg/.server.cfg.0a1b2c3d.tmp").write_text('rcon_password "hunter3"\n')
+    _run(root, "stage", "a")
+    assert not (upper / "left4dead2/cfg/.server.cfg.0a1b2c3d.tmp").exists()
 
 
 def test_archive_keeps_a_symlink_as_a_symlink_and_never_reads_through_it(root, outside):
