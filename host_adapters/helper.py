@@ -17,7 +17,7 @@ from typing import BinaryIO
 from .batches import Batcher, NameResult
 from .errors import HostError
 from .protocols import UNIT_PREFIX, StepIO, unit_name
-from .runner import RunResult, run, run_binary, run_checked
+from .runner import STDERR_TAIL, RunResult, run, run_binary, run_checked
 
 DEFAULT_HELPER = "/usr/local/bin/left4me-host"
 SUDO = "/usr/bin/sudo"
@@ -25,7 +25,7 @@ HELPER_TIMEOUT = 300.0
 QUICK_TIMEOUT = 30.0
 # How the helper's one line on stderr begins (then "refused: ..." or "failed: ...").
 HELPER_SAYS = "left4me-host: "
-# How many names the verbs that take several (start, stop) take at most (the helper's MAX_BATCH), and how each
+# How many names the verbs that take several (stage, start, stop) take at most (the helper's MAX_BATCH), and how each
 # name's line on stdout says what became of it: "NAME: done|failed|refused: what".
 MAX_BATCH = 64
 BATCH_STATUSES = ("done", "failed", "refused")
@@ -49,7 +49,7 @@ class HelperClient:
             raise _in_its_words(error, verb, arguments) from None
 
     def call_each(self, verb: str, names: list[str], timeout: float | None = HELPER_TIMEOUT) -> dict[str, NameResult]:
-        """Run a verb that takes several names (start, stop): each name's result, with the lines that name its
+        """Run a verb that takes several names (stage, start, stop): each name's result, with the lines that name its
         unit (or no unit) of what the run said besides; a run that names no result is a `HostError` in the
         helper's words."""
         result = run([*self.prefix, verb, *names], StepIO(), timeout=timeout)
@@ -64,7 +64,7 @@ class HelperClient:
                 said.append(line)
         if not results:
             raise _in_its_words(HostError(f"{' '.join(self.prefix)} {verb} {' '.join(names)} exited with status "
-                                          f"{result.returncode}", result.stderr[-20:]), verb, tuple(names))
+                                          f"{result.returncode}", result.stderr[-STDERR_TAIL:]), verb, tuple(names))
         return {name: NameResult(status, message, [line for line in said if _about(line, name)])
                 for name, (status, message) in results.items()}
 
