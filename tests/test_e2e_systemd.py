@@ -559,10 +559,13 @@ def test_install_refuses_a_lib_whose_code_root_would_not_be_alone_in_choosing(ho
     assert host.run("test -e /opt/refused/bin/left4me-host", check=False).returncode != 0
 
 
-def test_install_names_the_helpers_code_by_its_path_without_symlinks(host):
+def test_install_names_the_helpers_code_by_its_path_without_symlinks_and_runs_again_after_being_cut_short(host):
     host.run("install -d /opt/linked-real && ln -sfn /opt/linked-real /tmp/linked")
     try:
         host.run(f"{PROJECT}/scripts/host/install --bin /tmp/linked/bin --config /etc/left4me/linked.conf")
+        host.run("touch /opt/linked-real/lib/left4me/left4me_host.py.Ab12Cd")  # render's file, from a killed run
+        host.run(f"{PROJECT}/scripts/host/install --bin /tmp/linked/bin --config /etc/left4me/linked.conf")
+        assert host.run("ls /opt/linked-real/lib/left4me").stdout.split() == ["__pycache__", "left4me_host.py"]
         launcher = host.run("cat /opt/linked-real/bin/left4me-host").stdout
         assert 'sys.path.append("/opt/linked-real/lib/left4me")' in launcher and "/tmp" not in launcher
         assert host.run("/opt/linked-real/bin/left4me-host root").stdout.strip() == ROOT
