@@ -31,6 +31,20 @@ def with_default_spec(command: str, args: dict | None) -> dict | None:
     return {"spec": SPEC} if command == "init" and args is None else args
 
 
+class CallCountingExecutor(Executor):
+    """The executor, noting in its worker as each step completes how many adapter calls `faults` has counted so
+    far: which step each call belonged to. The ledger learns of steps later, grouped, so its events cannot say."""
+
+    def __init__(self, *args, faults: Faults, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.faults = faults
+        self.calls_at_step_end: list[int] = []
+
+    def _step_completed(self, flight, step, io):
+        self.calls_at_step_end.append(len(self.faults.calls))
+        super()._step_completed(flight, step, io)
+
+
 @dataclass
 class FakeHost:
     """Fakes of every adapter sharing one fault plan, and the executor over them."""
@@ -48,7 +62,7 @@ class FakeHost:
         self.faults.calls.clear()
         self.host = fake_host(self.fs, self.state, faults=self.faults)
         self.services, self.query, self.secrets = self.host.services, self.host.query, self.host.secrets
-        self.executor = Executor(self.ledger, self.host)
+        self.executor = CallCountingExecutor(self.ledger, self.host, faults=self.faults)
 
     def run(self, instance: str, command: str, args: dict | None = None, **links) -> CommandView:
         """Request a command (init: the design example spec by default), run everything pending, return it."""

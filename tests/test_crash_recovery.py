@@ -23,7 +23,7 @@ from ledger import Ledger, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES
 from projections import Projections
 
-from .fake_host import ALICE, SPEC
+from .fake_host import ALICE, SPEC, CallCountingExecutor
 from .fakes import Faults, fake_host
 from .numbered_cases import parametrize_numbered
 from .real_host import host_files, make_root, run, steps
@@ -114,20 +114,14 @@ def _steps_before_call(base: Path, command: str, call_prefix: str) -> tuple[str,
     same simulated host, with nothing hanging."""
     root, command_id = _staged_command(base, command)
     faults = Faults()
-    calls_at_step_end = []
-
-    def observer(row):
-        if row.type == "StepCompleted":
-            calls_at_step_end.append(len(faults.calls))
-
     with Ledger.open(root / "ledger.db") as ledger:
-        executor = Executor(ledger, _simulated_host(str(root), faults), observer=observer)
+        executor = CallCountingExecutor(ledger, _simulated_host(str(root), faults), faults=faults)
         executor.run_pending()
         assert executor.projections.command(command_id).outcome == "succeeded"
         completed = tuple(step["step"] for step in executor.projections.steps(command_id))
     first = next((i for i, call in enumerate(faults.calls) if call.startswith(call_prefix)), None)
     assert first is not None, f"{command} makes no {call_prefix} call: {faults.calls}"
-    return completed[:sum(end <= first for end in calls_at_step_end)]
+    return completed[:sum(end <= first for end in executor.calls_at_step_end)]
 
 
 def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_converges(tmp_path):
@@ -147,16 +141,24 @@ def test_an_executor_killed_inside_a_long_step_leaves_it_interrupted_and_retry_c
 
 
 def _assert_recovers(root, command, command_id, *, completed):
-    """The next executor marks the command interrupted with the `completed` steps; a retry converges (to the host
-    the uninterrupted command leaves); the chain holds; nothing ran twice."""
+    """The next executor marks the command interrupted with the `completed` steps recorded, and maybe some more of
+    the steps after them (those a worker had reported, recorded in one commit with the last `completed` one); a
+    retry converges (to the host the uninterrupted command leaves); the chain holds; nothing ran twice."""
     lock = ExecutorLock(root / "ledger.db")
     assert lock.try_acquire(), "the dead executor's lock must die with it"
     with Ledger.open(root / "ledger.db") as ledger:
         executor = Executor(ledger, build_host("simulated", root))
-        assert executor.recover() == [command_id]
-        interrupted = executor.projections.command(command_id)
-        assert interrupted.outcome == "interrupted"
-        assert tuple(step["step"] for step in executor.projections.steps(command_id)) == completed
+        recovered = executor.recover()
+        recorded = tuple(step["step"] for step in executor.projections.steps(command_id))
+        assert recorded[:len(completed)] == completed
+        assert recorded == _uninterrupted(command).steps[:len(recorded)], "a prefix of the steps, in order"
+        if executor.projections.command(command_id).outcome == "succeeded":  # recorded with its last steps
+            assert recovered == [] and recorded == _uninterrupted(command).steps
+            assert host_files(root) == _uninterrupted(command).files
+            lock.release()
+            return
+        assert recovered == [command_id]
+        assert executor.projections.command(command_id).outcome == "interrupted"
     lock.release()
 
     retried = run(root, "alpha", command, retry_of=command_id)

@@ -47,6 +47,7 @@ def _staged(path: Path, scenario: str) -> Iterator[tuple[FakeHost, str]]:
         for command in SCENARIOS[scenario]:
             host.run("alpha", command)
         host.faults.calls.clear()
+        host.executor.calls_at_step_end.clear()
         yield host, scenario.split()[0]
 
 
@@ -54,13 +55,10 @@ def _staged(path: Path, scenario: str) -> Iterator[tuple[FakeHost, str]]:
 def _clean_run(scenario: str) -> CleanRun:
     """The scenario's command run with no fault (once per session: the fakes are deterministic)."""
     with tempfile.TemporaryDirectory() as scratch, _staged(Path(scratch) / "clean.db", scenario) as (host, name):
-        boundaries = []
-        host.executor.observer = lambda row: (boundaries.append(len(host.faults.calls))
-                                              if row.type == "StepCompleted" else None)
         command = host.run("alpha", name)
         assert command.outcome == "succeeded", f"{scenario} with no fault: {command.outcome} ({command.error})"
         step_of_call: list[str] = []
-        for step, end in zip(host.steps(command), boundaries, strict=True):
+        for step, end in zip(host.steps(command), host.executor.calls_at_step_end, strict=True):
             step_of_call += [step["step"]] * (end - len(step_of_call))
         return CleanRun(host.fs.snapshot(), copy.deepcopy(dict(host.state)), tuple(step_of_call))
 

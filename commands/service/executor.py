@@ -89,10 +89,11 @@ class StepLine:
 
 @dataclass(frozen=True)
 class StepResult:
-    """An event a worker asks to record: a completed step, or the command's outcome (`recorded` is None).
+    """An event a worker asks to record: a completed step, or the command's outcome.
 
-    A worker waits for `recorded` before its next step, so the ledger knows
-    each step ended before the host sees the next one begin.
+    A worker goes on to its next step at once; `recorded` is set (when given)
+    once the event is in the ledger: a part's worker waits for the part's
+    outcome before its whole goes on.
     """
 
     flight: Flight
@@ -320,9 +321,9 @@ class Executor:
         """Take reports in order: lines are passed on, and the events the workers ask for are recorded together,
         in one transaction (a group commit: many workers' steps and outcomes, one sync); whether a command ended.
 
-        A part is requested only once what came before it is recorded. A
-        worker waits for its step's event before going on, so a batch holds at
-        most one event of each command.
+        A part is requested only once what came before it is recorded. Workers
+        do not wait for their steps' events, so a batch may hold several events
+        of one command, in the order they happened.
         """
         ended, results = False, []
         for report in reports:
@@ -496,10 +497,8 @@ class Executor:
         return CommandFailed(step=part.name, error=why, output=list(io.lines))
 
     def _step_completed(self, flight: Flight, step: Step | Part, io: StepIO) -> None:
-        """Have the owning thread record that `step` completed, and wait until it has."""
-        recorded = threading.Event()
-        self._reports.put(StepResult(flight, StepCompleted(step=step.name, output=io.lines), recorded))
-        recorded.wait()
+        """Have the owning thread record that `step` completed (with the next report: not waited for)."""
+        self._reports.put(StepResult(flight, StepCompleted(step=step.name, output=io.lines), None))
 
     def _io(self, flight: Flight, step: Step | Part, cancellable: bool) -> StepIO:
         """The step's line sink (back to the owning thread) and cancel check (the flight's flag)."""
