@@ -65,6 +65,8 @@ class MemoryFilesystem:
         self.faults = faults or Faults()
         self.files: dict[PurePosixPath, bytes] = {}
         self.dirs: set[PurePosixPath] = set()
+        # The names directly inside each directory: listing stays cheap however many files the fake holds.
+        self.children: dict[PurePosixPath, set[str]] = {}
         # The executor's workers change files of different instances at once.
         self.lock = threading.RLock()
 
@@ -85,6 +87,7 @@ class MemoryFilesystem:
             pure = PurePosixPath(path)
             self._make_dirs(pure.parent)
             self.files[pure] = data
+            self.children.setdefault(pure.parent, set()).add(pure.name)
 
     def read_bytes(self, path: str) -> bytes:
         """A file's content."""
@@ -117,14 +120,15 @@ class MemoryFilesystem:
         """Names directly inside a directory."""
         self.faults.check(f"list_names {path}")
         with self.lock:
-            pure = PurePosixPath(path)
-            return sorted({p.name for p in [*self.files, *self.dirs] if p.parent == pure})
+            return sorted(self.children.get(PurePosixPath(path), ()))
 
     def remove_file(self, path: str) -> None:
         """Remove a file if present."""
         self.faults.check(f"remove_file {path}")
         with self.lock:
-            self.files.pop(PurePosixPath(path), None)
+            pure = PurePosixPath(path)
+            if self.files.pop(pure, None) is not None and pure not in self.dirs:
+                self.children.get(pure.parent, set()).discard(pure.name)
 
     def remove_tree(self, path: str) -> bool:
         """Remove a directory and everything under it (whether anything was there)."""
@@ -132,18 +136,20 @@ class MemoryFilesystem:
         with self.lock:
             pure = PurePosixPath(path)
             found = pure in self.dirs or pure in self.files
-            self.files = {p: d for p, d in self.files.items() if not _within(p, pure)}
-            self.dirs = {p for p in self.dirs if not _within(p, pure)}
+            below = [pure]
+            for directory in below:
+                below.extend(directory / name for name in self.children.pop(directory, ()))
+            for gone in below:
+                self.files.pop(gone, None)
+                self.dirs.discard(gone)
+            self.children.get(pure.parent, set()).discard(pure.name)
             return found
 
     def _make_dirs(self, pure: PurePosixPath) -> None:
-        while pure != PurePosixPath("."):
+        while pure != PurePosixPath(".") and pure not in self.dirs:
             self.dirs.add(pure)
+            self.children.setdefault(pure.parent, set()).add(pure.name)
             pure = pure.parent
-
-
-def _within(path: PurePosixPath, top: PurePosixPath) -> bool:
-    return path == top or top in path.parents
 
 
 class ScriptedServiceControl(SimulatedServiceControl):
