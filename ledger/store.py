@@ -42,6 +42,10 @@ BROKEN = "broken:"
 FAILED_INTEGRITY = f"{BROKEN}integrity"
 LEDGER_DIR_MODE = 0o750
 LEDGER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Keys of what this connection keeps in its cache (`Ledger.cache`).
+HEAD = "head"
+VERIFIED = "verified"  # the head up to which this connection walked or extended the chain itself
+POSITIONS_TABLE = "positions table"
 
 _COLUMNS = tuple(EVENT_COLUMNS)
 # The columns a RecordedEvent takes as fields (its type is its payload's class, its payload the model itself).
@@ -98,6 +102,10 @@ class Ledger:
         self.path = path
         self.busy_timeout = busy_timeout
         self.readonly = readonly
+        self._cache: dict[Any, Any] = {}
+        self._cache_version: int | None = None
+        self._transactions = 0  # how many this connection began: which one the cache was last checked in
+        self._cache_checked_in = -1
 
     @classmethod
     def open(
@@ -195,6 +203,26 @@ class Ledger:
         """Close the connection to the file."""
         self.db.close()
 
+    def cache(self) -> dict[Any, Any]:
+        """Facts this connection read from the file or wrote to it (the head, positions, the projections'
+        checkpoint), valid for as long as no other connection commits: emptied when one has (SQLite's
+        `data_version` says so), and when a transaction of this one rolls back.
+
+        What a writer does between two of its own appends then costs one
+        pragma instead of a walk and several queries; a change by anyone
+        else (another process, a tamperer) is seen at the next look.
+        """
+        if self._in_transaction() and self._cache_checked_in == self._transactions:
+            return self._cache  # nobody else commits while this connection's transaction is open
+        with self.translated_errors():
+            version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._in_transaction():
+            self._cache_checked_in = self._transactions
+        if version != self._cache_version:
+            self._cache.clear()
+            self._cache_version = version
+        return self._cache
+
     def __enter__(self) -> Ledger:
         return self
 
@@ -289,6 +317,9 @@ class Ledger:
         reader re-reading what it has seen. Facts taken from a source carry
         their source position as request key, so re-reading never records twice.
         """
+        cache = self.cache()
+        if (POSITIONS_TABLE, source) in cache:
+            return cast("str | None", cache[POSITIONS_TABLE, source])
         with self.translated_errors():
             try:
                 row = self.db.conn.execute("SELECT value FROM positions WHERE source = ?", [source]).fetchone()
@@ -296,13 +327,20 @@ class Ledger:
                 if "no such table" not in str(error):
                     raise
                 return None
-        return None if row is None else row[0]
+        value: str | None = None if row is None else row[0]
+        cache[POSITIONS_TABLE, source] = value
+        return value
 
     def set_position(self, source: str, value: str) -> None:
         """Record how far `source` has been read (in the caller's transaction, beside what was appended from it)."""
         with self.transaction(), self.translated_errors():
-            self.db.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            cache = self.cache()
+            if POSITIONS_TABLE not in cache:
+                self.db.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, "
+                                     "value TEXT NOT NULL)")
+                cache[POSITIONS_TABLE] = True
             self.db.conn.execute("INSERT OR REPLACE INTO positions (source, value) VALUES (?, ?)", [source, value])
+            cache[POSITIONS_TABLE, source] = value
 
     def forget_position(self, source: str) -> None:
         """Forget how far `source` was read (a restored ledger's journal position belongs to another host)."""
@@ -310,6 +348,7 @@ class Ledger:
             return
         with self.transaction(), self.translated_errors():
             self.db.conn.execute("DELETE FROM positions WHERE source = ?", [source])
+            self.cache()[POSITIONS_TABLE, source] = None
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
@@ -319,9 +358,12 @@ class Ledger:
 
     def head(self) -> tuple[int, str]:
         """The last seq and its hash; (0, the genesis hash) for an empty ledger."""
-        with self.translated_errors():
-            row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        return row if row is not None else (0, GENESIS_HASH)
+        cache = self.cache()
+        if HEAD not in cache:
+            with self.translated_errors():
+                row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            cache[HEAD] = tuple(row) if row is not None else (0, GENESIS_HASH)
+        return cast("tuple[int, str]", cache[HEAD])
 
     def _check_chain_locked(self) -> None:
         """Refuse to append onto a broken chain: re-walk it from the last point an append verified to the head.
@@ -350,6 +392,7 @@ class Ledger:
     def remember_failed_integrity(self) -> None:
         """Keep that the file failed SQLite's integrity check: appends refuse until it passes again (restored).
         A file too damaged to take even that is left as it is."""
+        self._cache.pop(VERIFIED, None)
         try:
             self.set_position(CHAIN_CHECKPOINT, FAILED_INTEGRITY)
         except LedgerError:
@@ -360,12 +403,15 @@ class Ledger:
         until a walk from genesis holds again."""
         broken = walk.first_bad_seq is not None
         point = f"{BROKEN}{walk.first_bad_seq}" if broken else f"{walk.last_seq}:{walk.last_hash}"
+        self._cache.pop(VERIFIED, None)
         self.set_position(CHAIN_CHECKPOINT, point)
 
     def _append_locked(self, events: Sequence[NewEvent]) -> list[RecordedEvent]:
         from .events import RecordedEvent  # loaded already: the caller built its events from these models
 
-        self._check_chain_locked()
+        cache = self.cache()
+        if cache.get(VERIFIED) is None or cache.get(VERIFIED) != cache.get(HEAD):
+            self._check_chain_locked()  # someone else wrote since this connection last verified or appended
         seq, prev_hash = self.head()
         recorded_at = utc_now()
         recorded = []
@@ -389,6 +435,7 @@ class Ledger:
             assigned = {column: row[column] for column in _RECORDED_FIELDS}
             recorded.append(RecordedEvent(**assigned, payload=event.payload))
         self.set_position(CHAIN_CHECKPOINT, f"{seq}:{prev_hash}")
+        cache[HEAD] = cache[VERIFIED] = (seq, prev_hash)
         return recorded
 
     @contextmanager
@@ -412,10 +459,12 @@ class Ledger:
                 self.db.conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 self.db.conn.execute("BEGIN IMMEDIATE")
+                self._transactions += 1
                 try:
                     yield
                     self.db.conn.execute("COMMIT")
                 except BaseException:
+                    self._cache.clear()  # what this transaction wrote is gone
                     if self._in_transaction():  # a failed COMMIT may leave it open
                         self.db.rollback()
                     raise

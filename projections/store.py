@@ -11,9 +11,9 @@ event it records.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence, ValuesView
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from ledger import Ledger, LedgerError, format_time
 from ledger.lifecycle import TERMINAL_TYPES, EventType, Outcome, State
@@ -22,37 +22,64 @@ from ledger.payloads import CommandFailedData, EventRecord, StepCompletedData
 from .schema import PROJECTION_VERSION, schema_statements
 from .views import FOLDED_TYPES, CommandView, Fold, InstanceView, StepView
 
-V = TypeVar("V")
+# What the projections keep in the ledger connection's cache (`Ledger.cache`): the checkpoint's row.
+CHECKPOINT_ROW = "projection_checkpoint"
+KEYS = {"commands": "command_id", "instances": "name"}
 SqlParams = Sequence[str | int]
 """The values bound to a query's `?` placeholders."""
 
 
-class LoadingMap(Generic[V]):
-    """Values by key for an incremental fold: each loaded through `load` on first use (None: absent, and asked again
-    next time), and kept with whatever the fold sets; what it holds is written back afterwards."""
+class Row(Protocol):
+    """A view that is one row of a projection table."""
 
-    __slots__ = ("_held", "_load")
+    def as_row(self) -> dict[str, Any]:
+        """The view as its table's row."""
+        ...
 
-    def __init__(self, load: Callable[[str], V | None]):
+
+R = TypeVar("R", bound=Row)
+
+
+class LoadingMap(Generic[R]):
+    """Values by key for an incremental fold: each loaded from its table row on first use (None: absent, and asked
+    again next time), and kept with whatever the fold sets; `changes` says what to write back afterwards."""
+
+    __slots__ = ("_held", "_load", "_from_row", "_rows")
+
+    def __init__(self, load: Callable[[str], dict[str, Any] | None], from_row: Callable[[dict[str, Any]], R]):
         self._load = load
-        self._held: dict[str, V] = {}
+        self._from_row = from_row
+        self._held: dict[str, R] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # the table rows loaded, as they were
 
-    def get(self, key: str, /) -> V | None:
+    def get(self, key: str, /) -> R | None:
         """The value for `key`, loaded on first use."""
         value = self._held.get(key)
         if value is None:
-            value = self._load(key)
-            if value is not None:
-                self._held[key] = value
+            row = self._load(key)
+            if row is not None:
+                self._rows[key] = row
+                value = self._held[key] = self._from_row(row)
         return value
 
-    def __setitem__(self, key: str, value: V, /) -> None:
+    def __setitem__(self, key: str, value: R, /) -> None:
         """Hold `value` for `key` (a new command or instance, or a replaced one)."""
         self._held[key] = value
 
-    def values(self) -> ValuesView[V]:
-        """Every value loaded or set: what the fold may have changed."""
-        return self._held.values()
+    def changes(self) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+        """What the fold changed: the rows of values that were not in the table, and for each loaded one the
+        columns that now differ (only those are written, so an index on an unchanged column is left alone)."""
+        new, changed = [], []
+        for key, value in self._held.items():
+            row = value.as_row()
+            loaded = self._rows.get(key)
+            if loaded is None:
+                new.append(row)
+                continue
+            columns = {column: row[column] for column in row if row[column] != loaded[column]}
+            if columns:
+                changed.append((key, columns))
+        return new, changed
 
 
 class Projections:
@@ -80,12 +107,14 @@ class Projections:
                 self._rebuild()
                 return []
             events = list(self.ledger.records(after_seq=self._checkpoint()))
-            commands = LoadingMap(self._load_command)
-            instances = LoadingMap(self._load_instance)
+            commands = LoadingMap(self._command_row, CommandView.from_row)
+            instances = LoadingMap(self._instance_row, InstanceView.from_row)
             fold = Fold(commands, instances)
             for event in events:
                 fold.apply(event)
-            self._store(commands.values(), instances.values(), events[-1].seq if events else self._checkpoint())
+            for table, changes in (("commands", commands.changes()), ("instances", instances.changes())):
+                self._write(table, *changes)
+            self._set_checkpoint(events[-1].seq if events else self._checkpoint())
         return events
 
     def disagreements(self, limit: int = 5) -> list[str]:
@@ -259,12 +288,18 @@ class Projections:
                 self._rebuild()
 
     def _load_command(self, command_id: str) -> CommandView | None:
-        rows = list(self._raw("SELECT * FROM commands WHERE command_id = ?", [command_id]))
-        return CommandView.from_row(rows[0]) if rows else None
+        row = self._command_row(command_id)
+        return None if row is None else CommandView.from_row(row)
 
     def _load_instance(self, name: str) -> InstanceView | None:
-        rows = list(self._raw("SELECT * FROM instances WHERE name = ?", [name]))
-        return InstanceView.from_row(rows[0]) if rows else None
+        row = self._instance_row(name)
+        return None if row is None else InstanceView.from_row(row)
+
+    def _command_row(self, command_id: str) -> dict[str, Any] | None:
+        return next(self._raw("SELECT * FROM commands WHERE command_id = ?", [command_id]), None)
+
+    def _instance_row(self, name: str) -> dict[str, Any] | None:
+        return next(self._raw("SELECT * FROM instances WHERE name = ?", [name]), None)
 
     def _raw(self, sql: str, params: SqlParams) -> Iterator[dict[str, Any]]:
         self._ensure_tables()
@@ -276,18 +311,25 @@ class Projections:
     def _checkpoint(self) -> int:
         if not self._tables_current and self._version() != PROJECTION_VERSION:
             return -1
-        with self.ledger.translated_errors():
-            return int(self.db.conn.execute("SELECT seq FROM projection_checkpoint").fetchone()[0])
+        return int(self._checkpoint_row()[1] or 0)
 
     def _version(self) -> int | None:
-        with self.ledger.translated_errors():
-            try:
-                row = self.db.conn.execute("SELECT version FROM projection_checkpoint").fetchone()
-            except sqlite3.OperationalError as error:
-                if "no such table" not in str(error):
-                    raise
-                return None
-        return row[0] if row else None
+        return self._checkpoint_row()[0]
+
+    def _checkpoint_row(self) -> tuple[int | None, int | None]:
+        """The projections' version and the seq they are folded up to ((None, None) before the tables exist),
+        kept in the connection's cache until someone else writes."""
+        cache = self.ledger.cache()
+        if CHECKPOINT_ROW not in cache:
+            with self.ledger.translated_errors():
+                try:
+                    row = self.db.conn.execute("SELECT version, seq FROM projection_checkpoint").fetchone()
+                except sqlite3.OperationalError as error:
+                    if "no such table" not in str(error):
+                        raise
+                    row = None
+            cache[CHECKPOINT_ROW] = tuple(row) if row else (None, None)
+        return cast("tuple[int | None, int | None]", cache[CHECKPOINT_ROW])
 
     def _rebuild(self, temp: bool = False) -> int:
         """Create the tables afresh (temporary ones when `temp`) and fold the whole ledger into them."""
@@ -296,7 +338,9 @@ class Projections:
                 self.db.conn.execute(statement)
             commands, instances = self._fold_chain()
             seq = self.ledger.head()[0]
-            self._store(commands.values(), instances.values(), seq)
+            for table, views in (("commands", commands.values()), ("instances", instances.values())):
+                self._write(table, [view.as_row() for view in views], [])
+            self._set_checkpoint(seq)
         return seq
 
     def _fold_chain(self) -> tuple[dict[str, CommandView], dict[str, InstanceView]]:
@@ -308,13 +352,21 @@ class Projections:
             fold.apply(event)
         return commands, instances
 
-    def _store(self, commands: Iterable[CommandView], instances: Iterable[InstanceView], seq: int) -> None:
-        for table, views in (("commands", commands), ("instances", instances)):
-            rows = [view.as_row() for view in views]
-            if rows:
-                columns = list(rows[0])
-                self.db.conn.executemany(
-                    f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                    [[row[column] for column in columns] for row in rows],
-                )
+    def _write(self, table: str, new: list[dict[str, Any]], changed: list[tuple[str, dict[str, Any]]]) -> None:
+        """Insert the `new` rows of `table`, and set the changed columns of existing ones (by key)."""
+        if new:
+            columns = list(new[0])
+            self.db.conn.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [[row[column] for column in columns] for row in new],
+            )
+        key = KEYS[table]
+        for value, changes in changed:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            self.db.conn.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*changes.values(), value])
+
+    def _set_checkpoint(self, seq: int) -> None:
         self.db.conn.execute("UPDATE projection_checkpoint SET seq = ?", [seq])
+        self.ledger.cache()[CHECKPOINT_ROW] = (PROJECTION_VERSION, seq)
+
+
