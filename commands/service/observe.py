@@ -12,6 +12,7 @@ reading the same entries again records nothing twice.
 from __future__ import annotations
 
 import signal
+import time
 from datetime import datetime, timezone
 
 from host_adapters import ServiceControl, UnitEntry, UnitEvent, UnitJournal
@@ -27,6 +28,9 @@ JOURNAL_POSITION = "journal"
 JOURNAL_FROM_POSITION = "journal-from"
 """Set by restore-ledger: with no journal cursor yet, read this host's journal from then, not from the ledger's
 first event (entries before the restore were the old host's, or are judged by the reconcile)."""
+POSITION_SAVE_INTERVAL = 60.0
+"""How long a journal position that recorded nothing may stay unsaved: it spares a commit at every look, and
+losing it only means reading those entries again (they record nothing twice)."""
 RECONCILE_POSITION = "reconcile"
 """Set by restore-ledger: the next executor compares every unit with the ledger before anything else."""
 
@@ -81,14 +85,21 @@ class UnitWatcher:
         self.projections = projections
         self.journal = journal
         self.os_user = os_user
+        # Read past the saved position without recording anything: (the saved one, where reading got, when saved).
+        self._unsaved: tuple[str | None, str, float] | None = None
 
     def catch_up(self) -> list[EventRecord]:
         """Read the journal from the recorded position; record what is news; return the events appended.
 
         Everything read is recorded, together with the new position, in one
-        transaction: a crash here loses nothing and, on the next read, repeats nothing.
+        transaction: a crash here loses nothing and, on the next read, repeats
+        nothing. A read that records nothing keeps its position in memory (saved
+        at most POSITION_SAVE_INTERVAL later): a crash then only means reading
+        those entries again.
         """
-        after = self.ledger.position(JOURNAL_POSITION)
+        saved = after = self.ledger.position(JOURNAL_POSITION)
+        if self._unsaved is not None and self._unsaved[0] == saved:
+            after = self._unsaved[1]
         restored_at = self.ledger.position(JOURNAL_FROM_POSITION)
         since = None if after is not None else parse_time(restored_at) if restored_at else self._ledger_began()
         if after is None and since is None:
@@ -96,18 +107,22 @@ class UnitWatcher:
         read = self.journal.entries(after, since)
         if read.position is None:
             return []
+        saved_at = time.monotonic() if self._unsaved is None or self._unsaved[0] != saved else self._unsaved[2]
         applied: list[EventRecord] = []
-        stopping: set[str] = set()
+        candidates = self._candidates(read.entries)
+        if not candidates and time.monotonic() - saved_at < POSITION_SAVE_INTERVAL:
+            self._unsaved = (saved, read.position, saved_at)
+            return applied
         # Not synced on its own: a power cut takes the observations back together with the position they
         # were read up to, so they are read from the journal again; the next command's start syncs them.
         with self.ledger.transaction(durable=False):
-            for entry in read.entries:
-                applied += self._record(entry, entry.instance in stopping)
-                if entry.event is UnitEvent.STOPPING:
-                    stopping.add(entry.instance)
-                elif entry.event is UnitEvent.STOPPED:
-                    stopping.discard(entry.instance)
-            self.ledger.set_position(JOURNAL_POSITION, read.position)
+            for entry, stopping in candidates:
+                applied += self._record(entry, stopping)
+            if applied or time.monotonic() - saved_at >= POSITION_SAVE_INTERVAL:
+                self.ledger.set_position(JOURNAL_POSITION, read.position)
+                self._unsaved = None
+            else:
+                self._unsaved = (saved, read.position, saved_at)
         return applied
 
     def reconcile(self, services: ServiceControl) -> list[EventRecord]:
@@ -144,12 +159,24 @@ class UnitWatcher:
             self.ledger.forget_position(RECONCILE_POSITION)
         return applied
 
+    def _candidates(self, entries: list[UnitEntry]) -> list[tuple[UnitEntry, bool]]:
+        """The entries that may be news, each with whether its unit was stopping then: those of a valid instance
+        name logged while no command of that instance acted on the host."""
+        candidates = []
+        stopping: set[str] = set()
+        for entry in entries:
+            if not name_problem(entry.instance) and not self.projections.acting_on(entry.instance,
+                                                                                   format_time(entry.at)):
+                candidates.append((entry, entry.instance in stopping))
+            if entry.event is UnitEvent.STOPPING:
+                stopping.add(entry.instance)
+            elif entry.event is UnitEvent.STOPPED:
+                stopping.discard(entry.instance)
+        return candidates
+
     def _record(self, entry: UnitEntry, stopping: bool) -> list[EventRecord]:
-        if name_problem(entry.instance):
-            return []
+        """Append the observation `entry` makes, if it is news given the recorded state (one of `_candidates`)."""
         at = format_time(entry.at)
-        if self.projections.acting_on(entry.instance, at):
-            return []
         news = observation_of(entry, self.projections.instance(entry.instance).recorded_state, stopping)
         if news is None:
             return []
