@@ -82,8 +82,10 @@ class Session:
         """
         if not no_wait:
             self.app.host()
-        command_id, created = append_command(self.ledger, self.requester, instance, command, args,
-                                             request_key=request_id, **links)
+        with self.ledger.transaction():  # the projections take the request in the same commit
+            command_id, created = append_command(self.ledger, self.requester, instance, command, args,
+                                                 request_key=request_id, **links)
+            self.projections.sync()
         with _queued_on_failure([command_id]):
             return self.follow(command_id, created, no_wait)
 
@@ -96,10 +98,11 @@ class Session:
         """
         if not no_wait:
             self.app.host()
-        with self.ledger.transaction():
+        with self.ledger.transaction():  # the projections take the requests in the same commit
             command_ids = [append_command(self.ledger, self.requester, name, command,
                                           request_key=None if request_id is None else f"{request_id}/{name}")[0]
                            for name in instances]
+            self.projections.sync()
         with _queued_on_failure(command_ids):
             return self._see_each(command, command_ids, no_wait)
 

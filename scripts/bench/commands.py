@@ -64,7 +64,9 @@ def l4d2ctl_rate(path: Path, commands: int, history: int) -> float:
         executor.run_pending()
         started = time.perf_counter()
         for number in range(commands):
-            append_command(ledger, BENCH, _name(number % INSTANCES), ("start", "stop")[number // INSTANCES % 2])
+            with ledger.transaction():  # as the CLI appends: the projections take the request in the same commit
+                append_command(ledger, BENCH, _name(number % INSTANCES), ("start", "stop")[number // INSTANCES % 2])
+                executor.projections.sync()
             executor.run_pending()
         return commands / (time.perf_counter() - started)
 
