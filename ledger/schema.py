@@ -6,9 +6,13 @@ newer l4d2ctl is refused before anything reads or writes it.
 
 from __future__ import annotations
 
-import sqlite_utils
+import sqlite3
+from typing import TYPE_CHECKING
 
 from .errors import LedgerError, SchemaTooNew
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 1
 
@@ -44,9 +48,9 @@ APPEND_ONLY_TRIGGERS = tuple(
 )
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the file (0 for a file with no schema yet)."""
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
@@ -55,7 +59,7 @@ def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
     Must run inside a write transaction, so that processes opening a new file
     at the same moment create the schema exactly once.
     """
-    version = schema_version(db)
+    version = schema_version(db.conn)
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(
             f"ledger {path} has schema version {version}, newer than this l4d2ctl "

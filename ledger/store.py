@@ -16,10 +16,9 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
-
-import sqlite_utils
 
 from .chain import GENESIS_HASH, ChainWalk, EventRow, canonical_json, event_hash, walk_chain
 from .errors import ChainBroken, LedgerError, LedgerLocked
@@ -29,6 +28,7 @@ from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
 
 if TYPE_CHECKING:
+    import sqlite_utils
     from typing_extensions import Unpack
 
     from .events import NewEvent, Payload, RecordedEvent
@@ -97,8 +97,8 @@ class EventFilters(TypedDict, total=False):
 class Ledger:
     """An open ledger file: append events, read them back, walk the chain."""
 
-    def __init__(self, db: sqlite_utils.Database, path: str, busy_timeout: float, readonly: bool = False):
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: str, busy_timeout: float, readonly: bool = False):
+        self.conn = conn
         self.path = path
         self.busy_timeout = busy_timeout
         self.readonly = readonly
@@ -144,8 +144,8 @@ class Ledger:
         # a snapshot that nobody can change through this connection.
         uris = [target] if not readonly else [f"file:{urllib.parse.quote(target)}?mode=ro",
                                               f"file:{urllib.parse.quote(target)}?immutable=1"]
+        conn = None
         for uri in uris:
-            conn = None
             try:
                 # One connection may be handed to another thread (never used by two at once).
                 conn = sqlite3.connect(uri, uri=readonly, timeout=busy_timeout, isolation_level=None,
@@ -155,11 +155,11 @@ class Ledger:
             except sqlite3.Error as error:
                 if conn is not None:
                     conn.close()
+                    conn = None
                 if uri == uris[-1]:
                     raise LedgerError(f"ledger {shown_as}: {error}{_space_note(shown_as, error)}") from error
-        # No sqlite-utils plugins: whatever package registers one would otherwise run inside every l4d2ctl
-        # (as root, too), and finding them means reading every installed package's metadata at each start.
-        ledger = cls(sqlite_utils.Database(conn, execute_plugins=False), shown_as, busy_timeout, readonly)
+        assert conn is not None  # the last uri's failure raised
+        ledger = cls(conn, shown_as, busy_timeout, readonly)
         try:
             ledger._prepare(target != ":memory:")
         except BaseException:
@@ -170,11 +170,11 @@ class Ledger:
     def _prepare(self, on_disk: bool) -> None:
         """Set the pragmas every connection needs, and make sure the schema is there and current."""
         with self.translated_errors():
-            self.db.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if on_disk and not self.readonly:
                 self._use_wal()
-            self.db.conn.execute("PRAGMA synchronous = FULL")
-            current = schema_version(self.db) == SCHEMA_VERSION
+            self.conn.execute("PRAGMA synchronous = FULL")
+            current = schema_version(self.conn) == SCHEMA_VERSION
         if not current:
             if self.readonly:
                 raise LedgerError(f"ledger {self.path} is read-only here and holds no current l4d2ctl schema")
@@ -191,17 +191,24 @@ class Ledger:
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
-                if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    self.db.conn.execute("PRAGMA journal_mode = WAL")
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a sqlite-utils `Database`: what creating the schema and the projections' tables
+        use, and anyone exploring the file. Loaded on first use: appends and reads need only the connection,
+        and every l4d2ctl start would otherwise pay for importing sqlite-utils."""
+        return _database(self.conn)
+
     def close(self) -> None:
         """Close the connection to the file."""
-        self.db.close()
+        self.conn.close()
 
     def cache(self) -> dict[Any, Any]:
         """Facts this connection read from the file or wrote to it (the head, positions, the projections'
@@ -215,7 +222,7 @@ class Ledger:
         if self._in_transaction() and self._cache_checked_in == self._transactions:
             return self._cache  # nobody else commits while this connection's transaction is open
         with self.translated_errors():
-            version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if self._in_transaction():
             self._cache_checked_in = self._transactions
         if version != self._cache_version:
@@ -242,7 +249,7 @@ class Ledger:
         if event.request_key is None:
             raise ValueError("append_requested needs an event with a request_key")
         with self.transaction():
-            row = self.db.execute(f"{_SELECT} WHERE request_key = ?", [event.request_key]).fetchone()
+            row = self.conn.execute(f"{_SELECT} WHERE request_key = ?", [event.request_key]).fetchone()
             if row is not None:
                 return _recorded(dict(zip(_COLUMNS, row, strict=True))), False
             return self._append_locked([event])[0], True
@@ -267,7 +274,7 @@ class Ledger:
                f"AND EXISTS (SELECT 1 FROM events AS outcome WHERE outcome.command_id = request.command_id "
                f"AND outcome.type = ?) ORDER BY seq DESC LIMIT 1")
         with self.translated_errors():
-            row = self.db.conn.execute(sql, [instance, EventType.COMMAND_REQUESTED, *commands,
+            row = self.conn.execute(sql, [instance, EventType.COMMAND_REQUESTED, *commands,
                                              EventType.COMMAND_SUCCEEDED]).fetchone()
         return None if row is None else EventRecord(*row)
 
@@ -306,7 +313,7 @@ class Ledger:
         if unknown:
             raise ValueError(f"no such event columns: {sorted(unknown)}")
         with self.translated_errors():
-            cursor = self.db.conn.cursor()
+            cursor = self.conn.cursor()
             cursor.row_factory = row_factory
             yield from cursor.execute(f"SELECT {', '.join(columns)} FROM events{where} ORDER BY seq", params)
 
@@ -322,7 +329,7 @@ class Ledger:
             return cast("str | None", cache[POSITIONS_TABLE, source])
         with self.translated_errors():
             try:
-                row = self.db.conn.execute("SELECT value FROM positions WHERE source = ?", [source]).fetchone()
+                row = self.conn.execute("SELECT value FROM positions WHERE source = ?", [source]).fetchone()
             except sqlite3.OperationalError as error:
                 if "no such table" not in str(error):
                     raise
@@ -336,10 +343,10 @@ class Ledger:
         with self.transaction(), self.translated_errors():
             cache = self.cache()
             if POSITIONS_TABLE not in cache:
-                self.db.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, "
+                self.conn.execute("CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, "
                                      "value TEXT NOT NULL)")
                 cache[POSITIONS_TABLE] = True
-            self.db.conn.execute("INSERT OR REPLACE INTO positions (source, value) VALUES (?, ?)", [source, value])
+            self.conn.execute("INSERT OR REPLACE INTO positions (source, value) VALUES (?, ?)", [source, value])
             cache[POSITIONS_TABLE, source] = value
 
     def forget_position(self, source: str) -> None:
@@ -347,13 +354,13 @@ class Ledger:
         if self.position(source) is None:
             return
         with self.transaction(), self.translated_errors():
-            self.db.conn.execute("DELETE FROM positions WHERE source = ?", [source])
+            self.conn.execute("DELETE FROM positions WHERE source = ?", [source])
             self.cache()[POSITIONS_TABLE, source] = None
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports; empty when the file is sound."""
         with self.translated_errors():
-            found = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall()]
+            found = [row[0] for row in self.conn.execute("PRAGMA integrity_check").fetchall()]
         return [] if found == ["ok"] else found
 
     def head(self) -> tuple[int, str]:
@@ -361,7 +368,7 @@ class Ledger:
         cache = self.cache()
         if HEAD not in cache:
             with self.translated_errors():
-                row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+                row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
             cache[HEAD] = tuple(row) if row is not None else (0, GENESIS_HASH)
         return cast("tuple[int, str]", cache[HEAD])
 
@@ -431,7 +438,7 @@ class Ledger:
                 "prev_hash": prev_hash,
             }
             row["hash"] = prev_hash = event_hash(prev_hash, row)
-            self.db.conn.execute(_INSERT, [row[column] for column in _COLUMNS])
+            self.conn.execute(_INSERT, [row[column] for column in _COLUMNS])
             assigned = {column: row[column] for column in _RECORDED_FIELDS}
             recorded.append(RecordedEvent(**assigned, payload=event.payload))
         self.set_position(CHAIN_CHECKPOINT, f"{seq}:{prev_hash}")
@@ -456,25 +463,25 @@ class Ledger:
             return
         with self.translated_errors():
             if not durable:
-                self.db.conn.execute("PRAGMA synchronous = NORMAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                self.db.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("BEGIN IMMEDIATE")
                 self._transactions += 1
                 try:
                     yield
-                    self.db.conn.execute("COMMIT")
+                    self.conn.execute("COMMIT")
                 except BaseException:
                     self._cache.clear()  # what this transaction wrote is gone
                     if self._in_transaction():  # a failed COMMIT may leave it open
-                        self.db.rollback()
+                        self.conn.rollback()
                     raise
             finally:
                 if not durable and not self._in_transaction():  # the level cannot change inside one
-                    self.db.conn.execute("PRAGMA synchronous = FULL")
+                    self.conn.execute("PRAGMA synchronous = FULL")
 
     def _in_transaction(self) -> bool:
         """Whether this connection holds an open transaction (asked anew each time: it changes under us)."""
-        return self.db.conn.in_transaction
+        return self.conn.in_transaction
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:
@@ -551,7 +558,7 @@ def _create_file(path: str) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("BEGIN IMMEDIATE")
-            ensure_schema(sqlite_utils.Database(conn, execute_plugins=False), path)
+            ensure_schema(_database(conn), path)
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -564,6 +571,14 @@ def _create_file(path: str) -> None:
     finally:
         for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def _database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    """A connection as a sqlite-utils `Database`, with no plugins: whatever package registers one would otherwise
+    run inside every l4d2ctl (as root, too), and finding them means reading every installed package's metadata."""
+    import sqlite_utils
+
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 def _recorded(row: EventRow) -> RecordedEvent:

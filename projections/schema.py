@@ -7,9 +7,12 @@ first use.
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .views import SUMMARY_FIELDS
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 PROJECTION_VERSION = 7
 

@@ -87,7 +87,7 @@ class Projections:
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        self.db = ledger.db
+        self.conn = ledger.conn
         self._tables_current = False
 
     def sync(self) -> list[EventRecord]:
@@ -130,7 +130,7 @@ class Projections:
         if checkpoint != head:
             return [f"projection_checkpoint says seq {checkpoint}, the chain ends at {head}"]
         terminal = ", ".join("?" * len(TERMINAL_TYPES))
-        found = [f"command {command_id} has {count} outcomes" for command_id, count in self.db.conn.execute(
+        found = [f"command {command_id} has {count} outcomes" for command_id, count in self.conn.execute(
             f"SELECT command_id, count(*) FROM events WHERE type IN ({terminal}) GROUP BY command_id "
             f"HAVING count(*) > 1 ORDER BY min(seq)", list(TERMINAL_TYPES))]
         commands, instances = self._fold_chain()
@@ -304,7 +304,7 @@ class Projections:
     def _raw(self, sql: str, params: SqlParams) -> Iterator[dict[str, Any]]:
         self._ensure_tables()
         with self.ledger.translated_errors():
-            cursor = self.db.conn.execute(sql, params)
+            cursor = self.conn.execute(sql, params)
             names = [column[0] for column in cursor.description]
             return iter([dict(zip(names, values, strict=True)) for values in cursor.fetchall()])
 
@@ -323,7 +323,7 @@ class Projections:
         if CHECKPOINT_ROW not in cache:
             with self.ledger.translated_errors():
                 try:
-                    row = self.db.conn.execute("SELECT version, seq FROM projection_checkpoint").fetchone()
+                    row = self.conn.execute("SELECT version, seq FROM projection_checkpoint").fetchone()
                 except sqlite3.OperationalError as error:
                     if "no such table" not in str(error):
                         raise
@@ -334,8 +334,8 @@ class Projections:
     def _rebuild(self, temp: bool = False) -> int:
         """Create the tables afresh (temporary ones when `temp`) and fold the whole ledger into them."""
         with self.ledger.translated_errors():
-            for statement in schema_statements(self.db, "temp" if temp else "main"):
-                self.db.conn.execute(statement)
+            for statement in schema_statements(self.ledger.db, "temp" if temp else "main"):
+                self.conn.execute(statement)
             commands, instances = self._fold_chain()
             seq = self.ledger.head()[0]
             for table, views in (("commands", commands.values()), ("instances", instances.values())):
@@ -356,17 +356,17 @@ class Projections:
         """Insert the `new` rows of `table`, and set the changed columns of existing ones (by key)."""
         if new:
             columns = list(new[0])
-            self.db.conn.executemany(
+            self.conn.executemany(
                 f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [[row[column] for column in columns] for row in new],
             )
         key = KEYS[table]
         for value, changes in changed:
             assignments = ", ".join(f"{column} = ?" for column in changes)
-            self.db.conn.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*changes.values(), value])
+            self.conn.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*changes.values(), value])
 
     def _set_checkpoint(self, seq: int) -> None:
-        self.db.conn.execute("UPDATE projection_checkpoint SET seq = ?", [seq])
+        self.conn.execute("UPDATE projection_checkpoint SET seq = ?", [seq])
         self.ledger.cache()[CHECKPOINT_ROW] = (PROJECTION_VERSION, seq)
 
 

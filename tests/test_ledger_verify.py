@@ -186,6 +186,35 @@ def test_once_the_file_is_whole_again_appends_resume(ledger_path, tamperable):
     assert _report(ledger_path).ok
 
 
+def test_a_connection_that_appended_before_refuses_a_chain_another_connection_edited_since(ledger_path, tamperable):
+    with Ledger.open(ledger_path) as ledger:
+        ledger.append([an_event(command_id="warm")])  # this connection extended the chain: it knows its head
+        tamperable.execute("UPDATE events SET actor = 'mallory' WHERE seq = 11")
+        with pytest.raises(ChainBroken, match="seq 11 changed or went missing"):
+            ledger.append([an_event(command_id="late")])
+    assert _count(tamperable) == EVENTS + 1
+
+
+def test_a_connection_appends_after_what_another_connection_appended_meanwhile(ledger_path, tamperable):
+    with Ledger.open(ledger_path) as first, Ledger.open(ledger_path) as second:
+        first.append([an_event(command_id="a")])
+        second.append([an_event(command_id="b")])
+        first.append([an_event(command_id="c")])
+    assert [(row["seq"], row["command_id"]) for row in tamperable.execute(
+        "SELECT seq, command_id FROM events WHERE seq > ? ORDER BY seq", [EVENTS])] == [(11, "a"), (12, "b"), (13, "c")]
+    assert _report(ledger_path).ok
+
+
+def test_an_append_rolled_back_leaves_the_next_one_at_the_true_head(ledger_path, tamperable):
+    with Ledger.open(ledger_path) as ledger:
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.append([an_event(command_id="gone")])
+            raise RuntimeError("the caller changed its mind")
+        (kept,) = ledger.append([an_event(command_id="kept")])
+    assert kept.seq == EVENTS + 1 and _count(tamperable) == EVENTS + 1
+    assert _report(ledger_path).ok
+
+
 def test_a_ledger_that_failed_the_integrity_check_takes_no_append_until_it_passes_again(ledger, monkeypatch):
     ledger.append([an_event(command_id="before")])
     monkeypatch.setattr(ledger, "integrity_problems", lambda: ["row 2 missing from index events_by_time"])

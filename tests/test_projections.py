@@ -183,4 +183,4 @@ def test_a_missing_ledger_projects_to_nothing(tmp_path):
 ])
 def test_each_projection_read_is_served_by_an_index(audited, call, table, index):
     projections, _ = audited
-    assert index in query_plan(projections.db, table, lambda: call(projections))
+    assert index in query_plan(projections.ledger.db, table, lambda: call(projections))
