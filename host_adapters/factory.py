@@ -12,7 +12,6 @@ from .journal import HelperJournal, JournalctlJournal
 from .local_fs import LocalFilesystem
 from .overlay import HelperMounter
 from .protocols import Host, HostKind
-from .simulated import SIMULATED, FileState, simulated_host
 from .steamcmd import DEFAULT_STEAMCMD, SteamCmd
 from .systemd import SystemctlServiceControl, systemd_is_running
 
@@ -32,6 +31,8 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER, steamcmd: st
     fs = LocalFilesystem(root)
     installer = SteamCmd(steamcmd, fs.root / "installation", never_as_root=kind != HostKind.SIMULATED)
     if kind == HostKind.SIMULATED:
+        from .simulated import SIMULATED, FileState, simulated_host  # not loaded for a real host
+
         return simulated_host(fs, FileState(fs.root / SIMULATED_STATE), FileState(fs.root / SIMULATED_JOURNAL),
                               FileState(fs.root / SIMULATED_SECRETS, mode=0o600), installer=installer,
                               label=SIMULATED)

@@ -7,14 +7,13 @@ command does on the host, given the recorded blueprint.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ledger.lifecycle import COMMAND_NAMES, ON_INSTALLATION, RETRYABLE, Command, State, refusal
 from projections import CommandView, InstanceView
 
 from .errors import InvalidInput, Rejected
 from .names import KEEP_MAX, validate_console_text, validate_cvar, validate_excludes, validate_name
-from .spec import Spec, parse_spec
 from .steps import (
     Plan,
     adopt_steps,
@@ -33,6 +32,9 @@ from .steps import (
     update_plan,
 )
 from .text_rules import BACKUP_ID_PATTERN, FINGERPRINT_PATTERN
+
+if TYPE_CHECKING:  # the spec models (pydantic, YAML) load only for a decision that reads a spec: not a stop's
+    from .spec import Spec
 
 
 class RecordedState(Protocol):
@@ -210,6 +212,8 @@ def _stands(command: CommandView | None) -> str:
 
 
 def _stored_spec(document: object, what: str) -> Spec:
+    from .spec import parse_spec
+
     try:
         return parse_spec(document)
     except InvalidInput as error:

@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host_adapters import CFG_DIR, Cancelled, Host, HostError, StepIO
 from ledger import format_time
 from ledger.lifecycle import UNDO_PREFIX, Command
 
 from .errors import InvalidInput
-from .spec import Spec, dump_spec, load_spec_text
+
+if TYPE_CHECKING:  # the spec models (pydantic, YAML) load only where a spec is read or written: not in a stop
+    from .spec import Spec
 
 # While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
 # whether its unit still runs (a systemctl process: a fleet coming up at once would spend its CPU on them).
@@ -89,6 +92,7 @@ def instance_env(host: Host, spec: Spec) -> str:
 
 def init_steps(name: str, spec: Spec) -> list[Step]:
     """Create the instance's directories and write instance.env, server.cfg and spec.yaml."""
+    from .spec import dump_spec  # loaded already: the init decided its spec
 
     def create_directories(host: Host, io: StepIO) -> None:
         host.runtime.prepare(name, io)
@@ -160,6 +164,8 @@ def _env_lines(text: str) -> list[tuple[str, str]]:
 
 
 def _spec_or_none(text: str) -> Spec | None:
+    from .spec import load_spec_text  # loaded already: an adopt decided its spec
+
     try:
         return load_spec_text(text)
     except InvalidInput:
