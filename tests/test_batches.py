@@ -58,11 +58,50 @@ def _while_the_first_call_runs(batch: RecordingBatch, batcher: Batcher, others: 
     return {**first, **got}
 
 
-def test_a_name_asked_alone_is_run_at_once_in_a_call_of_its_own():
+def test_a_name_asked_alone_is_run_in_a_call_of_its_own():
     batch = RecordingBatch()
     batch.release.set()
     assert Batcher(batch, limit=64).run("alpha") == NameResult("done", "started alpha", [])
     assert batch.calls == [["alpha"]]
+
+
+def test_names_asked_a_moment_apart_share_one_call_rather_than_the_first_going_alone():
+    batch = RecordingBatch()
+    batch.release.set()
+    batcher = Batcher(batch, limit=64, quiet=0.5, most=5)
+    got, threads = {}, []
+    for name in ["a", "b", "c", "d"]:  # as an executor decides a fleet's commands, one after another
+        more, started = _ask_all(batcher, [name])
+        got.update(more)
+        threads += started
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(10)
+    assert [sorted(names) for names in batch.calls] == [["a", "b", "c", "d"]]
+    assert all(isinstance(result, NameResult) for result in got.values())
+
+
+def test_a_call_waits_for_company_no_longer_than_its_most_while_names_keep_coming():
+    batch = RecordingBatch()
+    batch.release.set()
+    batcher = Batcher(batch, limit=64, quiet=0.5, most=0.2)
+    threads = []
+    for number in range(30):  # a name every 20 ms for 0.6 s: never a quiet moment
+        threads += _ask_all(batcher, [f"n{number}"])[1]
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(10)
+    assert len(batch.calls) >= 2 and "n29" not in batch.calls[0]
+    assert sorted(name for names in batch.calls for name in names) == sorted(f"n{number}" for number in range(30))
+
+
+def test_a_call_waits_no_longer_once_it_holds_limit_names():
+    batch = RecordingBatch()
+    batch.release.set()
+    got, threads = _ask_all(Batcher(batch, limit=3, quiet=60, most=60), ["a", "b", "c"])
+    for thread in threads:
+        thread.join(10)
+    assert [sorted(names) for names in batch.calls] == [["a", "b", "c"]]
 
 
 def test_names_asked_while_a_call_runs_share_the_next_call():
