@@ -157,6 +157,37 @@ def test_a_new_executor_resumes_where_the_last_one_stopped(host, ledger_path):
     assert [kind for kind, _ in _observed(host)] == ["crashed", "restarted", "stopped-outside"]
 
 
+def test_a_look_that_finds_only_the_commands_own_doing_commits_nothing(host, ledger):
+    _running(host)
+    assert host.run("alpha", "stop").outcome == "succeeded"
+    statements = []
+    ledger.conn.set_trace_callback(statements.append)
+    host.executor.watch()  # reads the stop's own entries
+    ledger.conn.set_trace_callback(None)
+    assert not [statement for statement in statements if statement.startswith(("BEGIN", "COMMIT", "INSERT"))]
+    assert _observed(host) == []
+
+
+def test_a_new_executor_reading_again_what_was_the_commands_own_doing_records_nothing(host, ledger_path):
+    _running(host)
+    assert host.run("alpha", "stop").outcome == "succeeded"
+    host.executor.watch()  # the position past the stop's own entries stays in this executor's memory
+    with Ledger.open(ledger_path) as again:
+        Executor(again, host.host).watch()
+    assert _observed(host) == []
+
+
+def test_the_position_is_saved_with_what_was_judged_and_kept_in_memory_past_the_commands_own_doing(host, ledger):
+    _running(host)
+    host.services.crash("alpha", signal="9")
+    host.executor.watch()
+    saved = ledger.position(JOURNAL_POSITION)
+    assert host.run("alpha", "stop").outcome == "succeeded"
+    host.executor.watch()
+    assert ledger.position(JOURNAL_POSITION) == saved  # the stop's own entries: not saved yet
+    assert [kind for kind, _ in _observed(host)] == ["crashed", "restarted"]
+
+
 def test_an_observation_read_after_a_later_command_goes_into_history_but_not_into_the_state(host):
     _running(host)
     entry = UnitEntry(source="late:1", instance="alpha", at=datetime.now(timezone.utc) - timedelta(hours=1),

@@ -29,8 +29,8 @@ JOURNAL_FROM_POSITION = "journal-from"
 """Set by restore-ledger: with no journal cursor yet, read this host's journal from then, not from the ledger's
 first event (entries before the restore were the old host's, or are judged by the reconcile)."""
 POSITION_SAVE_INTERVAL = 60.0
-"""How long a journal position that recorded nothing may stay unsaved: it spares a commit at every look, and
-losing it only means reading those entries again (they record nothing twice)."""
+"""How long a journal position past entries that were all the commands' own doing may stay unsaved: it spares a
+commit at every look, and losing it only means reading those entries again (they record nothing twice)."""
 RECONCILE_POSITION = "reconcile"
 """Set by restore-ledger: the next executor compares every unit with the ledger before anything else."""
 
@@ -93,9 +93,10 @@ class UnitWatcher:
 
         Everything read is recorded, together with the new position, in one
         transaction: a crash here loses nothing and, on the next read, repeats
-        nothing. A read that records nothing keeps its position in memory (saved
-        at most POSITION_SAVE_INTERVAL later): a crash then only means reading
-        those entries again.
+        nothing. A read whose entries were all the commands' own doing keeps its
+        position in memory (saved at most POSITION_SAVE_INTERVAL later): a crash
+        then only means reading those entries again. An entry judged against
+        the recorded state is never read again: its position is saved with it.
         """
         saved = after = self.ledger.position(JOURNAL_POSITION)
         if self._unsaved is not None and self._unsaved[0] == saved:
@@ -118,11 +119,8 @@ class UnitWatcher:
         with self.ledger.transaction(durable=False):
             for entry, stopping in candidates:
                 applied += self._record(entry, stopping)
-            if applied or time.monotonic() - saved_at >= POSITION_SAVE_INTERVAL:
-                self.ledger.set_position(JOURNAL_POSITION, read.position)
-                self._unsaved = None
-            else:
-                self._unsaved = (saved, read.position, saved_at)
+            self.ledger.set_position(JOURNAL_POSITION, read.position)
+        self._unsaved = None
         return applied
 
     def reconcile(self, services: ServiceControl) -> list[EventRecord]:
