@@ -72,22 +72,22 @@ class Batcher:
         if not ask.leads:
             ask.turn.wait()
         if ask.leads:
-            self._lead()
+            self._lead(ask)
         if ask.error is not None:
             raise ask.error
         assert ask.result is not None
         return ask.result
 
-    def _lead(self) -> None:
+    def _lead(self, mine: _Ask) -> None:
         """Run one call for the names asked so far (once they stop coming), hand each its result, and pass the
         lead on."""
         with self._lock:
-            deadline = time.monotonic() + self._most
-            while len({ask.name for ask in self._asked}) < self._limit:
-                wait = min(self._last_asked + self._quiet, deadline) - time.monotonic()
-                if wait <= 0:
-                    break
-                self._lock.wait(wait)
+            try:
+                self._gather()
+            except BaseException:  # an interrupt while gathering: the next asker leads instead
+                self._asked.remove(mine)
+                self._pass_lead()
+                raise
             batch: list[_Ask] = []
             for ask in list(self._asked):
                 if len(batch) < self._limit and all(ask.name != taken.name for taken in batch):
@@ -106,14 +106,27 @@ class Batcher:
             if not isinstance(error, Exception):
                 raise  # an interrupt goes on up the leading thread
         finally:
-            with self._lock:
-                following = self._asked[0] if self._asked else None
-                if following is None:
-                    self._busy = False
-                else:
-                    following.leads = True
             for ask in batch:
                 ask.leads = False
                 ask.turn.set()
-            if following is not None:
-                following.turn.set()
+            with self._lock:
+                self._pass_lead()
+
+    def _gather(self) -> None:
+        """Wait (holding the lock's condition) while names keep coming: until none came for `quiet`, `most` has
+        passed, or `limit` names are asked."""
+        deadline = time.monotonic() + self._most
+        while len({ask.name for ask in self._asked}) < self._limit:
+            wait = min(self._last_asked + self._quiet, deadline) - time.monotonic()
+            if wait <= 0:
+                return
+            self._lock.wait(wait)
+
+    def _pass_lead(self) -> None:
+        """Hand the lead to the first name still waiting (the lock held), or mark the batcher idle."""
+        if not self._asked:
+            self._busy = False
+            return
+        following = self._asked[0]
+        following.leads = True
+        following.turn.set()

@@ -488,16 +488,19 @@ class Ledger:
         """Turn SQLite errors raised in the block into `LedgerError`s that name the file."""
         try:
             yield
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                holders = processes_with_open(self.path) if self.path != ":memory:" else []
-                raise LedgerLocked(
-                    f"ledger {self.path} is locked by another process (waited {self.busy_timeout:g}s); "
-                    f"open in: {', '.join(holders) or 'no process visible to this user'}"
-                ) from error
-            raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
         except sqlite3.Error as error:
-            raise LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}") from error
+            # SQLite may have rolled the whole transaction back on its own (a full disk, an I/O error): what this
+            # connection kept of it may be gone, and its own rollback does not show in data_version.
+            self._cache.clear()
+            raise self._translated(error) from error
+
+    def _translated(self, error: sqlite3.Error) -> LedgerError:
+        """A SQLite error as the `LedgerError` that says what it means for this file."""
+        if isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error)):
+            holders = processes_with_open(self.path) if self.path != ":memory:" else []
+            return LedgerLocked(f"ledger {self.path} is locked by another process (waited {self.busy_timeout:g}s); "
+                                f"open in: {', '.join(holders) or 'no process visible to this user'}")
+        return LedgerError(f"ledger {self.path}: {error}{_space_note(self.path, error)}")
 
 
 def _space_note(path: str, error: sqlite3.Error) -> str:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from commands.cli import cli
-from ledger import ChainBroken, Ledger, verify_ledger
+from ledger import ChainBroken, Ledger, LedgerError, verify_ledger
 from ledger.chain import event_hash
 
 from .conftest import an_event
@@ -213,6 +213,21 @@ def test_an_append_rolled_back_leaves_the_next_one_at_the_true_head(ledger_path,
         (kept,) = ledger.append([an_event(command_id="kept")])
     assert kept.seq == EVENTS + 1 and _count(tamperable) == EVENTS + 1
     assert _report(ledger_path).ok
+
+
+def test_an_append_after_sqlite_rolled_a_transaction_back_on_its_own_builds_on_the_true_head(ledger):
+    ledger.append([an_event(command_id="first")])
+    ledger.conn.execute("CREATE TABLE filler (x)")
+    pages = ledger.conn.execute("PRAGMA page_count").fetchone()[0]
+    with pytest.raises(LedgerError), ledger.transaction():
+        ledger.append([an_event(command_id="rolled back")])
+        ledger.conn.execute(f"PRAGMA max_page_count = {pages + 3}")
+        with pytest.raises(LedgerError, match="full"), ledger.translated_errors():
+            ledger.conn.execute("INSERT INTO filler VALUES (zeroblob(100000))")  # SQLite rolls everything back
+        ledger.conn.execute("PRAGMA max_page_count = 1000000")
+        ledger.append([an_event(command_id="after")])  # the caller went on regardless
+    assert [(event.seq, event.command_id) for event in ledger.read()] == [(1, "first"), (2, "after")]
+    assert verify_ledger(ledger).ok
 
 
 def test_a_ledger_that_failed_the_integrity_check_takes_no_append_until_it_passes_again(ledger, monkeypatch):
