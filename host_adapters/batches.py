@@ -1,5 +1,6 @@
-"""One helper run for the instances several commands ask about at about the same time: a fleet's starts, or
-its stops, cost one `sudo`, one helper and one systemctl instead of one of each per instance."""
+"""One run for the instances several commands ask about at about the same time: a fleet's starts, or its stops,
+cost one `sudo`, one helper and one systemctl instead of one of each per instance; its readiness checks, one
+`systemctl show` per round instead of one per instance."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from .errors import HostError
 
@@ -21,7 +23,8 @@ class NameResult:
     said: list[str]
 
 
-RunBatch = Callable[[list[str]], dict[str, NameResult]]
+R = TypeVar("R")
+RunBatch = Callable[[list[str]], dict[str, R]]
 GATHER_QUIET = 0.03
 """A call waits for company while names keep coming: until none was asked for this long (seconds)..."""
 GATHER_MOST = 0.25
@@ -29,16 +32,17 @@ GATHER_MOST = 0.25
 
 
 @dataclass
-class _Ask:
+class _Ask(Generic[R]):
     name: str
     turn: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
-    result: NameResult | None = None
+    result: R | None = None
     error: HostError | None = None
 
 
-class Batcher:
-    """Serves `run(name)` from many threads with as few `run_batch(names)` calls as possible.
+class Batcher(Generic[R]):
+    """Serves `run(name)` from many threads with as few `run_batch(names)` calls as possible (`source` names
+    what runs them, in errors).
 
     A call waits for company only while names keep coming: it runs once no
     name was asked for `quiet` seconds (at most `most` after it could have
@@ -50,19 +54,21 @@ class Batcher:
     stop or start of one unit takes about as long as that of twenty at once.
     """
 
-    def __init__(self, run_batch: RunBatch, limit: int, quiet: float = GATHER_QUIET, most: float = GATHER_MOST):
+    def __init__(self, run_batch: RunBatch[R], limit: int, quiet: float = GATHER_QUIET, most: float = GATHER_MOST,
+                 source: str = "the helper"):
         self._run_batch = run_batch
+        self._source = source
         self._limit = limit
         self._quiet = quiet
         self._most = most
         self._lock = threading.Condition()
-        self._asked: list[_Ask] = []
+        self._asked: list[_Ask[R]] = []
         self._last_asked = 0.0
         self._busy = False
 
-    def run(self, name: str) -> NameResult:
+    def run(self, name: str) -> R:
         """What the call that took `name` did for it; `HostError` when that call failed as a whole."""
-        ask = _Ask(name)
+        ask: _Ask[R] = _Ask(name)
         with self._lock:
             self._asked.append(ask)
             self._last_asked = time.monotonic()
@@ -78,7 +84,7 @@ class Batcher:
         assert ask.result is not None
         return ask.result
 
-    def _lead(self, mine: _Ask) -> None:
+    def _lead(self, mine: _Ask[R]) -> None:
         """Run one call for the names asked so far (once they stop coming), hand each its result, and pass the
         lead on."""
         with self._lock:
@@ -88,7 +94,7 @@ class Batcher:
                 self._asked.remove(mine)
                 self._pass_lead()
                 raise
-            batch: list[_Ask] = []
+            batch: list[_Ask[R]] = []
             for ask in list(self._asked):
                 if len(batch) < self._limit and all(ask.name != taken.name for taken in batch):
                     batch.append(ask)
@@ -98,7 +104,7 @@ class Batcher:
             for ask in batch:
                 ask.result = results.get(ask.name)
                 if ask.result is None:
-                    ask.error = HostError(f"the helper said nothing about {ask.name}")
+                    ask.error = HostError(f"{self._source} said nothing about {ask.name}")
         except BaseException as error:  # every thread waiting on this call gets its failure, none is left waiting
             failure = error if isinstance(error, HostError) else HostError(f"{type(error).__name__}: {error}")
             for ask in batch:

@@ -68,7 +68,7 @@ class HelperClient:
         return {name: NameResult(status, message, [line for line in said if _about(line, name)])
                 for name, (status, message) in results.items()}
 
-    def batcher(self, verb: str, timeout: float | None = HELPER_TIMEOUT) -> Batcher:
+    def batcher(self, verb: str, timeout: float | None = HELPER_TIMEOUT) -> Batcher[NameResult]:
         """A `Batcher` that serves one name's `verb` (stage, start, stop) with runs shared by every command that
         asks at about the same time."""
         return Batcher(lambda names: self.call_each(verb, names, timeout=timeout), MAX_BATCH)

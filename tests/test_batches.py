@@ -158,3 +158,26 @@ def test_a_helper_run_that_names_no_result_is_an_error_in_the_helpers_words(tmp_
     client = _stand_in_helper(tmp_path, "echo 'left4me-host: refused: usage: left4me-host start NAME...' >&2; exit 2")
     with pytest.raises(HostError, match=r"^left4me-host start a b: refused: usage"):
         client.call_each("start", ["a", "b"])
+
+
+def test_one_systemctl_show_for_several_units_reads_as_each_units_status():
+    from host_adapters.systemd import property_blocks, unit_status
+
+    lines = ["Id=left4me-server@a.service", "ActiveState=active", "SubState=running", "UnitFileState=enabled",
+             "NRestarts=2", "", "ActiveState=activating", "SubState=auto-restart", "Id=left4me-server@b.service",
+             "UnitFileState=disabled", "NRestarts=", ""]
+    blocks = property_blocks(lines)
+    assert [block["Id"] for block in blocks] == ["left4me-server@a.service", "left4me-server@b.service"]
+    assert unit_status(blocks[0]).describe() == "active (running)" and unit_status(blocks[0]).restarts == 2
+    second = unit_status(blocks[1])
+    assert (second.describe(), second.enabled, second.restarts) == ("activating (auto-restart)", False, 0)
+
+
+def test_a_batcher_without_a_quiet_moment_runs_each_name_asked_alone_at_once():
+    batch = RecordingBatch()
+    batch.release.set()
+    batcher = Batcher(batch, limit=64, quiet=0.0, most=0.0)
+    for name in ["a", "b", "c"]:  # a moment apart, as readiness checks come: none waits for the next
+        assert batcher.run(name).status == "done"
+        time.sleep(0.02)
+    assert batch.calls == [["a"], ["b"], ["c"]]
