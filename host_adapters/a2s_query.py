@@ -28,12 +28,12 @@ class A2SQuery:
         self.address = address
         self.timeout = timeout
 
-    def info(self, port: int) -> dict[str, Any] | None:
-        """A2S_INFO from the server on `port`; None when nothing answers in time or the reply is malformed or
-        too large."""
+    def info(self, port: int, timeout: float | None = None) -> dict[str, Any] | None:
+        """A2S_INFO from the server on `port`; None when nothing answers in time (`timeout`, else this query's
+        own) or the reply is malformed or too large."""
         a2s = _bounded_a2s()
         try:
-            info = a2s.info((self.address, port), timeout=self.timeout)
+            info = a2s.info((self.address, port), timeout=self.timeout if timeout is None else timeout)
         except (OSError, a2s.BrokenMessageError, a2s.BufferExhaustedError):
             return None
         return {"name": info.server_name, "map": info.map_name, "players": info.player_count,

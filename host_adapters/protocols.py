@@ -236,8 +236,9 @@ class UnitJournal(Protocol):
 class ServerQuery(Protocol):
     """Asking a running game server about itself (Source A2S_INFO)."""
 
-    def info(self, port: int) -> dict[str, Any] | None:
-        """The server's name, map and players on `port` of this host; None when it does not answer."""
+    def info(self, port: int, timeout: float | None = None) -> dict[str, Any] | None:
+        """The server's name, map and players on `port` of this host; None when it does not answer (within
+        `timeout` seconds, when given, else the adapter's own)."""
 
 
 @dataclass

@@ -496,8 +496,8 @@ class SimulatedServerQuery:
     def __init__(self, services: SimulatedServiceControl):
         self.services = services
 
-    def info(self, port: int) -> dict[str, Any] | None:
-        """A made-up answer while some unit is active."""
+    def info(self, port: int, timeout: float | None = None) -> dict[str, Any] | None:
+        """A made-up answer while some unit is active (at once: `timeout` does not matter)."""
         with self.services.state.lock:
             serving = any(unit.get("active") == "active" for unit in self.services.state.get("units", {}).values())
         if not serving:

@@ -213,9 +213,9 @@ class ScriptedServerQuery(SimulatedServerQuery):
         super().__init__(services)
         self.silent_ports: set[int] = set()
 
-    def info(self, port: int) -> dict[str, Any] | None:
+    def info(self, port: int, timeout: float | None = None) -> dict[str, Any] | None:
         """No answer on a silent port, else the simulated one."""
-        return None if port in self.silent_ports else super().info(port)
+        return None if port in self.silent_ports else super().info(port, timeout)
 
 
 def fake_host(fs: Any, state: MemoryState | None = None, *, journal: MemoryState | None = None,

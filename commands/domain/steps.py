@@ -24,8 +24,11 @@ if TYPE_CHECKING:  # the spec models (pydantic, YAML) load only where a spec is 
 
 # While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
 # whether its unit still runs (a systemctl process: a fleet coming up at once would spend its CPU on them).
-READY_POLL = 0.2
-UNIT_POLL = 1.0
+READY_POLL = 0.1
+# How long one readiness query waits for its answer: a query sent before the server binds its port is dropped
+# unseen (UDP), so a long wait would make a server that came up meanwhile look late by that much.
+READY_QUERY_TIMEOUT = 0.25
+UNIT_POLL = 2.0
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ def _wait_until_serving(name: str, blueprint: Spec) -> Callable[[Host, StepIO], 
         deadline = time.monotonic() + seconds
         unit_due = time.monotonic() + UNIT_POLL  # the unit was active when enable returned
         while True:
-            answer = host.query.info(port)
+            answer = host.query.info(port, timeout=READY_QUERY_TIMEOUT)
             if answer is not None:
                 io.say(f"the server answers A2S_INFO on udp/{port}: {answer['name']!r} on {answer['map']}, "
                        f"{answer['players']}/{answer['max_players']} players")
