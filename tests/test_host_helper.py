@@ -62,8 +62,9 @@ class RecordingSystem(helper.System):
         self.active = active
         self.failing = failing
 
-    def is_active(self, unit_name: str) -> bool:
-        return self.active
+    def active_units(self, unit_names: list[str]) -> set[str]:
+        self.calls.append(("is-active", *unit_names))
+        return set(unit_names) if self.active else set()
 
     def active_state(self, unit_name: str) -> str:
         return "active" if self.active else "inactive"
@@ -224,6 +225,24 @@ def test_a_fleet_is_staged_in_one_run_where_one_instance_refused_holds_up_none_o
         "b: refused: instances/b/cfg does not exist",
         "a: done: staged server.cfg into runtime/a/upper/left4dead2/cfg; wrote unit.env"]
     assert (root / "runtime/a/upper/left4dead2/cfg/server.cfg").read_text().startswith("hostname a")
+
+
+def test_a_fleet_is_staged_after_one_question_to_systemd_and_a_running_unit_is_refused_alone(root, capsys):
+    class OneRunning(RecordingSystem):
+        def active_units(self, unit_names: list[str]) -> set[str]:
+            super().active_units(unit_names)
+            return {helper.unit("b")} & set(unit_names)
+
+    _instance(root, "b")
+    system = OneRunning()
+    with pytest.raises(helper.Refused, match="1 of 2 instances: stage refused"):
+        _run(root, "stage", "b", "a", system=system)
+    assert [call for call in system.calls if call[0] == "is-active"] == [
+        ("is-active", "left4me-server@b.service", "left4me-server@a.service")]
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "b: refused: left4me-server@b.service is running: stop it before staging its cfgs"
+    assert (root / "runtime/a/upper/left4dead2/cfg/server.cfg").exists()
+    assert not (root / "runtime/b").exists()
 
 
 @needs_root
