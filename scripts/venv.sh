@@ -9,5 +9,8 @@ ensure_venv() {
     fi
     .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || { echo "l4d2ctl needs Python >= 3.11 in .venv" >&2; return 2; }
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${1:+[$1]}"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${1:+[$1]}" || return 2
+    # Bytecode, as a regular install leaves it: an editable install compiles nothing, and where
+    # PYTHONDONTWRITEBYTECODE is set no run does either, so every l4d2ctl would compile itself from source.
+    .venv/bin/python -m compileall -q commands ledger projections host_adapters >/dev/null
 }

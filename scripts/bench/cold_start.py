@@ -7,22 +7,12 @@ Run: .venv/bin/python -m scripts.bench.cold_start [--rounds R]
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from .reads import BASELINE, wall
-
-
-def installed_l4d2ctl() -> str:
-    """The l4d2ctl program beside this Python (scripts/test installs it)."""
-    l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent))
-    if l4d2ctl is None:
-        raise SystemExit("bench: l4d2ctl is not installed beside this Python (run scripts/test once)")
-    return l4d2ctl
+from .reads import BASELINE, installed_l4d2ctl, wall
 
 
 def simulated_instance(root: Path) -> list[str]:
