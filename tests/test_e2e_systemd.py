@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -574,6 +575,7 @@ def test_install_names_the_helpers_code_by_its_path_without_symlinks_and_runs_ag
 
 
 FLEET = [f"fleet{number:02d}" for number in range(1, 21)]
+FLEET_ROUNDS = 3
 
 
 def _a2s_all_answer_script(ports: list[int]) -> str:
@@ -589,46 +591,55 @@ def _a2s_all_answer_script(ports: list[int]) -> str:
             f"print({len(ports)} - len(waiting))\n")
 
 
+def _timed(action):
+    """What `action()` returns, and how long it took (seconds)."""
+    began = time.monotonic()
+    result = action()
+    return result, time.monotonic() - began
+
+
+def _figures(ours: list[float], theirs: list[float]) -> str:
+    """Rounds of l4d2ctl against systemd alone: each round's times and ratio, and the median ratio."""
+    ratios = [mine / baseline for mine, baseline in zip(ours, theirs, strict=True)]
+    return (f"{' / '.join(f'{mine:.2f}' for mine in ours)} s against {' / '.join(f'{t:.2f}' for t in theirs)} s: "
+            f"{' / '.join(f'{ratio:.1f}' for ratio in ratios)}x (median {statistics.median(ratios):.2f}x)")
+
+
 def test_bulk_start_and_stop_of_a_fleet_as_root_and_as_an_operator(host):
     ports = [27100 + number for number in range(len(FLEET))]
     for name, port in zip(FLEET, ports, strict=True):
         host.run(f"echo {shlex.quote(json.dumps({'port': port}))} > /tmp/{name}.yaml")
         assert host.l4d2ctl("init", name, "--spec", f"/tmp/{name}.yaml").returncode == 0
-
-    began = time.monotonic()
-    started = host.l4d2ctl("start", *FLEET, "--json")
-    ours_start = time.monotonic() - began
-    failures = [host.l4d2ctl("show", row["command_id"], "--json").stdout for row in json.loads(started.stdout)
-                if row["outcome"] != "succeeded"]
-    assert started.returncode == 0 and not failures, failures
-    for name in FLEET:
-        unit = _unit_properties(host, name)
-        assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
-
-    began = time.monotonic()
-    stopped = host.l4d2ctl("stop", "--all", "--json", user=OPERATOR)
-    ours_stop = time.monotonic() - began
-    assert stopped.returncode == 0, stopped.stderr
-    assert {row["instance"] for row in json.loads(stopped.stdout)} >= set(FLEET)
-    assert {row["actor"] for row in json.loads(stopped.stdout)} == {OPERATOR}
-    for name in FLEET:
-        unit = _unit_properties(host, name)
-        assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
-        assert not _mounted(host, name)
-
-    # systemd alone, on the same prepared instances: start the 20 units at once and wait for every answer.
     units = " ".join(f"left4me-server@{name}.service" for name in FLEET)
-    began = time.monotonic()
-    host.run(f"systemctl start {units}")
-    answered = host.run(f"{PYTHON} -c {shlex.quote(_a2s_all_answer_script(ports))}").stdout.strip()
-    systemd_start = time.monotonic() - began
-    assert answered == str(len(FLEET))
-    began = time.monotonic()
-    host.run(f"systemctl stop {units}")
-    systemd_stop = time.monotonic() - began
-    print(f"\nfleet of {len(FLEET)}: start {ours_start:.2f}s (systemctl + A2S {systemd_start:.2f}s, "
-          f"{ours_start / systemd_start:.1f}x), stop --all {ours_stop:.2f}s (systemctl {systemd_stop:.2f}s, "
-          f"{ours_stop / systemd_stop:.1f}x)")
+    times: dict[str, list[float]] = {"start": [], "stop": [], "systemd start": [], "systemd stop": []}
+    for _ in range(FLEET_ROUNDS):  # rounds alternate with systemd alone, so that noise hits both sides alike
+        started, took = _timed(lambda: host.l4d2ctl("start", *FLEET, "--json"))
+        times["start"].append(took)
+        failures = [host.l4d2ctl("show", row["command_id"], "--json").stdout for row in json.loads(started.stdout)
+                    if row["outcome"] != "succeeded"]
+        assert started.returncode == 0 and not failures, failures
+        for name in FLEET:
+            unit = _unit_properties(host, name)
+            assert (unit["ActiveState"], unit["UnitFileState"], unit["NRestarts"]) == ("active", "enabled", "0"), unit
+
+        stopped, took = _timed(lambda: host.l4d2ctl("stop", "--all", "--json", user=OPERATOR))
+        times["stop"].append(took)
+        assert stopped.returncode == 0, stopped.stderr
+        assert {row["instance"] for row in json.loads(stopped.stdout)} >= set(FLEET)
+        assert {row["actor"] for row in json.loads(stopped.stdout)} == {OPERATOR}
+        for name in FLEET:
+            unit = _unit_properties(host, name)
+            assert (unit["ActiveState"], unit["UnitFileState"]) == ("inactive", "disabled"), unit
+            assert not _mounted(host, name)
+
+        # systemd alone, on the same prepared instances: start the 20 units at once and wait for every answer.
+        answered, took = _timed(lambda: (host.run(f"systemctl start {units}"), host.run(
+            f"{PYTHON} -c {shlex.quote(_a2s_all_answer_script(ports))}").stdout.strip())[1])
+        times["systemd start"].append(took)
+        assert answered == str(len(FLEET))
+        times["systemd stop"].append(_timed(lambda: host.run(f"systemctl stop {units}"))[1])
+    print(f"\nfleet of {len(FLEET)}, {FLEET_ROUNDS} rounds: start {_figures(times['start'], times['systemd start'])}; "
+          f"stop --all {_figures(times['stop'], times['systemd stop'])}")
 
     by_alice = host.l4d2ctl("start", FLEET[0], FLEET[1], user=OPERATOR)
     assert by_alice.returncode == 0, by_alice.stderr
