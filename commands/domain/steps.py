@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # the spec models (pydantic, YAML) load only where a spec is 
     from .spec import Spec
 
 # While a server comes up: how often it is asked for A2S_INFO (one UDP packet), and how often systemd is asked
-# whether its unit still runs (a systemctl process: a fleet coming up at once would spend its CPU on them).
+# whether its unit still runs (one `systemctl show` for every unit waiting then, each a D-Bus call into PID 1,
+# which is busy starting them).
 READY_POLL = 0.1
 # How long one readiness query waits for its answer: a query sent before the server binds its port is dropped
 # unseen (UDP), so a long wait would make a server that came up meanwhile look late by that much.
