@@ -14,7 +14,7 @@ from .views import SUMMARY_FIELDS
 if TYPE_CHECKING:
     import sqlite_utils
 
-PROJECTION_VERSION = 7
+PROJECTION_VERSION = 8
 
 COMMAND_COLUMNS = {
     "command_id": str, "instance": str, "command": str, "args": str, "actor": str, "os_user": str,
@@ -32,6 +32,7 @@ COMMAND_INDEXES = {
     "commands_by_time": ["requested_at"],
     "commands_by_seq": ["requested_seq"],
     "commands_by_outcome": ["outcome", "requested_seq"],
+    "commands_by_activity": ["instance", "active_until"],
 }
 TABLES = ("commands", "instances", "projection_checkpoint")
 COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}

@@ -209,9 +209,12 @@ class Projections:
         own doing, not an observation. An interrupted command acted only until
         its last recorded event: what happened while no executor ran is news.
         """
-        rows = self._raw("SELECT 1 FROM commands WHERE instance = ? AND started_at IS NOT NULL AND started_at <= ? "
-                         "AND (active_until IS NULL OR active_until >= ?) AND outcome != ? LIMIT 1",
-                         [instance, moment, moment, Outcome.OBSERVED])
+        # Two ranges of the activity index (still acting; acted until after `moment`), so that an instance's
+        # long history is not read for every journal entry.
+        rows = self._raw("SELECT 1 FROM commands WHERE instance = ? AND active_until IS NULL AND started_at <= ? "
+                         "AND outcome != ? UNION ALL SELECT 1 FROM commands WHERE instance = ? AND active_until >= ? "
+                         "AND started_at <= ? AND outcome != ? LIMIT 1",
+                         [instance, moment, Outcome.OBSERVED, instance, moment, moment, Outcome.OBSERVED])
         return next(rows, None) is not None
 
     def next_pending(self) -> CommandView | None:

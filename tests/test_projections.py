@@ -180,6 +180,7 @@ def test_a_missing_ledger_projects_to_nothing(tmp_path):
     (lambda p: p.audit(actor="alice"), "commands", "commands_by_actor"),
     (lambda p: p.command("0123456789ab"), "commands", "sqlite_autoindex_commands_1"),
     (lambda p: p.port_holder(27015, other_than="alpha"), "instances", "instances_by_port"),
+    (lambda p: p.acting_on("alpha", "2026-11-29T00:00:00.000000Z"), "commands", "commands_by_activity"),
 ])
 def test_each_projection_read_is_served_by_an_index(audited, call, table, index):
     projections, _ = audited
