@@ -109,4 +109,3 @@ class SystemctlServiceControl:
                         "--output", "cat"], StepIO(), timeout=QUERY_TIMEOUT).stdout
         except HostError:
             return []
-

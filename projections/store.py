@@ -371,5 +371,3 @@ class Projections:
     def _set_checkpoint(self, seq: int) -> None:
         self.conn.execute("UPDATE projection_checkpoint SET seq = ?", [seq])
         self.ledger.cache()[CHECKPOINT_ROW] = (PROJECTION_VERSION, seq)
-
-

@@ -26,10 +26,10 @@ def simulated_instance(root: Path) -> list[str]:
 
 def run(rounds: int) -> list[str]:
     """Median wall time of both, interleaved; return the report's lines."""
-    l4d2ctl = installed_l4d2ctl()
     bare, ours, appends = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         where = simulated_instance(Path(scratch))
+        l4d2ctl = where[0]
         for _ in range(rounds):
             bare.append(wall(BASELINE))
             ours.append(wall([l4d2ctl, "--help"]))
