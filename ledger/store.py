@@ -26,6 +26,7 @@ from .holders import processes_with_open
 from .lifecycle import EventType
 from .payloads import RECORD_COLUMNS, EventRecord, decode, version_marker
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, ensure_schema, schema_version
+from .wal_room import tend
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -106,6 +107,7 @@ class Ledger:
         self._cache_version: int | None = None
         self._transactions = 0  # how many this connection began: which one the cache was last checked in
         self._cache_checked_in = -1
+        self._autocheckpoint: int | None = None  # the auto-checkpoint threshold `_tend_wal` set, if it set one
 
     @classmethod
     def open(
@@ -467,6 +469,7 @@ class Ledger:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self._transactions += 1
+                self._tend_wal()
                 try:
                     yield
                     self.conn.execute("COMMIT")
@@ -478,6 +481,26 @@ class Ledger:
             finally:
                 if not durable and not self._in_transaction():  # the level cannot change inside one
                     self.conn.execute("PRAGMA synchronous = FULL")
+
+    def _tend_wal(self) -> None:
+        """Pace a WAL that a reader holds back (see `wal_room`), under the write lock just taken."""
+        if self._wal_shape is None:
+            return
+        path, page_size, initial = self._wal_shape
+        threshold = tend(path, page_size, initial)
+        if threshold != (initial if self._autocheckpoint is None else self._autocheckpoint):
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(threshold)}")
+            self._autocheckpoint = threshold
+
+    @cached_property
+    def _wal_shape(self) -> tuple[str, int, int] | None:
+        """The WAL's path (beside the file as SQLite resolved it), page size and auto-checkpoint threshold as
+        the connection began; None for a ledger without a WAL (one in memory)."""
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            return None
+        file = self.conn.execute("PRAGMA database_list").fetchone()[2]
+        return (f"{file}-wal", self.conn.execute("PRAGMA page_size").fetchone()[0],
+                self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
     def _in_transaction(self) -> bool:
         """Whether this connection holds an open transaction (asked anew each time: it changes under us)."""

@@ -1,0 +1,93 @@
+"""Pacing a WAL that cannot start over: room ahead for its commits, and one checkpoint attempt per stretch of it.
+
+SQLite starts its WAL over from the beginning once a checkpoint has copied
+every frame and no reader still needs one; the file then keeps its size, each
+commit's fsync writes data only, and the auto-checkpoint runs about once per
+`wal_autocheckpoint` frames. A reader that holds on (Litestream keeps one open
+for as long as it replicates) keeps the WAL from starting over, and two
+costs follow, each measured at a sixth to a third of a durable append:
+
+- every commit appends to a file that keeps growing, and its fsync must also
+  commit the file's new size and blocks to the file system's journal;
+- the auto-checkpoint, past its threshold for good, runs after every commit
+  and, unable to copy what the reader still needs, throws away the
+  connection's page cache each time.
+
+So while a writer holds SQLite's write lock (nobody else may then write to or
+truncate the WAL) and finds the WAL held back (its current frames reach past
+where an unhindered one starts over), it appends zeroed frames once the
+frames in use come near the end of the file, as databases that preallocate
+their logs do, and moves the auto-checkpoint to the end of that room, so it
+is tried once per stretch rather than after every commit. SQLite reads a WAL
+only as far as its frames carry the salt of the WAL's header, as it must for
+the stale frames a restart leaves behind; a zeroed frame carries none, so it
+is never taken for a frame. Once the reader lets go, the next checkpoint
+copies everything, the WAL starts over, and the threshold goes back.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+WAL_HEADER = 32
+FRAME_HEADER = 24
+HEADER_SALT_AT = 16
+FRAME_SALT_AT = 8
+SALT_SIZE = 8
+SLACK_FRAMES = 64  # past the auto-checkpoint threshold by this much, a WAL is one that did not start over
+MARGIN_FRAMES = 128  # extend once the frames in use come this close to the end of the file
+EXTEND_FRAMES = 2048  # by this many zeroed frames (8 MiB at 4 KiB pages)
+WRITE_PIECE = 1 << 20
+
+
+def tend(wal_path: str, page_size: int, autocheckpoint: int) -> int:
+    """Give the WAL at `wal_path` room ahead when it is held back and its frames near the end of the file;
+    return the auto-checkpoint threshold (in frames) the writer should use until its next transaction:
+    `autocheckpoint` for a WAL that starts over as usual (or none at all), the end of the room for a held one.
+
+    The caller holds SQLite's write lock on the database, so neither the
+    frames in use nor the file's size change under this.
+    """
+    try:
+        descriptor = os.open(wal_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return autocheckpoint  # no WAL yet, one this user may not write, or a symlink: all left to SQLite
+    try:
+        return _paced(descriptor, FRAME_HEADER + page_size, autocheckpoint)
+    except OSError:
+        return autocheckpoint  # pacing is only for speed: a WAL it cannot read is SQLite's to report
+    finally:
+        os.close(descriptor)
+
+
+def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
+    """`tend` on the open WAL."""
+    status = os.fstat(descriptor)
+    frames, odd = divmod(status.st_size - WAL_HEADER, frame)
+    held_past = max(autocheckpoint, 1) + SLACK_FRAMES
+    if not stat.S_ISREG(status.st_mode) or odd or frames <= held_past + MARGIN_FRAMES:
+        return autocheckpoint
+    salt = os.pread(descriptor, SALT_SIZE, HEADER_SALT_AT)
+
+    def current(number: int) -> bool:
+        return os.pread(descriptor, SALT_SIZE, WAL_HEADER + (number - 1) * frame + FRAME_SALT_AT) == salt
+
+    if not current(held_past):
+        return autocheckpoint  # this WAL started over since it grew this large
+    if current(frames - MARGIN_FRAMES):
+        frames += _zeroed_frames(descriptor, status.st_size, frame)
+    return frames - MARGIN_FRAMES
+
+
+def _zeroed_frames(descriptor: int, size: int, frame: int) -> int:
+    """Append EXTEND_FRAMES zeroed frames at `size`; how many were added (fewer when the disk is full)."""
+    wanted = EXTEND_FRAMES * frame
+    zeros = memoryview(bytes(min(WRITE_PIECE, wanted)))
+    written = 0
+    try:
+        while written < wanted:
+            written += os.pwrite(descriptor, zeros[: wanted - written], size + written)
+    except OSError:
+        pass  # room is only for speed: a disk that cannot give it leaves the commit to find out for itself
+    return written // frame
