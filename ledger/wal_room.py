@@ -17,11 +17,14 @@ So while a writer holds SQLite's write lock (nobody else may then write to or
 truncate the WAL) and finds the WAL held back (its current frames reach past
 where an unhindered one starts over), it appends zeroed frames once the
 frames in use come near the end of the file, as databases that preallocate
-their logs do, and moves the auto-checkpoint to the end of that room, so it
-is tried once per stretch rather than after every commit. SQLite reads a WAL
-only as far as its frames carry the salt of the WAL's header, as it must for
-the stale frames a restart leaves behind; a zeroed frame carries none, so it
-is never taken for a frame. Once the reader lets go, the next checkpoint
+their logs do, and moves the auto-checkpoint to the next multiple of 2,048
+frames past the frames in use, so it is tried once per such stretch rather
+than after every commit. SQLite reads a WAL only as far as its frames carry
+the salt of the WAL's header, as it must for the stale frames a restart leaves
+behind; a zeroed frame carries none, so it is never taken for a frame. The
+frames in use are found the same way: they are the prefix of the file that
+carries the salt (a WAL that started over inside a larger file is paced by
+its own frames, not by the file's end). Once the reader lets go, the next checkpoint
 copies everything, the WAL starts over, and the threshold goes back.
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 WAL_HEADER = 32
 FRAME_HEADER = 24
@@ -38,13 +42,15 @@ SALT_SIZE = 8
 SLACK_FRAMES = 64  # past the auto-checkpoint threshold by this much, a WAL is one that did not start over
 MARGIN_FRAMES = 128  # extend once the frames in use come this close to the end of the file
 EXTEND_FRAMES = 2048  # by this many zeroed frames (8 MiB at 4 KiB pages)
+CHECKPOINT_EVERY = 2048  # a held-back WAL's auto-checkpoint is tried once per this many frames
 WRITE_PIECE = 1 << 20
 
 
 def tend(wal_path: str, page_size: int, autocheckpoint: int) -> int:
     """Give the WAL at `wal_path` room ahead when it is held back and its frames near the end of the file;
     return the auto-checkpoint threshold (in frames) the writer should use until its next transaction:
-    `autocheckpoint` for a WAL that starts over as usual (or none at all), the end of the room for a held one.
+    `autocheckpoint` for a WAL that starts over as usual (or none at all); for a held one, the next multiple of
+    CHECKPOINT_EVERY past the frames in use.
 
     The caller holds SQLite's write lock on the database, so neither the
     frames in use nor the file's size change under this.
@@ -66,7 +72,7 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
     status = os.fstat(descriptor)
     frames, odd = divmod(status.st_size - WAL_HEADER, frame)
     held_past = max(autocheckpoint, 1) + SLACK_FRAMES
-    if not stat.S_ISREG(status.st_mode) or odd or frames <= held_past + MARGIN_FRAMES:
+    if not stat.S_ISREG(status.st_mode) or odd or frames < held_past:
         return autocheckpoint
     salt = os.pread(descriptor, SALT_SIZE, HEADER_SALT_AT)
 
@@ -74,14 +80,27 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
         return os.pread(descriptor, SALT_SIZE, WAL_HEADER + (number - 1) * frame + FRAME_SALT_AT) == salt
 
     if not current(held_past):
-        return autocheckpoint  # this WAL started over since it grew this large
-    if current(frames - MARGIN_FRAMES):
-        frames += _zeroed_frames(descriptor, status.st_size, frame)
-    return frames - MARGIN_FRAMES
+        return autocheckpoint  # the frames in use end before it: this WAL starts over as usual
+    in_use = _last_current(current, held_past, frames)
+    if in_use + MARGIN_FRAMES > frames:
+        _add_zeroed_frames(descriptor, status.st_size, frame)
+    return (in_use // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY
 
 
-def _zeroed_frames(descriptor: int, size: int, frame: int) -> int:
-    """Append EXTEND_FRAMES zeroed frames at `size`; how many were added (fewer when the disk is full)."""
+def _last_current(current: Callable[[int], bool], low: int, high: int) -> int:
+    """The last frame up to `high` that is `current`, given frame `low` is. SQLite writes a WAL's frames in order
+    from the first after every restart, so the frames in use are a prefix; beyond them lie stale frames of
+    earlier rounds or zeroed ones, which a larger file than this round's keeps."""
+    if current(high):
+        return high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if current(middle) else (low, middle)
+    return low
+
+
+def _add_zeroed_frames(descriptor: int, size: int, frame: int) -> None:
+    """Append EXTEND_FRAMES zeroed frames at `size` (fewer when the disk is full)."""
     wanted = EXTEND_FRAMES * frame
     zeros = memoryview(bytes(min(WRITE_PIECE, wanted)))
     written = 0
@@ -90,4 +109,3 @@ def _zeroed_frames(descriptor: int, size: int, frame: int) -> int:
             written += os.pwrite(descriptor, zeros[: wanted - written], size + written)
     except OSError:
         pass  # room is only for speed: a disk that cannot give it leaves the commit to find out for itself
-    return written // frame

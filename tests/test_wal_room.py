@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, verify_ledger
-from ledger.wal_room import FRAME_HEADER, MARGIN_FRAMES, SLACK_FRAMES, WAL_HEADER, tend
+from ledger.wal_room import CHECKPOINT_EVERY, FRAME_HEADER, SLACK_FRAMES, WAL_HEADER, tend
 
 from .conftest import an_event
 
@@ -44,12 +44,17 @@ def _autocheckpoint(ledger: Ledger) -> int:
     return ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
 
 
-@pytest.fixture
-def reader(ledger_path, ledger) -> Iterator[sqlite3.Connection]:
+def _holding_reader(path: Path) -> sqlite3.Connection:
     """A second connection holding a read transaction open, as Litestream does while it replicates."""
-    conn = sqlite3.connect(ledger_path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
     conn.execute("SELECT count(*) FROM events").fetchone()
+    return conn
+
+
+@pytest.fixture
+def reader(ledger_path, ledger) -> Iterator[sqlite3.Connection]:
+    conn = _holding_reader(ledger_path)
     yield conn
     conn.close()
 
@@ -82,11 +87,25 @@ def test_a_held_back_wal_gets_zeroed_frames_ahead_of_its_commits(ledger_path, le
     assert _frames_in_file(ledger_path) > AUTOCHECKPOINT + SLACK_FRAMES
 
 
-def test_a_held_back_wal_tries_its_auto_checkpoint_once_per_stretch_of_room(ledger_path, ledger, reader):
-    _append_until(ledger, lambda: _ends_in_zeroed_frames(ledger_path))
-    ledger.append([an_event(command_id="after-room")])
+def test_a_held_back_wal_tries_its_auto_checkpoint_once_per_stretch_of_frames(ledger_path, ledger, reader):
+    _append_until(ledger, lambda: _autocheckpoint(ledger) != AUTOCHECKPOINT)
+    assert _autocheckpoint(ledger) == CHECKPOINT_EVERY
 
-    assert _autocheckpoint(ledger) == _frames_in_file(ledger_path) - MARGIN_FRAMES
+    _append_until(ledger, lambda: _autocheckpoint(ledger) != CHECKPOINT_EVERY)
+    assert _autocheckpoint(ledger) == 2 * CHECKPOINT_EVERY
+
+
+def test_a_wal_that_started_over_inside_a_larger_file_is_paced_by_its_own_frames(ledger_path, ledger):
+    first = _holding_reader(ledger_path)
+    _append_until(ledger, lambda: _frames_in_file(ledger_path) > 3 * CHECKPOINT_EVERY)
+    first.close()
+    _append_until(ledger, lambda: _autocheckpoint(ledger) == AUTOCHECKPOINT)  # checkpointed, started over
+    second = _holding_reader(ledger_path)
+
+    _append_until(ledger, lambda: _autocheckpoint(ledger) != AUTOCHECKPOINT)
+    assert _autocheckpoint(ledger) == CHECKPOINT_EVERY
+    assert _frames_in_file(ledger_path) > 3 * CHECKPOINT_EVERY
+    second.close()
 
 
 def test_once_the_reader_lets_go_the_wal_starts_over_and_its_threshold_comes_back(ledger_path, ledger, reader):
