@@ -469,8 +469,8 @@ class Ledger:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self._transactions += 1
-                self._tend_wal()
                 try:
+                    self._tend_wal()
                     yield
                     self.conn.execute("COMMIT")
                 except BaseException:

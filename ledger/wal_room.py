@@ -19,7 +19,10 @@ where an unhindered one starts over), it appends zeroed frames once the
 frames in use come near the end of the file, as databases that preallocate
 their logs do, and moves the auto-checkpoint to the next multiple of 2,048
 frames past the frames in use, so it is tried once per such stretch rather
-than after every commit. SQLite reads a WAL only as far as its frames carry
+than after every commit, up to 16,384 frames in use: past them, after every
+commit again, since only a try in the moment the reader lets go (Litestream
+does, briefly, to checkpoint) starts the WAL over, and a WAL that grew that
+long is better started over than kept cheap. SQLite reads a WAL only as far as its frames carry
 the salt of the WAL's header, as it must for the stale frames a restart leaves
 behind; a zeroed frame carries none, so it is never taken for a frame. The
 frames in use are found the same way: they are the prefix of the file that
@@ -33,6 +36,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from contextlib import suppress
 
 WAL_HEADER = 32
 FRAME_HEADER = 24
@@ -43,20 +47,21 @@ SLACK_FRAMES = 64  # past the auto-checkpoint threshold by this much, a WAL is o
 MARGIN_FRAMES = 128  # extend once the frames in use come this close to the end of the file
 EXTEND_FRAMES = 2048  # by this many zeroed frames (8 MiB at 4 KiB pages)
 CHECKPOINT_EVERY = 2048  # a held-back WAL's auto-checkpoint is tried once per this many frames
+PACED_UP_TO = 16384  # frames in use (64 MiB at 4 KiB pages); past them, after every commit as SQLite does
 WRITE_PIECE = 1 << 20
 
 
 def tend(wal_path: str, page_size: int, autocheckpoint: int) -> int:
     """Give the WAL at `wal_path` room ahead when it is held back and its frames near the end of the file;
     return the auto-checkpoint threshold (in frames) the writer should use until its next transaction:
-    `autocheckpoint` for a WAL that starts over as usual (or none at all); for a held one, the next multiple of
-    CHECKPOINT_EVERY past the frames in use.
+    `autocheckpoint` for a WAL that starts over as usual (or none at all), or one held back for PACED_UP_TO
+    frames; for one held back less long, the next multiple of CHECKPOINT_EVERY past the frames in use.
 
     The caller holds SQLite's write lock on the database, so neither the
     frames in use nor the file's size change under this.
     """
-    try:
-        descriptor = os.open(wal_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:  # not blocking, and no controlling terminal: a device in the WAL's place is opened without effect
+        descriptor = os.open(wal_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return autocheckpoint  # no WAL yet, one this user may not write, or a symlink: all left to SQLite
     try:
@@ -64,7 +69,8 @@ def tend(wal_path: str, page_size: int, autocheckpoint: int) -> int:
     except OSError:
         return autocheckpoint  # pacing is only for speed: a WAL it cannot read is SQLite's to report
     finally:
-        os.close(descriptor)
+        with suppress(OSError):
+            os.close(descriptor)
 
 
 def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
@@ -72,8 +78,8 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
     status = os.fstat(descriptor)
     frames, odd = divmod(status.st_size - WAL_HEADER, frame)
     held_past = max(autocheckpoint, 1) + SLACK_FRAMES
-    if not stat.S_ISREG(status.st_mode) or odd or frames < held_past:
-        return autocheckpoint
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or odd or frames < held_past:
+        return autocheckpoint  # only a WAL as SQLite makes it: a regular file, with no other name
     salt = os.pread(descriptor, SALT_SIZE, HEADER_SALT_AT)
 
     def current(number: int) -> bool:
@@ -84,6 +90,8 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
     in_use = _last_current(current, held_past, frames)
     if in_use + MARGIN_FRAMES > frames:
         _add_zeroed_frames(descriptor, status.st_size, frame)
+    if in_use >= PACED_UP_TO:
+        return autocheckpoint  # try after every commit again, so as not to miss the moment the reader lets go
     return (in_use // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import Ledger, verify_ledger
+from ledger import Ledger, verify_ledger, wal_room
 from ledger.wal_room import CHECKPOINT_EVERY, FRAME_HEADER, SLACK_FRAMES, WAL_HEADER, tend
 
 from .conftest import an_event
@@ -95,6 +95,16 @@ def test_a_held_back_wal_tries_its_auto_checkpoint_once_per_stretch_of_frames(le
     assert _autocheckpoint(ledger) == 2 * CHECKPOINT_EVERY
 
 
+def test_a_wal_held_back_for_long_goes_back_to_a_checkpoint_try_after_every_commit(ledger_path, ledger, reader,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(wal_room, "PACED_UP_TO", 2 * CHECKPOINT_EVERY)
+    _append_until(ledger, lambda: _autocheckpoint(ledger) == 2 * CHECKPOINT_EVERY)
+
+    _append_until(ledger, lambda: _autocheckpoint(ledger) != 2 * CHECKPOINT_EVERY)
+    assert _autocheckpoint(ledger) == AUTOCHECKPOINT
+    assert _ends_in_zeroed_frames(ledger_path)  # room ahead all the same
+
+
 def test_a_wal_that_started_over_inside_a_larger_file_is_paced_by_its_own_frames(ledger_path, ledger):
     first = _holding_reader(ledger_path)
     _append_until(ledger, lambda: _frames_in_file(ledger_path) > 3 * CHECKPOINT_EVERY)
@@ -148,3 +158,26 @@ def test_tend_leaves_anything_but_a_regular_file_alone(tmp_path):
 
 def test_tend_without_a_wal_keeps_the_threshold(tmp_path):
     assert tend(str(tmp_path / "ledger.db-wal"), PAGE, AUTOCHECKPOINT) == AUTOCHECKPOINT
+
+
+def test_tend_leaves_a_wal_with_a_second_name_alone(ledger_path, ledger, reader, tmp_path):
+    _append_until(ledger, lambda: _autocheckpoint(ledger) != AUTOCHECKPOINT)
+    os.link(_wal(ledger_path), tmp_path / "second-name")
+    size = _wal(ledger_path).stat().st_size
+
+    assert tend(str(_wal(ledger_path)), PAGE, AUTOCHECKPOINT) == AUTOCHECKPOINT
+    assert _wal(ledger_path).stat().st_size == size
+
+
+def test_a_failure_while_tending_the_wal_rolls_the_transaction_back(ledger_path, ledger, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ledger.store.tend", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.append([an_event(command_id="interrupted")])
+    monkeypatch.undo()
+
+    ledger.append([an_event(command_id="next")])
+    with Ledger.open(ledger_path) as other:
+        assert [row["command_id"] for row in other.rows(columns=("command_id",))] == ["next"]
