@@ -3,6 +3,10 @@ without it, in the same run; and how far the replica trails under that load.
 
 Both sides append events one per durable transaction through `Ledger.append`
 (as scripts.bench.append does), each round on a fresh ledger, alternating.
+A round is 10,000 events by default: long enough for the WAL to reach the
+size it then keeps, as a ledger replicated for months has (in the first
+2,000 of a fresh file the replicated side's WAL is still growing, and weighs
+more: `--events 2000` shows it).
 The replicated side runs `litestream replicate` with the configuration
 `l4d2ctl replicate` writes, started before the first append.
 
@@ -11,6 +15,9 @@ the replica is restored every half second into a temporary file; a sample is
 the age of the newest event the restored replica holds, taken when the
 restore began (so it includes Litestream's one-second sync interval, and is
 an upper bound by the restore's own start-up).
+
+The largest the ledger's WAL file grew during that load is reported too: Litestream's read transaction
+keeps the WAL from starting over but at the moments it lets go (ledger/wal_room.py).
 
 Run: .venv/bin/python -m scripts.bench.replication [--events N] [--rounds R] [--seconds S]
 """
@@ -53,9 +60,11 @@ def replicated(db: Path, url: str) -> Iterator[None]:
             child.wait(30)
 
 
-def lag_samples(seconds: float) -> list[float]:
-    """Replica lag samples (seconds) while one writer appends durably for `seconds`."""
+def lag_samples(seconds: float) -> tuple[list[float], int]:
+    """Replica lag samples (seconds) while one writer appends durably for `seconds`; and the largest the
+    ledger's WAL file grew meanwhile (bytes)."""
     samples: list[float] = []
+    largest = 0
     with tempfile.TemporaryDirectory() as scratch:
         db, url = Path(scratch) / "ledger.db", f"file://{scratch}/replica"
         with replicated(db, url):
@@ -73,6 +82,7 @@ def lag_samples(seconds: float) -> list[float]:
             deadline = time.monotonic() + seconds
             litestream = Litestream(default_litestream())
             while time.monotonic() < deadline:
+                largest = max(largest, _size(db.with_name(db.name + "-wal")))
                 began = datetime.now(timezone.utc)
                 with litestream.restored(db, url) as replica:
                     head, _ = replica.head()
@@ -82,7 +92,14 @@ def lag_samples(seconds: float) -> list[float]:
                 time.sleep(SAMPLE_EVERY)
             stop.set()
             writer.join()
-    return samples
+    return samples, largest
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def run(events: int, rounds: int, seconds: float) -> list[str]:
@@ -96,7 +113,8 @@ def run(events: int, rounds: int, seconds: float) -> list[str]:
                 shipped.append(ledger_rate(Path(scratch) / "ledger.db", events))
     ratio = statistics.median(s / p for s, p in zip(shipped, plain, strict=True))
     verdict = "✓" if ratio >= TARGET_RATIO else "✗"
-    lags = sorted(lag_samples(seconds))
+    samples, largest = lag_samples(seconds)
+    lags = sorted(samples)
     p50 = statistics.median(lags)
     p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
     return [
@@ -110,13 +128,15 @@ def run(events: int, rounds: int, seconds: float) -> list[str]:
         "|---|---|",
         f"| p50 | {p50:.2f} |",
         f"| p99 | {p99:.2f} |",
+        "",
+        f"The ledger's WAL file meanwhile: at most {largest / (1 << 20):,.0f} MiB.",
     ]
 
 
 def main() -> None:
     """Print the replication report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     options = parser.parse_args()
