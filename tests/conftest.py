@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from ledger import CommandRequested, Ledger, NewEvent
@@ -19,6 +21,15 @@ def an_event(instance: str = "alpha", command_id: str = "cmd-1", actor: str = "a
         request_key=request_key,
         payload=CommandRequested(**payload_args),
     )
+
+
+def holding_reader(path) -> sqlite3.Connection:
+    """A second connection to the ledger file holding a read transaction open, as Litestream does while it
+    replicates: SQLite's WAL cannot start over past it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM events").fetchone()
+    return conn
 
 
 def query_plan(db, table: str, call) -> str:

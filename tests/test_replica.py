@@ -24,6 +24,7 @@ from ledger import Ledger, verify_ledger
 from ledger.chain import event_hash
 from ledger.lifecycle import TERMINAL_TYPES
 
+from .conftest import holding_reader
 from .fake_host import ALICE, SPEC
 from .real_host import invoke, make_root, write_spec
 from .test_load import run_load
@@ -99,14 +100,19 @@ def url(tmp_path) -> str:
     return f"file://{tmp_path}/replica"
 
 
-def test_a_replica_restores_to_a_ledger_that_verifies_and_matches_event_for_event(root, url, tmp_path):
-    with replicating(root, url):
-        _requested(root, 20)
-        time.sleep(SYNC_WAIT)
+def _assert_replica_matches(root: Path, url: str, tmp_path: Path) -> None:
+    """The replica restores to a ledger that verifies and holds the local ledger's events, hash for hash."""
     copy = _restored(url, tmp_path)
     with Ledger.open(copy, create=False) as replica, Ledger.open(root / "ledger.db") as local:
         assert verify_ledger(replica).ok
         assert list(replica.rows(columns=("seq", "hash"))) == list(local.rows(columns=("seq", "hash")))
+
+
+def test_a_replica_restores_to_a_ledger_that_verifies_and_matches_event_for_event(root, url, tmp_path):
+    with replicating(root, url):
+        _requested(root, 20)
+        time.sleep(SYNC_WAIT)
+    _assert_replica_matches(root, url, tmp_path)
 
 
 def _ends_in_zeros(path: Path) -> bool:
@@ -118,9 +124,7 @@ def _ends_in_zeros(path: Path) -> bool:
 def test_a_replica_of_a_ledger_whose_wal_was_given_room_restores_every_event(root, url, tmp_path):
     wal = root / "ledger.db-wal"
     with replicating(root, url), Ledger.open(root / "ledger.db") as ledger:
-        held = sqlite3.connect(root / "ledger.db", isolation_level=None)  # with Litestream's, whatever its timing
-        held.execute("BEGIN")
-        held.execute("SELECT count(*) FROM events").fetchone()
+        held = holding_reader(root / "ledger.db")  # beside Litestream's, whatever its timing
         for number in range(3000):
             if wal.stat().st_size > 8 << 20 and _ends_in_zeros(wal):
                 break
@@ -130,10 +134,7 @@ def test_a_replica_of_a_ledger_whose_wal_was_given_room_restores_every_event(roo
         held.close()
         _requested(root, 20)
         time.sleep(SYNC_WAIT)
-    copy = _restored(url, tmp_path)
-    with Ledger.open(copy, create=False) as replica, Ledger.open(root / "ledger.db") as local:
-        assert verify_ledger(replica).ok
-        assert list(replica.rows(columns=("seq", "hash"))) == list(local.rows(columns=("seq", "hash")))
+    _assert_replica_matches(root, url, tmp_path)
 
 
 def test_verify_against_an_up_to_date_replica_passes_with_no_lag(root, url):

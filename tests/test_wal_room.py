@@ -14,7 +14,7 @@ import pytest
 from ledger import Ledger, verify_ledger, wal_room
 from ledger.wal_room import CHECKPOINT_EVERY, FRAME_HEADER, SLACK_FRAMES, WAL_HEADER, tend
 
-from .conftest import an_event
+from .conftest import an_event, holding_reader
 
 AUTOCHECKPOINT = 1000  # SQLite's default, which the ledger keeps
 PAGE = 4096
@@ -44,17 +44,9 @@ def _autocheckpoint(ledger: Ledger) -> int:
     return ledger.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
 
 
-def _holding_reader(path: Path) -> sqlite3.Connection:
-    """A second connection holding a read transaction open, as Litestream does while it replicates."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN")
-    conn.execute("SELECT count(*) FROM events").fetchone()
-    return conn
-
-
 @pytest.fixture
 def reader(ledger_path, ledger) -> Iterator[sqlite3.Connection]:
-    conn = _holding_reader(ledger_path)
+    conn = holding_reader(ledger_path)
     yield conn
     conn.close()
 
@@ -106,11 +98,11 @@ def test_a_wal_held_back_for_long_goes_back_to_a_checkpoint_try_after_every_comm
 
 
 def test_a_wal_that_started_over_inside_a_larger_file_is_paced_by_its_own_frames(ledger_path, ledger):
-    first = _holding_reader(ledger_path)
+    first = holding_reader(ledger_path)
     _append_until(ledger, lambda: _frames_in_file(ledger_path) > 3 * CHECKPOINT_EVERY)
     first.close()
     _append_until(ledger, lambda: _autocheckpoint(ledger) == AUTOCHECKPOINT)  # checkpointed, started over
-    second = _holding_reader(ledger_path)
+    second = holding_reader(ledger_path)
 
     _append_until(ledger, lambda: _autocheckpoint(ledger) != AUTOCHECKPOINT)
     assert _autocheckpoint(ledger) == CHECKPOINT_EVERY
