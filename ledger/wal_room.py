@@ -45,21 +45,24 @@ FRAME_SALT_AT = 8
 SALT_SIZE = 8
 SLACK_FRAMES = 64  # past the auto-checkpoint threshold by this much, a WAL is one that did not start over
 MARGIN_FRAMES = 128  # extend once the frames in use come this close to the end of the file
-EXTEND_FRAMES = 2048  # by this many zeroed frames (8 MiB at 4 KiB pages)
+EXTEND_BY = 8 << 20  # bytes of zeroed frames (2,048 at 4 KiB pages)
 CHECKPOINT_EVERY = 2048  # a held-back WAL's auto-checkpoint is tried once per this many frames
-PACED_UP_TO = 16384  # frames in use (64 MiB at 4 KiB pages); past them, after every commit as SQLite does
+PACED_UP_TO = 64 << 20  # bytes of frames in use (16,384 at 4 KiB pages); past them, after every commit again
 WRITE_PIECE = 1 << 20
 
 
 def tend(wal_path: str, page_size: int, autocheckpoint: int) -> int:
     """Give the WAL at `wal_path` room ahead when it is held back and its frames near the end of the file;
     return the auto-checkpoint threshold (in frames) the writer should use until its next transaction:
-    `autocheckpoint` for a WAL that starts over as usual (or none at all), or one held back for PACED_UP_TO
-    frames; for one held back less long, the next multiple of CHECKPOINT_EVERY past the frames in use.
+    `autocheckpoint` for a WAL that starts over as usual (or none at all), for one held back past PACED_UP_TO
+    bytes of frames, and when the auto-checkpoint is off (0); for one held back less long, the next multiple of
+    CHECKPOINT_EVERY past the frames in use.
 
     The caller holds SQLite's write lock on the database, so neither the
     frames in use nor the file's size change under this.
     """
+    if autocheckpoint <= 0:
+        return autocheckpoint  # checkpoints left to others (Litestream's advice for busy writers): not paced
     try:  # not blocking, and no controlling terminal: a device in the WAL's place is opened without effect
         descriptor = os.open(wal_path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
@@ -77,7 +80,7 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
     """`tend` on the open WAL."""
     status = os.fstat(descriptor)
     frames, odd = divmod(status.st_size - WAL_HEADER, frame)
-    held_past = max(autocheckpoint, 1) + SLACK_FRAMES
+    held_past = autocheckpoint + SLACK_FRAMES
     if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or odd or frames < held_past:
         return autocheckpoint  # only a WAL as SQLite makes it: a regular file, with no other name
     salt = os.pread(descriptor, SALT_SIZE, HEADER_SALT_AT)
@@ -90,7 +93,7 @@ def _paced(descriptor: int, frame: int, autocheckpoint: int) -> int:
     in_use = _last_current(current, held_past, frames)
     if in_use + MARGIN_FRAMES > frames:
         _add_zeroed_frames(descriptor, status.st_size, frame)
-    if in_use >= PACED_UP_TO:
+    if in_use * frame >= PACED_UP_TO:
         return autocheckpoint  # try after every commit again, so as not to miss the moment the reader lets go
     return (in_use // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY
 
@@ -108,8 +111,8 @@ def _last_current(current: Callable[[int], bool], low: int, high: int) -> int:
 
 
 def _add_zeroed_frames(descriptor: int, size: int, frame: int) -> None:
-    """Append EXTEND_FRAMES zeroed frames at `size` (fewer when the disk is full)."""
-    wanted = EXTEND_FRAMES * frame
+    """Append EXTEND_BY bytes of zeroed frames at `size`, in whole frames (fewer when the disk is full)."""
+    wanted = max(EXTEND_BY // frame, 1) * frame
     zeros = memoryview(bytes(min(WRITE_PIECE, wanted)))
     written = 0
     try:

@@ -89,7 +89,7 @@ def test_a_held_back_wal_tries_its_auto_checkpoint_once_per_stretch_of_frames(le
 
 def test_a_wal_held_back_for_long_goes_back_to_a_checkpoint_try_after_every_commit(ledger_path, ledger, reader,
                                                                                    monkeypatch):
-    monkeypatch.setattr(wal_room, "PACED_UP_TO", 2 * CHECKPOINT_EVERY)
+    monkeypatch.setattr(wal_room, "PACED_UP_TO", 2 * CHECKPOINT_EVERY * _frame())
     _append_until(ledger, lambda: _autocheckpoint(ledger) == 2 * CHECKPOINT_EVERY)
 
     _append_until(ledger, lambda: _autocheckpoint(ledger) != 2 * CHECKPOINT_EVERY)
@@ -142,10 +142,18 @@ def test_tend_does_not_follow_a_symlink_in_place_of_the_wal(tmp_path):
     assert target.stat().st_size == WAL_HEADER + 4000 * _frame()
 
 
-def test_tend_leaves_anything_but_a_regular_file_alone(tmp_path):
+def test_tend_leaves_a_fifo_in_place_of_the_wal_alone(tmp_path):
     os.mkfifo(tmp_path / "ledger.db-wal")
 
     assert tend(str(tmp_path / "ledger.db-wal"), PAGE, AUTOCHECKPOINT) == AUTOCHECKPOINT
+
+
+def test_tend_leaves_an_auto_checkpoint_that_is_off_alone(ledger_path, ledger, reader):
+    ledger.conn.execute("PRAGMA wal_autocheckpoint = 0")
+    _append(ledger, 300)
+
+    assert tend(str(_wal(ledger_path)), PAGE, 0) == 0
+    assert not _ends_in_zeroed_frames(ledger_path)
 
 
 def test_tend_without_a_wal_keeps_the_threshold(tmp_path):
