@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, TypeAlias, get_args
 
 from .lifecycle import Command, Observation
@@ -24,8 +25,15 @@ class EventPayload:
     """Base of every payload: frozen, keyword-only, no fields beyond those declared."""
 
     def as_json(self) -> dict[str, Any]:
-        """The payload as the JSON object the ledger stores."""
-        return dataclasses.asdict(self)
+        """The payload as the JSON object the ledger stores: its fields by name. Shallow, unlike
+        `dataclasses.asdict`, which deep-copies every value on the path of every append (a tenth of an append's
+        time), for a dict that is serialised at once and never kept; no payload field holds a dataclass."""
+        return {name: getattr(self, name) for name in self._field_names()}
+
+    @classmethod
+    @cache
+    def _field_names(cls) -> tuple[str, ...]:
+        return tuple(each.name for each in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True, kw_only=True)

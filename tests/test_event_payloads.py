@@ -9,7 +9,26 @@ import typing
 import pytest
 
 from commands.cli.serve import describe
-from ledger import EVENT_TYPES, TERMINAL_TYPES, CommandInterrupted, EventType, LedgerError, NewEvent
+from ledger import (
+    EVENT_TYPES,
+    TERMINAL_TYPES,
+    CancelRequested,
+    Command,
+    CommandCancelled,
+    CommandFailed,
+    CommandInterrupted,
+    CommandRejected,
+    CommandRequested,
+    CommandStarted,
+    CommandSucceeded,
+    EventType,
+    LedgerError,
+    NewEvent,
+    Observation,
+    Observed,
+    StepCompleted,
+)
+from ledger.chain import canonical_json
 from ledger.payloads import PAYLOADS, UPCASTERS, VERSION_KEY, VERSIONS, EventRecord, decode
 from projections.views import HANDLERS
 
@@ -115,3 +134,28 @@ def test_reading_a_ledger_with_a_future_event_fails_with_a_ledger_error_not_a_cr
         "'{}', '', '')")
     with pytest.raises(LedgerError, match="upgrade l4d2ctl"):
         list(ledger.records())
+
+
+EXAMPLES = [
+    CommandRequested(command=Command.INIT, args={"spec": {"port": 27015, "config": ["sv_cheats 0"], "overlays": []}},
+                     retry_of="cmd-1"),
+    CommandStarted(pid=42, host="box", simulated=True),
+    StepCompleted(step="host.runtime.stage", output=["one", "two"]),
+    CommandSucceeded(),
+    CommandFailed(step="host.services.enable_now", error="boom", output=["a"], stderr_tail=["b"]),
+    CommandRejected(reason="no"),
+    CommandCancelled(step=None),
+    CommandInterrupted(last_step="x", last_event_at="2026-11-29T00:00:00.000000Z"),
+    CancelRequested(),
+    Observed(kind=Observation.CRASHED, detail="d", observed_at="2026-11-29T00:00:00.000000Z", source="journal"),
+]
+
+
+def test_the_examples_cover_every_event_type():
+    assert {type(example).__name__ for example in EXAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda payload: type(payload).__name__)
+def test_a_payload_is_stored_as_dataclasses_asdict_would_store_it(payload):
+    """The stored JSON is hashed into the chain: taking fields without `asdict`'s deep copy must not change it."""
+    assert canonical_json(payload.as_json()) == canonical_json(dataclasses.asdict(payload))
