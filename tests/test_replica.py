@@ -28,6 +28,7 @@ from .conftest import holding_reader
 from .fake_host import ALICE, SPEC
 from .real_host import invoke, make_root, write_spec
 from .test_load import run_load
+from .test_wal_room import ends_in_zeroed_frames
 
 LITESTREAM = default_litestream()
 L4D2CTL = Path(sys.executable).parent / "l4d2ctl"
@@ -115,18 +116,12 @@ def test_a_replica_restores_to_a_ledger_that_verifies_and_matches_event_for_even
     _assert_replica_matches(root, url, tmp_path)
 
 
-def _ends_in_zeros(path: Path) -> bool:
-    with open(path, "rb") as file:
-        file.seek(-4096, os.SEEK_END)
-        return not any(file.read())
-
-
 def test_a_replica_of_a_ledger_whose_wal_was_given_room_restores_every_event(root, url, tmp_path):
     wal = root / "ledger.db-wal"
     with replicating(root, url), Ledger.open(root / "ledger.db") as ledger:
         held = holding_reader(root / "ledger.db")  # beside Litestream's, whatever its timing
         for number in range(3000):
-            if wal.stat().st_size > 8 << 20 and _ends_in_zeros(wal):
+            if wal.stat().st_size > 8 << 20 and ends_in_zeroed_frames(root / "ledger.db"):
                 break
             append_command(ledger, ALICE, "alpha", "start", request_key=f"room-{number}")
         else:

@@ -32,7 +32,8 @@ def _frames_in_file(path: Path) -> int:
     return (_wal(path).stat().st_size - WAL_HEADER) // _frame()
 
 
-def _ends_in_zeroed_frames(path: Path) -> bool:
+def ends_in_zeroed_frames(path: Path) -> bool:
+    """Whether the WAL of the ledger at `path` ends in a zeroed frame: room the writer gave it."""
     if not _wal(path).exists() or _frames_in_file(path) < 1:
         return False
     with open(_wal(path), "rb") as wal:
@@ -73,7 +74,7 @@ def test_a_wal_that_starts_over_is_left_as_sqlite_keeps_it(ledger_path, ledger):
 
 
 def test_a_held_back_wal_gets_zeroed_frames_ahead_of_its_commits(ledger_path, ledger, reader):
-    _append_until(ledger, lambda: _ends_in_zeroed_frames(ledger_path))
+    _append_until(ledger, lambda: ends_in_zeroed_frames(ledger_path))
 
     assert (_wal(ledger_path).stat().st_size - WAL_HEADER) % _frame() == 0
     assert _frames_in_file(ledger_path) > AUTOCHECKPOINT + SLACK_FRAMES
@@ -94,7 +95,7 @@ def test_a_wal_held_back_for_long_goes_back_to_a_checkpoint_try_after_every_comm
 
     _append_until(ledger, lambda: _autocheckpoint(ledger) != 2 * CHECKPOINT_EVERY)
     assert _autocheckpoint(ledger) == AUTOCHECKPOINT
-    assert _ends_in_zeroed_frames(ledger_path)  # room ahead all the same
+    assert ends_in_zeroed_frames(ledger_path)  # room ahead all the same
 
 
 def test_a_wal_that_started_over_inside_a_larger_file_is_paced_by_its_own_frames(ledger_path, ledger):
@@ -111,7 +112,7 @@ def test_a_wal_that_started_over_inside_a_larger_file_is_paced_by_its_own_frames
 
 
 def test_once_the_reader_lets_go_the_wal_starts_over_and_its_threshold_comes_back(ledger_path, ledger, reader):
-    _append_until(ledger, lambda: _ends_in_zeroed_frames(ledger_path))
+    _append_until(ledger, lambda: ends_in_zeroed_frames(ledger_path))
     reader.execute("COMMIT")
 
     _append_until(ledger, lambda: _autocheckpoint(ledger) == AUTOCHECKPOINT)
@@ -119,7 +120,7 @@ def test_once_the_reader_lets_go_the_wal_starts_over_and_its_threshold_comes_bac
 
 
 def test_zeroed_frames_are_never_read_as_frames_when_sqlite_recovers_the_wal(ledger_path, ledger, reader, tmp_path):
-    _append_until(ledger, lambda: _ends_in_zeroed_frames(ledger_path))
+    _append_until(ledger, lambda: ends_in_zeroed_frames(ledger_path))
     _append(ledger, 50)
     heads = ledger.head()
     crashed = tmp_path / "crashed"
@@ -153,7 +154,7 @@ def test_tend_leaves_an_auto_checkpoint_that_is_off_alone(ledger_path, ledger, r
     _append(ledger, 300)
 
     assert tend(str(_wal(ledger_path)), PAGE, 0) == 0
-    assert not _ends_in_zeroed_frames(ledger_path)
+    assert not ends_in_zeroed_frames(ledger_path)
 
 
 def test_tend_without_a_wal_keeps_the_threshold(tmp_path):
