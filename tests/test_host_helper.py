@@ -909,6 +909,13 @@ def test_a_restore_refuses_an_oversized_extended_header_before_reading_it(root):
         _run(root, "restore", "a", stdin=crafted)
 
 
+def test_a_restore_refuses_what_is_not_a_tar_archive(root):
+    _upper(root)
+    with pytest.raises(helper.Refused, match="not a tar archive"):
+        _run(root, "restore", "a", stdin=b"hunter2\n")
+    assert (root / "runtime" / "a" / "upper").is_dir()
+
+
 def test_a_restore_keeps_file_times(root):
     upper = _upper(root)
     os.utime(upper / "left4dead2/addons/map.vpk", (1_000_000_000, 1_000_000_000))
