@@ -37,10 +37,10 @@ def _client(root: str, number: int, go, results) -> None:
             instance = rng.randrange(INSTANCES)
             command = rng.choice(MIX)
             args = {"spec": SPEC | {"port": 20000 + instance}} if command == "init" else None
-            command_id, _ = append_command(ledger, requester, f"srv{instance:02d}", command, args)
-            (outcome,) = see_through(Projections(ledger), ExecutorLock(f"{root}/ledger.db"),
-                                     lambda: build_host("simulated", root), [command_id])
-            done.append((command_id, outcome.outcome))
+            (outcome,) = see_through(
+                Projections(ledger), ExecutorLock(f"{root}/ledger.db"), lambda: build_host("simulated", root),
+                lambda: [append_command(ledger, requester, f"srv{instance:02d}", command, args)[0]])  # noqa: B023
+            done.append((outcome.command_id, outcome.outcome))
     results.put(json.dumps(done))
 
 

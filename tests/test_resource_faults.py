@@ -238,9 +238,24 @@ def test_a_cli_that_fails_after_recording_its_command_names_it_and_says_it_stays
     assert invoke(root, "init", "alpha", "--spec", str(spec)).exit_code == 0
     (root / "ledger.db.executor.lock").unlink()
     os.mkfifo(root / "ledger.db.executor.lock")
-    result = invoke(root, "start", "alpha")
+    result = invoke(root, "start", "alpha", "--no-wait")  # recorded, then the look for an executor fails
     assert result.exit_code == 4
     assert result.stderr.count("\n") == 1 and "not a regular file" in result.stderr
     with Ledger.open(root / "ledger.db") as ledger:
         (queued,) = [e.command_id for e in ledger.read() if e.type == "CommandRequested"][1:]
     assert f"recorded as command {queued}, which the next executor takes up" in result.stderr
+
+
+def test_a_cli_that_cannot_take_the_executor_lock_records_nothing_and_says_why(root, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml")
+    assert invoke(root, "init", "alpha", "--spec", str(spec)).exit_code == 0
+    (root / "ledger.db.executor.lock").unlink()
+    os.mkfifo(root / "ledger.db.executor.lock")
+    with Ledger.open(root / "ledger.db") as ledger:
+        before = ledger.head()
+    result = invoke(root, "start", "alpha")
+    assert result.exit_code == 4
+    assert result.stderr.count("\n") == 1 and "not a regular file" in result.stderr
+    assert "recorded" not in result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert ledger.head() == before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ class Session:
         self.stdout = Stdout()
         self.ledger = app.ledger(create=True)
         self.projections = app.projections()
+        self._again: set[str] = set()  # commands a request id had already recorded
 
     @cached_property
     def console(self) -> Console:
@@ -80,14 +81,14 @@ class Session:
         Unless `no_wait`, the host is built first: a host that cannot be built
         records nothing. A queued command is run by the executor, with its own host.
         """
-        if not no_wait:
-            self.app.host()
-        with self.ledger.transaction():  # the projections take the request in the same commit
+        def append() -> list[str]:
             command_id, created = append_command(self.ledger, self.requester, instance, command, args,
                                                  request_key=request_id, **links)
-            self.projections.sync()
-        with _queued_on_failure([command_id]):
-            return self.follow(command_id, created, no_wait)
+            if not created:
+                self._again.add(command_id)
+            return [command_id]
+
+        return exit_code_of(self.see(append, no_wait).outcome)
 
     def request_each(self, instances: Sequence[str], command: Command, *, request_id: str | None,
                      no_wait: bool) -> int:
@@ -96,29 +97,25 @@ class Session:
         With a request id KEY, each instance's command is keyed `KEY/NAME`: a
         repeated call makes no second command for any of them.
         """
-        if not no_wait:
-            self.app.host()
-        with self.ledger.transaction():  # the projections take the requests in the same commit
-            command_ids = [append_command(self.ledger, self.requester, name, command,
-                                          request_key=None if request_id is None else f"{request_id}/{name}")[0]
-                           for name in instances]
-            self.projections.sync()
-        with _queued_on_failure(command_ids):
-            return self._see_each(command, command_ids, no_wait)
+        def append() -> list[str]:
+            return [append_command(self.ledger, self.requester, name, command,
+                                   request_key=None if request_id is None else f"{request_id}/{name}")[0]
+                    for name in instances]
 
-    def _see_each(self, command: Command, command_ids: Sequence[str], no_wait: bool) -> int:
-        """Show a bulk call's commands, see them through unless `no_wait`; the worst exit code."""
-        self.projections.sync()
-        commands = [self.projections.recorded_command(command_id) for command_id in command_ids]
         if no_wait:
-            self._hint_without_executor(commands)
+            commands = self._queued(append)
             self.stdout.queued(commands, as_json=self.as_json, as_list=True)
             return EXIT_OK
-        self.batch.requested(command, commands)
-        if not all(command.finished for command in commands):
-            with self._waiting():
-                commands = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, command_ids,
-                                       observer=self.batch.observe)
+        self.app.host()
+        recorded: list[str] = []
+
+        def announce(command_ids: Sequence[str]) -> None:
+            recorded.extend(command_ids)
+            self.batch.requested(command, [self.projections.recorded_command(command_id) for command_id in command_ids])
+
+        with _queued_on_failure(recorded), self._waiting():
+            commands = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
+                                   announce=announce, observer=self.batch.observe)
         self.batch.finished(commands)
         return worst_exit_code(command.outcome for command in commands)
 
@@ -131,31 +128,47 @@ class Session:
         target = self.known_command(command_id)
         if target.finished:
             raise Rejected(f"command {target.command_id} already ended ({target.outcome})")
-        append_cancel(self.ledger, self.requester, target)
-        command = self.see(target.command_id, True, no_wait)
+
+        def append() -> list[str]:
+            append_cancel(self.ledger, self.requester, target)
+            return [target.command_id]
+
+        command = self.see(append, no_wait)
         if command.finished and command.outcome != Outcome.CANCELLED:
             return EXIT_REJECTED
         return EXIT_OK
 
-    def follow(self, command_id: str, created: bool, no_wait: bool) -> int:
-        """Show the command, see it through unless `no_wait`, and return its exit code."""
-        return exit_code_of(self.see(command_id, created, no_wait).outcome)
-
-    def see(self, command_id: str, created: bool, no_wait: bool) -> CommandView:
-        """Show the command, see it through unless `no_wait`, and return it as it ended (or stands)."""
-        self.projections.sync()
-        command = self.projections.recorded_command(command_id)
+    def see(self, append: Callable[[], list[str]], no_wait: bool) -> CommandView:
+        """Record what `append` appends about one command (it gives that command's id), show the command, see it
+        through unless `no_wait`, and return it as it ended (or stands)."""
         if no_wait:
-            self._hint_without_executor([command])
+            (command,) = self._queued(append)
             self.stdout.queued([command], as_json=self.as_json, as_list=False)
             return command
-        self.printer.requested(command, created)
-        if not command.finished:
-            with self._waiting():
-                (command,) = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host,
-                                         [command_id], observer=self.printer.observe, on_line=self.printer.on_line)
+        self.app.host()
+        recorded: list[str] = []
+
+        def announce(command_ids: Sequence[str]) -> None:
+            recorded.extend(command_ids)
+            (command_id,) = command_ids
+            self.printer.requested(self.projections.recorded_command(command_id), command_id not in self._again)
+
+        with _queued_on_failure(recorded), self._waiting():
+            (command,) = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
+                                     announce=announce, observer=self.printer.observe, on_line=self.printer.on_line)
         self.printer.finished(command)
         return command
+
+    def _queued(self, append: Callable[[], list[str]]) -> list[CommandView]:
+        """With --no-wait: record what `append` appends, in one durable commit with the projections' fold of it,
+        and give the commands it is about (saying on stderr when nothing will run them yet)."""
+        with self.ledger.transaction():  # the projections take the requests in the same commit
+            command_ids = append()
+            self.projections.sync()
+        with _queued_on_failure(command_ids):
+            commands = [self.projections.recorded_command(command_id) for command_id in command_ids]
+            self._hint_without_executor(commands)
+        return commands
 
     def _waiting(self) -> AbstractContextManager[object]:
         """A spinner while nothing is printed yet, on a terminal only."""
@@ -183,11 +196,14 @@ class Session:
 
 @contextmanager
 def _queued_on_failure(command_ids: Sequence[str]) -> Iterator[None]:
-    """A ledger failure after the commands were recorded: the one error line also says that they are recorded
-    and that the next executor takes them up, and how to find them, so that nothing runs later unseen."""
+    """A ledger failure once the commands were recorded (`command_ids` filled): the one error line also says that
+    they are recorded and that the next executor takes them up, and how to find them, so that nothing runs later
+    unseen."""
     try:
         yield
     except LedgerError as error:
+        if not command_ids:  # nothing was recorded
+            raise
         first, more = command_ids[0], len(command_ids) - 1
         recorded = f"command {first}" if not more else f"commands {first} and {more} more"
         raise type(error)(f"{error} — recorded as {recorded}, which the next executor takes up "

@@ -21,7 +21,8 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import cast
@@ -156,7 +157,8 @@ class Executor:
         self.os_user = os_user()
         self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
         self._watched_at: float | None = None
-        self._watched_as_of = ""
+        self._looked_at = ""  # when the journal was last looked at: what was requested until then is covered
+        self._untold: list[EventRecord] | None = None  # recorded in the open transaction, for the observer
         self._flights: dict[str, Flight] = {}
         self._reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
 
@@ -183,8 +185,7 @@ class Executor:
             self._record(command, CommandInterrupted(last_step=steps[-1]["step"] if steps else None,
                                                      last_event_at=steps[-1]["at"] if steps else command.started_at))
         try:
-            for event in self.watcher.reconcile(self.host.services):
-                self.observer(event)
+            self._tell(self.watcher.reconcile(self.host.services))
         except HostError as error:
             self.warn(f"cannot compare the units with the restored ledger yet (will retry at the next start): "
                       f"{error}")
@@ -201,20 +202,89 @@ class Executor:
         while True:
             self._take_reports()
             try:
-                command = self._next_command(until, upto_seq)
-                if command is None and not self._flights:
+                now = self._take_up_ready(until, upto_seq)
+                taken += now
+                if now:
+                    continue  # the round may have ended at a command requested after its look of the journal
+                if not self._flights:
                     self.watch(force=False)
                     return taken
-                if command is not None and self._may_decide(command):
-                    self._take_up(command)
-                    taken += 1
-                    continue
             except LedgerLocked as error:
                 if not self._flights:
                     raise
                 self.warn(f"{error}; {len(self._flights)} commands still run, and will be recorded")
             self.watch(force=False)
             self._await_reports()
+
+    def take_up_requested(self, request: Callable[[], Sequence[str]],
+                          announce: Callable[[Sequence[str]], None] = lambda command_ids: None) -> list[str]:
+        """Record the commands `request` appends (it returns their ids) and, in the same durable commit, the
+        decisions that can be taken on them at once; `announce` their ids once that is committed, then hand the
+        started ones to workers. Returns the ids: `run_pending` sees them through.
+
+        For a caller that holds the executor lock and executes what it
+        requests (the CLI): a request and its start reach the disk together,
+        before the host is touched, in one sync instead of two, and a request
+        that cannot be recorded leaves nothing decided. The journal is looked
+        at just before: these commands are appended right after that look, by
+        the process that holds the lock, so it covers them.
+        """
+        self.watch(force=True)
+        requested: list[str] = []
+
+        def append() -> int:
+            """Append the requests; the last seq to take up (the newest of them: others may have waited)."""
+            requested.extend(request())
+            self.projections.sync()
+            commands = [self.projections.recorded_command(command_id) for command_id in requested]
+            self._looked_at = max(self._looked_at, *(command.requested_at for command in commands))
+            return max(command.requested_seq for command in commands)
+
+        self._take_up_ready(lambda: False, None, request=append, announce=lambda: announce(requested))
+        return requested
+
+    def _take_up_ready(self, until: Callable[[], bool], upto_seq: int | None, *,
+                       request: Callable[[], int] | None = None, announce: Callable[[], None] = lambda: None) -> int:
+        """Decide, in seq order, every command that may be decided now, and record each one's start (or why it
+        does not start) in one durable commit, after what `request` appends (it returns the last seq to take
+        up); once that is committed, `announce`, tell the observer, and hand the started commands to workers.
+        Returns how many commands were taken up.
+
+        The journal is caught up with first when the next command was
+        requested after the last look, and a command requested after the look
+        ends the round (the next round looks first): an observation lands
+        before the command that follows it, and the journal is never read
+        while the ledger's write lock is held.
+        """
+        if request is None:
+            command = self._next_command(until, upto_seq)
+            if command is None or not self._may_decide(command):
+                return 0
+            if command.requested_at > self._looked_at:
+                self.watch(force=True)
+        ready: list[tuple[Flight, Plan]] = []
+        taken = 0
+        try:
+            with self._recording(tell=False) as untold:
+                if request is not None:
+                    upto_seq = request()
+                command = self._next_command(until, upto_seq)
+                while command is not None and command.requested_at <= self._looked_at and self._may_decide(command):
+                    started = self._take_up(command)
+                    taken += 1
+                    if started is not None:
+                        ready.append(started)
+                    command = self._next_command(until, upto_seq)
+        except BaseException:
+            for flight, _ in ready:  # decided in a transaction that did not commit: nothing of it happened
+                del self._flights[flight.command.command_id]
+            raise
+        announce()
+        self._tell(untold)
+        for flight, plan in ready:
+            threading.Thread(target=self._carry_out, args=(flight, plan),
+                             name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
+        return taken
 
     def _next_command(self, until: Callable[[], bool], upto_seq: int | None) -> CommandView | None:
         """Bring the projections up to date, pass on cancels, and give the oldest command nobody took up yet (if
@@ -249,14 +319,13 @@ class Executor:
         if not force and self._watched_at is not None and now - self._watched_at < interval:
             return
         self._watched_at = now
-        self._watched_as_of = format_time(datetime.now(timezone.utc))
+        self._looked_at = format_time(datetime.now(timezone.utc))
         try:
             events = self.watcher.catch_up()
         except (HostError, LedgerError) as error:
             self.warn(f"cannot record observations from the journal (will retry): {error}")
             return
-        for event in events:
-            self.observer(event)
+        self._tell(events)
 
     def _may_decide(self, command: CommandView) -> bool:
         """Whether `command` can be decided now: a free worker, and nothing running that its decision reads."""
@@ -268,8 +337,9 @@ class Executor:
             return not self._flights
         return all(flight.command.instance != command.instance for flight in self._flights.values())
 
-    def _take_up(self, command: CommandView) -> None:
-        """Decide one command; when it is allowed, record its start and hand its steps to a worker.
+    def _take_up(self, command: CommandView) -> tuple[Flight, Plan] | None:
+        """Decide one command and record its start, with the flight its worker is to run (or why it does not
+        start, and None). The caller hands the flight to a worker once that is committed.
 
         Refused (`LedgerError`) once the executor lock is no longer this
         process's: another executor may be running, so nothing new is started.
@@ -277,20 +347,18 @@ class Executor:
         if not self.lock_held():
             raise LedgerError(f"the executor lock was removed or replaced while this executor (pid {os.getpid()}) "
                               f"held it: another executor may be running; nothing more is started here")
-        self.watch(force=command.requested_at >= self._watched_as_of)
         if command.cancel_requested_by is not None:
             self._record(command, CommandCancelled(step=None))
-            return
+            return None
         try:
             plan = decide(as_requested(self.ledger, command), ProvenState(self.projections, self.ledger))
         except Rejected as rejection:
             self._record(command, CommandRejected(reason=str(rejection)))
-            return
+            return None
         self._record(command, CommandStarted(pid=os.getpid(), host=socket.gethostname(), simulated=self.host.simulated))
         flight = Flight(command, threading.Event())
         self._flights[command.command_id] = flight
-        threading.Thread(target=self._carry_out, args=(flight, plan), name=f"l4d2ctl {command.command_id}",
-                         daemon=True).start()
+        return flight, plan
 
     def _await_reports(self) -> None:
         """Record the workers' reports until a command ends or REPORT_WAIT has passed: only then may something
@@ -538,7 +606,7 @@ class Executor:
         """
         events: list[NewEvent] = []
         recorded: dict[str, list[str]] = {}
-        with self.ledger.transaction(durable=durable):
+        with self._recording(durable=durable) as untold:
             for command, payload in happened:
                 event = NewEvent(instance=command.instance, command_id=command.command_id, actor=command.actor,
                                  os_user=self.os_user, payload=payload)
@@ -554,6 +622,27 @@ class Executor:
                 recorded[command.command_id] = [*types, event.type]
                 events.append(event)
             self.ledger.append(events)
-            records = self.projections.sync()
+            untold.extend(self.projections.sync())
+
+    @contextmanager
+    def _recording(self, *, durable: bool = True, tell: bool = True) -> Iterator[list[EventRecord]]:
+        """A ledger transaction; the events recorded in it (added to the list it gives) reach the observer once
+        it commits (unless not `tell`: the caller does), never before, so a printed step or a sent alert is
+        always in the ledger. Inside another, it is part of the outer one, and so are its events."""
+        if self._untold is not None:
+            yield self._untold
+            return
+        untold: list[EventRecord] = []
+        self._untold = untold
+        try:
+            with self.ledger.transaction(durable=durable):
+                yield untold
+        finally:
+            self._untold = None
+        if tell:
+            self._tell(untold)
+
+    def _tell(self, records: Sequence[EventRecord]) -> None:
+        """Hand committed events to the observer, in order."""
         for record in records:
             self.observer(record)

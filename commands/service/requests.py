@@ -17,7 +17,7 @@ from .command_ids import new_command_id
 from .executor_lock import ExecutorLock
 
 if TYPE_CHECKING:  # the executor (its decisions, the spec models) loads only for a caller that waits
-    from .executor import LineSink, Observer
+    from .executor import Executor, LineSink, Observer
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -93,26 +93,65 @@ def see_through(
     projections: Projections,
     lock: ExecutorLock,
     host: Callable[[], Host],
-    command_ids: Sequence[str],
+    request: Callable[[], Sequence[str]],
     *,
+    announce: Callable[[Sequence[str]], None] = lambda command_ids: None,
     observer: Observer = lambda event: None,
     on_line: LineSink = lambda command, step, line: None,
 ) -> list[CommandView]:
-    """Wait until every command in `command_ids` ends, driving the queue whenever no executor is running.
+    """Record what `request` appends (it returns the ids of the commands it is about), `announce` those ids once
+    that is committed, and wait until every one of the commands ends, driving the queue whenever no executor
+    is running; return them as they ended.
 
     When the executor lock is free this process becomes the executor: it
-    marks crashed commands interrupted, then runs every requested command in
-    seq order up to and including the last of these, none requested after
-    them (their events reach `observer` as they are recorded). Otherwise it follows the ledger, handing
+    marks crashed commands interrupted, records the requests together with
+    the decisions it can take on them at once (one sync before the host is
+    touched: `Executor.take_up_requested`), then runs every requested command
+    in seq order up to and including the last of these, none requested after
+    them (their events reach `observer` as they are recorded). Otherwise the
+    requests are committed on their own, and it follows the ledger, handing
     `observer` these commands' events as another executor records them.
     """
+    if not projections.ledger.readonly and lock.try_acquire():  # a read-only ledger refuses the request below
+        try:
+            executor = _executor(projections, lock, host, observer, on_line)
+            command_ids = executor.take_up_requested(request, announce)
+            _run_until_finished(executor, command_ids)
+        finally:
+            lock.release()
+        return _follow(projections, lock, host, command_ids, projections.ledger.head()[0], observer, on_line)
+    with projections.ledger.transaction():  # the projections take the requests in the same commit
+        command_ids = list(request())
+        projections.sync()
+    announce(command_ids)
+    # What another executor did for these commands so far is news too.
+    seen = min(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    return _follow(projections, lock, host, command_ids, seen, observer, on_line)
+
+
+def _executor(projections: Projections, lock: ExecutorLock, host: Callable[[], Host], observer: Observer,
+              on_line: LineSink) -> Executor:
+    """This process as the executor, once it holds the lock: crashed commands are marked interrupted first."""
     from .executor import Executor
 
-    projections.sync()
+    executor = Executor(projections.ledger, host(), projections=projections, observer=observer, on_line=on_line,
+                        lock_held=lock.still_ours)
+    executor.recover()
+    return executor
+
+
+def _run_until_finished(executor: Executor, command_ids: Sequence[str]) -> None:
+    """Run the queue, up to the last of `command_ids` and no further, until each of them has ended."""
+    projections = executor.projections
+    last = max(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    executor.run_pending(until=lambda: _all_finished(projections, command_ids), upto_seq=last)
+
+
+def _follow(projections: Projections, lock: ExecutorLock, host: Callable[[], Host], command_ids: Sequence[str],
+            seen: int, observer: Observer, on_line: LineSink) -> list[CommandView]:
+    """Wait until every command in `command_ids` ends, handing `observer` their events recorded after `seen`
+    by another executor, and becoming the executor whenever the lock is free."""
     wanted = set(command_ids)
-    # What another executor did for these commands so far is news too.
-    requested = [projections.recorded_command(command_id).requested_seq for command_id in command_ids]
-    seen, last = min(requested), max(requested)
 
     def catch_up() -> None:
         """Hand `observer` these commands' events that another executor recorded since the last look."""
@@ -126,10 +165,7 @@ def see_through(
         if lock.try_acquire():
             try:
                 catch_up()
-                executor = Executor(projections.ledger, host(), projections=projections, observer=observer,
-                                    on_line=on_line, lock_held=lock.still_ours)
-                executor.recover()
-                executor.run_pending(until=lambda: _all_finished(projections, command_ids), upto_seq=last)
+                _run_until_finished(_executor(projections, lock, host, observer, on_line), command_ids)
             finally:
                 lock.release()
             seen = projections.ledger.head()[0]
