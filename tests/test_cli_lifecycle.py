@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 
 from commands.cli import cli
 from host_adapters.systemd import systemd_is_running
-from ledger import Ledger, verify_ledger
+from ledger import CommandStarted, Ledger, NewEvent, verify_ledger
 
 from .fake_host import SPEC
 from .real_host import write_spec
@@ -121,6 +122,27 @@ def test_cancel_of_a_queued_command_exits_zero_once_it_ended_cancelled(l4d2ctl, 
     queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
     result = l4d2ctl("cancel", queued["command_id"], "--json")
     assert (result.exit_code, _json(result)["outcome"]) == (0, "cancelled")
+
+
+def test_cancel_of_a_queued_command_shows_who_asked(l4d2ctl, spec_file):
+    queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
+    result = l4d2ctl("cancel", queued["command_id"], env={"L4D2CTL_ACTOR": "bob"})
+    assert result.exit_code == 0
+    assert "cancel requested by bob" in result.stdout
+
+
+def test_cancel_of_a_command_a_dead_executor_left_started_records_no_cancel_after_its_outcome(l4d2ctl, root,
+                                                                                             spec_file):
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    queued = _json(l4d2ctl("start", "alpha", "--no-wait", "--json"))
+    with Ledger.open(root / "ledger.db") as ledger:  # started by an executor that died (no such pid here)
+        ledger.append([NewEvent(instance="alpha", command_id=queued["command_id"], actor="alice", os_user="root",
+                                payload=CommandStarted(pid=2**22 + 7, host=socket.gethostname(), simulated=True))])
+    result = l4d2ctl("cancel", queued["command_id"])
+    assert result.exit_code == 3
+    assert "already ended (interrupted)" in result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert [event.type for event in ledger.read(command_id=queued["command_id"])][-1] == "CommandInterrupted"
 
 
 def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from commands.service.executor import Executor
 from commands.service.requests import append_cancel, append_command
 from host_adapters import HostError, StepIO
-from ledger import Ledger, LedgerError, verify_ledger
+from ledger import Ledger, LedgerError, LedgerLocked, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES, EventType
 from projections import Projections
 
@@ -243,6 +243,25 @@ def test_a_ledger_locked_while_commands_run_is_waited_out_not_given_up(ledger_pa
         host.executor.run_pending()
         assert _outcomes(host, [started, *faults.held]) == ["succeeded", "succeeded"]
         assert any("is locked" in warning for warning in warnings)
+
+
+def test_a_started_command_gets_its_worker_even_when_telling_the_observer_fails(ledger):
+    host = _fleet(ledger, Faults())
+    (started,) = _request(host, ("alpha", "start", None))
+    told = []
+
+    def observer(event):
+        if event.type == EventType.COMMAND_STARTED and not told:
+            told.append(event)
+            raise LedgerLocked("database is locked (in the observer)")
+
+    host.executor.observer = observer
+    host.executor.warn = lambda message: None
+    running = threading.Thread(target=host.executor.run_pending, daemon=True)
+    running.start()
+    running.join(10)
+    assert not running.is_alive(), "the executor saw its command through"
+    assert _outcomes(host, [started]) == ["succeeded"]
 
 
 def test_a_cli_executor_takes_up_nothing_requested_after_its_own_commands(ledger):

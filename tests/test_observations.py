@@ -18,16 +18,17 @@ from hypothesis import strategies as st
 
 from commands.service.executor import Executor
 from commands.service.observe import JOURNAL_POSITION, observation_of
-from commands.service.requests import append_cancel, append_command
+from commands.service.requests import Requester, append_cancel, append_command
 from host_adapters import JournalRead, UnitEntry, UnitEvent
 from host_adapters.journal import parse_entry
-from ledger import CommandStarted, Ledger, verify_ledger
+from ledger import CommandStarted, Ledger, format_time, verify_ledger
 from ledger.lifecycle import State
 
 from .fake_host import ALICE, SPEC, FakeHost
 from .test_projections import _tables
 
 JOURNAL = Path(__file__).parent / "data" / "journal-systemd252.jsonl"
+BOB = Requester(actor="bob", os_user="bob")
 
 
 @pytest.fixture
@@ -134,6 +135,37 @@ def test_observations_land_before_the_next_command(host):
     assert order.index(("CommandStarted", stop.command_id)) == next(
         i for i, (kind, _) in enumerate(order) if kind == "Observed") + 1, "decided after the observation"
     assert stop.outcome == "succeeded"
+
+
+def test_another_requesters_command_appended_after_the_look_waits_for_a_look_of_its_own(host):
+    _running(host)
+    assert host.init("bravo", SPEC | {"port": 27020}).outcome == "succeeded"
+    assert host.run("bravo", "start").outcome == "succeeded"
+    executor, looked = host.executor, []
+    look = executor.watch
+
+    def watch(force=True):
+        look(force)
+        if not looked:  # between this CLI's look and its own request: bravo is stopped, then bob asks to stop it
+            host.services.stop_outside("bravo")
+            looked.append(append_command(host.ledger, BOB, "bravo", "stop")[0])
+
+    executor.watch = watch
+    executor.take_up_requested(lambda: [append_command(host.ledger, ALICE, "alpha", "restart")[0]])
+    executor.run_pending()
+    order = [(event.type, event.command_id) for event in host.ledger.read(instance="bravo")]
+    observed = next(i for i, (kind, _) in enumerate(order) if kind == "Observed")
+    assert observed < order.index(("CommandStarted", looked[0])), "bob's stop is decided after the observation"
+
+
+def test_a_command_stamped_later_than_the_executors_clock_still_runs(host, monkeypatch):
+    assert host.init().outcome == "succeeded"
+    ahead = format_time(datetime.now(timezone.utc) + timedelta(minutes=5))
+    with monkeypatch.context() as clock:  # requested by a host whose clock runs ahead (or before a step back)
+        clock.setattr("ledger.store.utc_now", lambda: ahead)
+        command_id, _ = append_command(host.ledger, ALICE, "alpha", "start")
+    assert host.executor.run_pending() == 1
+    assert host.executor.projections.command(command_id).outcome == "succeeded"
 
 
 def test_reading_the_journal_again_records_nothing_twice(host, ledger):

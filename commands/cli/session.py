@@ -125,11 +125,13 @@ class Session:
         Exit 0 once it ended cancelled (or, with `no_wait`, once the request is
         recorded); 3 when it had already finished, or finished otherwise first.
         """
-        target = self.known_command(command_id)
-        if target.finished:
-            raise Rejected(f"command {target.command_id} already ended ({target.outcome})")
+        self._unfinished(command_id)  # refused before anything is built or recorded
 
         def append() -> list[str]:
+            """Record the cancel, asking again inside the transaction that records it: the command may have ended
+            meanwhile (marked interrupted by this process's recovery, say)."""
+            self.projections.sync()
+            target = self._unfinished(command_id)
             append_cancel(self.ledger, self.requester, target)
             return [target.command_id]
 
@@ -187,6 +189,13 @@ class Session:
             lock.release()
             return False
         return True
+
+    def _unfinished(self, command_id: str) -> CommandView:
+        """The recorded command with this id, refused (`Rejected`) when it already ended."""
+        target = self.known_command(command_id)
+        if target.finished:
+            raise Rejected(f"command {target.command_id} already ended ({target.outcome})")
+        return target
 
     def known_command(self, command_id: str) -> CommandView:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""

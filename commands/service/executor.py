@@ -24,12 +24,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import cast
 
 from host_adapters import Cancelled, Host, HostError, StepIO
 from host_adapters.protocols import valid_text
-from ledger import Ledger, LedgerError, LedgerLocked, format_time, parse_time
+from ledger import Ledger, LedgerError, LedgerLocked, parse_time
 from ledger.events import (
     CommandCancelled,
     CommandFailed,
@@ -157,7 +156,8 @@ class Executor:
         self.os_user = os_user()
         self.watcher = UnitWatcher(ledger, self.projections, host.journal, self.os_user)
         self._watched_at: float | None = None
-        self._looked_at = ""  # when the journal was last looked at: what was requested until then is covered
+        self._looked_seq = -1  # the ledger's head when the journal was last looked at: commands up to it are covered
+        self._covered: set[str] = set()  # commands requested after that look, looked at for them all the same
         self._untold: list[EventRecord] | None = None  # recorded in the open transaction, for the observer
         self._flights: dict[str, Flight] = {}
         self._reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
@@ -227,7 +227,8 @@ class Executor:
         before the host is touched, in one sync instead of two, and a request
         that cannot be recorded leaves nothing decided. The journal is looked
         at just before: these commands are appended right after that look, by
-        the process that holds the lock, so it covers them.
+        the process that holds the lock, so it covers them (not another's
+        command appended in between: that one ends the round).
         """
         self.watch(force=True)
         requested: list[str] = []
@@ -235,10 +236,11 @@ class Executor:
         def append() -> int:
             """Append the requests; the last seq to take up (the newest of them: others may have waited)."""
             requested.extend(request())
-            self.projections.sync()
-            commands = [self.projections.recorded_command(command_id) for command_id in requested]
-            self._looked_at = max(self._looked_at, *(command.requested_at for command in commands))
-            return max(command.requested_seq for command in commands)
+            assert self._untold is not None  # inside `_take_up_ready`'s recording
+            self._untold.extend(self.projections.sync())
+            self._covered.update(requested)
+            return max((self.projections.recorded_command(command_id).requested_seq for command_id in requested),
+                       default=0)
 
         self._take_up_ready(lambda: False, None, request=append, announce=lambda: announce(requested))
         return requested
@@ -260,8 +262,9 @@ class Executor:
             command = self._next_command(until, upto_seq)
             if command is None or not self._may_decide(command):
                 return 0
-            if command.requested_at > self._looked_at:
+            if not self._is_covered(command):
                 self.watch(force=True)
+                self._covered.add(command.command_id)  # looked at for it, whatever seq its row claims
         ready: list[tuple[Flight, Plan]] = []
         taken = 0
         try:
@@ -269,7 +272,7 @@ class Executor:
                 if request is not None:
                     upto_seq = request()
                 command = self._next_command(until, upto_seq)
-                while command is not None and command.requested_at <= self._looked_at and self._may_decide(command):
+                while command is not None and self._is_covered(command) and self._may_decide(command):
                     started = self._take_up(command)
                     taken += 1
                     if started is not None:
@@ -279,12 +282,17 @@ class Executor:
             for flight, _ in ready:  # decided in a transaction that did not commit: nothing of it happened
                 del self._flights[flight.command.command_id]
             raise
-        announce()
-        self._tell(untold)
-        for flight, plan in ready:
+        for flight, plan in ready:  # committed: each started command gets its worker, whatever follows
             threading.Thread(target=self._carry_out, args=(flight, plan),
                              name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
+        announce()  # before anything the workers report: only this thread passes their reports on
+        self._tell(untold)
         return taken
+
+    def _is_covered(self, command: CommandView) -> bool:
+        """Whether the journal was looked at after `command` was requested: judged by seq, which only grows, not
+        by a clock that may step back."""
+        return command.requested_seq <= self._looked_seq or command.command_id in self._covered
 
     def _next_command(self, until: Callable[[], bool], upto_seq: int | None) -> CommandView | None:
         """Bring the projections up to date, pass on cancels, and give the oldest command nobody took up yet (if
@@ -319,7 +327,7 @@ class Executor:
         if not force and self._watched_at is not None and now - self._watched_at < interval:
             return
         self._watched_at = now
-        self._looked_at = format_time(datetime.now(timezone.utc))
+        self._looked_seq = self.ledger.head()[0]
         try:
             events = self.watcher.catch_up()
         except (HostError, LedgerError) as error:
@@ -347,6 +355,7 @@ class Executor:
         if not self.lock_held():
             raise LedgerError(f"the executor lock was removed or replaced while this executor (pid {os.getpid()}) "
                               f"held it: another executor may be running; nothing more is started here")
+        self._covered.discard(command.command_id)
         if command.cancel_requested_by is not None:
             self._record(command, CommandCancelled(step=None))
             return None

@@ -143,7 +143,7 @@ def _executor(projections: Projections, lock: ExecutorLock, host: Callable[[], H
 def _run_until_finished(executor: Executor, command_ids: Sequence[str]) -> None:
     """Run the queue, up to the last of `command_ids` and no further, until each of them has ended."""
     projections = executor.projections
-    last = max(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    last = max((projections.recorded_command(command_id).requested_seq for command_id in command_ids), default=0)
     executor.run_pending(until=lambda: _all_finished(projections, command_ids), upto_seq=last)
 
 
