@@ -13,6 +13,34 @@ from typing import Generic, TypeVar
 from .errors import HostError
 
 
+class Company:
+    """How many workers are at work right now, each of which may ask a batcher for its name: a call that holds
+    a name from every one of them has nobody left to wait for.
+
+    The executor counts its workers in before any of them starts (a round's
+    commands join together) and out as each ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        """How many workers are at work."""
+        return self._size
+
+    def join(self, count: int) -> None:
+        """`count` workers are about to start."""
+        with self._lock:
+            self._size += count
+
+    def leave(self) -> None:
+        """A worker ended."""
+        with self._lock:
+            self._size -= 1
+
+
 @dataclass(frozen=True)
 class NameResult:
     """What a batch call did for one name: `status` done, failed or refused, in the helper's words, and the
@@ -44,23 +72,26 @@ class Batcher(Generic[R]):
     """Serves `run(name)` from many threads with as few `run_batch(names)` calls as possible (`source` names
     what runs them, in errors).
 
-    A call waits for company only while names keep coming: it runs once no
-    name was asked for `quiet` seconds (at most `most` after it could have
-    run), or once it holds `limit` names. Names asked while a call runs wait
-    for the next one, which takes them all (up to `limit`, each name once),
-    led by the thread that asked first. So one command alone waits `quiet`,
-    and a fleet's commands, decided one after another a few milliseconds
-    apart, share one call instead of the first going alone: on systemd a
-    stop or start of one unit takes about as long as that of twenty at once.
+    A call waits for company only while names keep coming and company may
+    still come: it runs once no name was asked for `quiet` seconds (at most
+    `most` after it could have run), once it holds `limit` names, or once it
+    holds as many names as the `company` has workers at work (each worker
+    asks for one name at a time). Names asked while a call runs wait for the
+    next one, which takes them all (up to `limit`, each name once), led by
+    the thread that asked first. So one command alone runs at once, and a
+    fleet's commands share one call instead of the first going alone: on
+    systemd a stop or start of one unit takes about as long as that of
+    twenty at once.
     """
 
     def __init__(self, run_batch: RunBatch[R], limit: int, quiet: float = GATHER_QUIET, most: float = GATHER_MOST,
-                 source: str = "the helper"):
+                 source: str = "the helper", company: Company | None = None):
         self._run_batch = run_batch
         self._source = source
         self._limit = limit
         self._quiet = quiet
         self._most = most
+        self._company = company
         self._lock = threading.Condition()
         self._asked: list[_Ask[R]] = []
         self._last_asked = 0.0
@@ -120,9 +151,10 @@ class Batcher(Generic[R]):
 
     def _gather(self) -> None:
         """Wait (holding the lock's condition) while names keep coming: until none came for `quiet`, `most` has
-        passed, or `limit` names are asked."""
+        passed, `limit` names are asked, or a name from every worker of the company."""
         deadline = time.monotonic() + self._most
-        while len({ask.name for ask in self._asked}) < self._limit:
+        while (asked := len({ask.name for ask in self._asked})) < self._limit and (
+                self._company is None or asked < self._company.size):
             wait = min(self._last_asked + self._quiet, deadline) - time.monotonic()
             if wait <= 0:
                 return

@@ -42,4 +42,4 @@ def build_host(kind: str, root: Path, helper: str = DEFAULT_HELPER, steamcmd: st
     client.check_root(fs.root)
     journal = JournalctlJournal() if client.as_root else HelperJournal(client)
     return Host(fs, HelperMounter(client), SystemctlServiceControl(client), journal, A2SQuery(),
-                HelperRuntime(client), HelperSecrets(client), installer, BackupFiles(fs))
+                HelperRuntime(client), HelperSecrets(client), installer, BackupFiles(fs), company=client.company)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .batches import Batcher, NameResult
+from .batches import Batcher, Company, NameResult
 from .errors import HostError
 from .protocols import UNIT_PREFIX, StepIO, unit_name
 from .runner import STDERR_TAIL, RunResult, run, run_binary, run_checked
@@ -37,6 +37,7 @@ class HelperClient:
     def __init__(self, helper: str, as_root: bool | None = None):
         self.as_root = os.geteuid() == 0 if as_root is None else as_root
         self.prefix = [helper] if self.as_root else [SUDO, "-n", helper]
+        self.company = Company()  # the executor's workers, who may ask this helper's batchers
 
     def call(self, verb: str, *arguments: str, io: StepIO | None = None, input_text: str | None = None,
              timeout: float | None = HELPER_TIMEOUT, keep: bool = True) -> RunResult:
@@ -71,7 +72,7 @@ class HelperClient:
     def batcher(self, verb: str, timeout: float | None = HELPER_TIMEOUT) -> Batcher[NameResult]:
         """A `Batcher` that serves one name's `verb` (stage, start, stop) with runs shared by every command that
         asks at about the same time."""
-        return Batcher(lambda names: self.call_each(verb, names, timeout=timeout), MAX_BATCH)
+        return Batcher(lambda names: self.call_each(verb, names, timeout=timeout), MAX_BATCH, company=self.company)
 
     def call_binary(self, verb: str, *arguments: str, io: StepIO, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None, timeout: float | None = HELPER_TIMEOUT) -> None:

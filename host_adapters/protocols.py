@@ -10,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from .batches import Company
+
 CFG_DIR = "left4dead2/cfg"  # where the game reads its cfgs, in the merged tree and in every layer
 
 
@@ -255,6 +257,7 @@ class Host:
     installer: Installer
     backups: BackupStore
     simulated: bool = False
+    company: Company = field(default_factory=Company)  # the executor's workers at work, for the batchers to count
 
 
 UNIT_PREFIX, UNIT_SUFFIX = "left4me-server@", ".service"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_adapters.batches import Batcher, NameResult
+from host_adapters.batches import Batcher, Company, NameResult
 from host_adapters.errors import HostError
 from host_adapters.helper import HelperClient
 
@@ -63,6 +63,46 @@ def test_a_name_asked_alone_is_run_in_a_call_of_its_own():
     batch.release.set()
     assert Batcher(batch, limit=64).run("alpha") == NameResult("done", "started alpha", [])
     assert batch.calls == [["alpha"]]
+
+
+def _company_of(size: int) -> Company:
+    company = Company()
+    company.join(size)
+    return company
+
+
+def test_the_only_worker_at_work_runs_its_call_at_once_without_waiting_for_company():
+    batch = RecordingBatch()
+    batch.release.set()
+    began = time.monotonic()
+    assert Batcher(batch, limit=64, quiet=60, most=60, company=_company_of(1)).run("alpha").status == "done"
+    assert time.monotonic() - began < 5
+
+
+def test_a_call_runs_once_every_worker_at_work_has_asked():
+    batch = RecordingBatch()
+    batch.release.set()
+    batcher = Batcher(batch, limit=64, quiet=60, most=60, company=_company_of(3))
+    got, threads = _ask_all(batcher, ["a", "b"])
+    time.sleep(0.2)
+    assert batch.calls == [], "a third worker may still ask"
+    more, last = _ask_all(batcher, ["c"])
+    for thread in [*threads, *last]:
+        thread.join(10)
+    assert [sorted(names) for names in batch.calls] == [["a", "b", "c"]]
+    assert {**got, **more}.keys() == {"a", "b", "c"}
+
+
+def test_a_worker_that_leaves_the_company_is_not_waited_for_past_the_quiet_moment():
+    batch = RecordingBatch()
+    batch.release.set()
+    company = _company_of(2)
+    batcher = Batcher(batch, limit=64, quiet=0.2, most=60, company=company)
+    got, threads = _ask_all(batcher, ["a"])
+    company.leave()  # the other worker ended without asking
+    for thread in threads:
+        thread.join(10)
+    assert batch.calls == [["a"]] and got["a"].status == "done"
 
 
 def test_names_asked_a_moment_apart_share_one_call_rather_than_the_first_going_alone():

@@ -245,6 +245,23 @@ def test_a_ledger_locked_while_commands_run_is_waited_out_not_given_up(ledger_pa
         assert any("is locked" in warning for warning in warnings)
 
 
+def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_they_end(ledger):
+    host = _fleet(ledger, Faults(), ("alpha", "bravo", "charlie"))
+    services, company, seen = host.host.services, host.host.company, []
+    enable_now = services.enable_now
+
+    def counting(name, io):
+        seen.append(company.size)
+        enable_now(name, io)
+
+    services.enable_now = counting
+    started = _request(host, ("alpha", "start", None), ("bravo", "start", None), ("charlie", "start", None))
+    host.executor.run_pending()
+    assert _outcomes(host, started) == ["succeeded"] * 3
+    assert seen[0] == 3, "the first to ask knew of all three"
+    assert company.size == 0
+
+
 def test_a_started_command_gets_its_worker_even_when_telling_the_observer_fails(ledger):
     host = _fleet(ledger, Faults())
     (started,) = _request(host, ("alpha", "start", None))

@@ -282,6 +282,7 @@ class Executor:
             for flight, _ in ready:  # decided in a transaction that did not commit: nothing of it happened
                 del self._flights[flight.command.command_id]
             raise
+        self.host.company.join(len(ready))  # all of them, before the first can ask a batcher whom to wait for
         for flight, plan in ready:  # committed: each started command gets its worker, whatever follows
             threading.Thread(target=self._carry_out, args=(flight, plan),
                              name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
@@ -476,6 +477,8 @@ class Executor:
             outcome = self._run_steps(flight, plan)
         except Exception as error:  # an undo step that broke: the command still gets its one outcome
             outcome = CommandFailed(step=None, error=_unexpected(error))
+        finally:
+            self.host.company.leave()
         self._reports.put(StepResult(flight, outcome, None))
 
     def _run_steps(self, flight: Flight, plan: Plan) -> Payload:
