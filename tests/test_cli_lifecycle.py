@@ -159,6 +159,23 @@ def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
         holder.release()
 
 
+def test_a_request_id_repeated_while_another_executor_runs_shows_the_ended_command_without_its_steps(l4d2ctl, root,
+                                                                                                   spec_file):
+    from commands.service.executor_lock import ExecutorLock
+
+    first = l4d2ctl("init", "alpha", "--spec", str(spec_file), "--request-id", "deploy-42")
+    assert "✓ write spec.yaml" in first.stdout
+    holder = ExecutorLock(root / "ledger.db")
+    assert holder.try_acquire()
+    try:
+        again = l4d2ctl("init", "alpha", "--spec", str(spec_file), "--request-id", "deploy-42")
+    finally:
+        holder.release()
+    assert again.exit_code == 0
+    assert "already requested with this request id" in again.stdout and "init alpha succeeded" in again.stdout
+    assert "✓ write spec.yaml" not in again.stdout, "its steps are not shown again"
+
+
 def test_a_starting_executor_waits_for_a_lock_held_only_for_a_moment(l4d2ctl, root):
     from commands.service.executor_lock import ExecutorLock
 

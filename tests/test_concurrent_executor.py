@@ -245,6 +245,28 @@ def test_a_ledger_locked_while_commands_run_is_waited_out_not_given_up(ledger_pa
         assert any("is locked" in warning for warning in warnings)
 
 
+@pytest.mark.parametrize("failing", [EventType.STEP_COMPLETED, EventType.COMMAND_SUCCEEDED])
+def test_an_observer_that_fails_after_a_commit_is_warned_about_and_nothing_is_recorded_twice(ledger, failing):
+    host = _fleet(ledger, Faults())
+    (started,) = _request(host, ("alpha", "start", None))
+    warnings: list[str] = []
+
+    def observer(event):
+        if event.type == failing:
+            raise LedgerLocked("database is locked (in the observer)")
+
+    host.executor.observer, host.executor.warn = observer, warnings.append
+    host.executor.run_pending()
+    assert _outcomes(host, [started]) == ["succeeded"]
+    types = [event.type for event in ledger.read(command_id=started)]
+    assert [types.count(kind) for kind in (EventType.COMMAND_REQUESTED, EventType.COMMAND_STARTED,
+                                           EventType.COMMAND_SUCCEEDED)] == [1, 1, 1]
+    assert verify_ledger(ledger).ok
+    steps = [step["step"] for step in host.executor.projections.steps(started)]
+    assert len(steps) == len(set(steps)), "no step recorded twice"
+    assert any("passing it on failed" in warning for warning in warnings)
+
+
 def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_they_end(ledger):
     host = _fleet(ledger, Faults(), ("alpha", "bravo", "charlie"))
     services, company, seen = host.host.services, host.host.company, []

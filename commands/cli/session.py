@@ -88,6 +88,8 @@ class Session:
                 self._again.add(command_id)
             return [command_id]
 
+        if not no_wait:
+            self.app.host()
         return exit_code_of(self.see(append, no_wait).outcome)
 
     def request_each(self, instances: Sequence[str], command: Command, *, request_id: str | None,
@@ -147,7 +149,6 @@ class Session:
             (command,) = self._queued(append)
             self.stdout.queued([command], as_json=self.as_json, as_list=False)
             return command
-        self.app.host()
         recorded: list[str] = []
 
         def announce(command_ids: Sequence[str]) -> None:

@@ -219,8 +219,8 @@ class Executor:
     def take_up_requested(self, request: Callable[[], Sequence[str]],
                           announce: Callable[[Sequence[str]], None] = lambda command_ids: None) -> list[str]:
         """Record the commands `request` appends (it returns their ids) and, in the same durable commit, the
-        decisions that can be taken on them at once; `announce` their ids once that is committed, then hand the
-        started ones to workers. Returns the ids: `run_pending` sees them through.
+        decisions that can be taken on them at once; once that is committed, hand the started ones to workers
+        and `announce` the ids. Returns the ids: `run_pending` sees them through.
 
         For a caller that holds the executor lock and executes what it
         requests (the CLI): a request and its start reach the disk together,
@@ -249,7 +249,8 @@ class Executor:
                        request: Callable[[], int] | None = None, announce: Callable[[], None] = lambda: None) -> int:
         """Decide, in seq order, every command that may be decided now, and record each one's start (or why it
         does not start) in one durable commit, after what `request` appends (it returns the last seq to take
-        up); once that is committed, `announce`, tell the observer, and hand the started commands to workers.
+        up); once that is committed, hand the started commands to workers, `announce` and tell the observer
+        (what fails there is warned about: it undoes nothing that was committed, and abandons no worker).
         Returns how many commands were taken up.
 
         The journal is caught up with first when the next command was
@@ -286,7 +287,11 @@ class Executor:
         for flight, plan in ready:  # committed: each started command gets its worker, whatever follows
             threading.Thread(target=self._carry_out, args=(flight, plan),
                              name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
-        announce()  # before anything the workers report: only this thread passes their reports on
+        try:
+            announce()  # before anything the workers report: only this thread passes their reports on
+        except Exception as error:
+            self.warn(f"commands {', '.join(flight.command.command_id for flight, _ in ready)} started, but "
+                      f"announcing them failed: {error}")
         self._tell(untold)
         return taken
 
@@ -655,6 +660,11 @@ class Executor:
             self._tell(untold)
 
     def _tell(self, records: Sequence[EventRecord]) -> None:
-        """Hand committed events to the observer, in order."""
+        """Hand committed events to the observer, in order. An observer that fails (a printer, an alert) is warned
+        about and told the rest: what is recorded stays recorded, and is never recorded again for it."""
         for record in records:
-            self.observer(record)
+            try:
+                self.observer(record)
+            except Exception as error:
+                self.warn(f"event {record.seq} ({record.type} of {record.instance}) is recorded, but passing it on "
+                          f"failed: {error}")

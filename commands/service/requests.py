@@ -124,8 +124,10 @@ def see_through(
         command_ids = list(request())
         projections.sync()
     announce(command_ids)
-    # What another executor did for these commands so far is news too.
-    seen = min(projections.recorded_command(command_id).requested_seq for command_id in command_ids)
+    # What another executor did so far for those of these commands that have not ended is news too.
+    commands = [projections.recorded_command(command_id) for command_id in command_ids]
+    seen = min((command.requested_seq for command in commands if not command.finished),
+               default=projections.ledger.head()[0])
     return _follow(projections, lock, host, command_ids, seen, observer, on_line)
 
 
