@@ -151,10 +151,11 @@ class Batcher(Generic[R]):
 
     def _gather(self) -> None:
         """Wait (holding the lock's condition) while names keep coming: until none came for `quiet`, `most` has
-        passed, `limit` names are asked, or a name from every worker of the company."""
+        passed, `limit` names are asked, or a name from every worker of the company (one with no worker counted
+        in is no executor's: it is not waited on, nor trusted)."""
         deadline = time.monotonic() + self._most
         while (asked := len({ask.name for ask in self._asked})) < self._limit and (
-                self._company is None or asked < self._company.size):
+                self._company is None or not 0 < self._company.size <= asked):
             wait = min(self._last_asked + self._quiet, deadline) - time.monotonic()
             if wait <= 0:
                 return

@@ -93,6 +93,21 @@ def test_a_call_runs_once_every_worker_at_work_has_asked():
     assert {**got, **more}.keys() == {"a", "b", "c"}
 
 
+def test_a_company_no_executor_counted_into_is_not_trusted_and_calls_still_gather():
+    batch = RecordingBatch()
+    batch.release.set()
+    batcher = Batcher(batch, limit=64, quiet=0.3, most=5, company=Company())
+    got, threads = {}, []
+    for name in ["a", "b"]:
+        more, started = _ask_all(batcher, [name])
+        got.update(more)
+        threads += started
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(10)
+    assert [sorted(names) for names in batch.calls] == [["a", "b"]]
+
+
 def test_a_worker_that_leaves_the_company_is_not_waited_for_past_the_quiet_moment():
     batch = RecordingBatch()
     batch.release.set()

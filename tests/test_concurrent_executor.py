@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.service.executor import Executor
-from commands.service.requests import append_cancel, append_command
+from commands.service.executor_lock import ExecutorLock
+from commands.service.requests import append_cancel, append_command, see_through
 from host_adapters import HostError, StepIO
 from ledger import Ledger, LedgerError, LedgerLocked, verify_ledger
 from ledger.lifecycle import TERMINAL_TYPES, EventType
@@ -265,6 +266,24 @@ def test_an_observer_that_fails_after_a_commit_is_warned_about_and_nothing_is_re
     steps = [step["step"] for step in host.executor.projections.steps(started)]
     assert len(steps) == len(set(steps)), "no step recorded twice"
     assert any("passing it on failed" in warning for warning in warnings)
+
+
+def test_a_follower_shows_the_steps_of_its_command_though_another_executor_ended_it_at_once(ledger, ledger_path):
+    service = _fleet(ledger, Faults(), ("alpha",))
+    holder = ExecutorLock(ledger_path)
+    assert holder.try_acquire()
+    seen: list[str] = []
+    try:
+        with Ledger.open(ledger_path) as mine:
+            (command,) = see_through(
+                Projections(mine), ExecutorLock(ledger_path), lambda: service.host,
+                lambda: [append_command(mine, ALICE, "alpha", "start")[0]],
+                announce=lambda command_ids: service.executor.run_pending(),  # the other executor, meanwhile
+                observer=lambda event: seen.append(event.type))
+    finally:
+        holder.release()
+    assert command.outcome == "succeeded"
+    assert EventType.STEP_COMPLETED in seen and seen[-1] == EventType.COMMAND_SUCCEEDED
 
 
 def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_they_end(ledger):

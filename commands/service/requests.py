@@ -123,11 +123,12 @@ def see_through(
     with projections.ledger.transaction():  # the projections take the requests in the same commit
         command_ids = list(request())
         projections.sync()
+        # What another executor does from here on for those of these commands that had not ended is news
+        # (judged under the write lock: it cannot have taken them up yet).
+        commands = [projections.recorded_command(command_id) for command_id in command_ids]
+        seen = min((command.requested_seq for command in commands if not command.finished),
+                   default=projections.ledger.head()[0])
     announce(command_ids)
-    # What another executor did so far for those of these commands that have not ended is news too.
-    commands = [projections.recorded_command(command_id) for command_id in command_ids]
-    seen = min((command.requested_seq for command in commands if not command.finished),
-               default=projections.ledger.head()[0])
     return _follow(projections, lock, host, command_ids, seen, observer, on_line)
 
 
