@@ -286,6 +286,21 @@ def test_a_follower_shows_the_steps_of_its_command_though_another_executor_ended
     assert EventType.STEP_COMPLETED in seen and seen[-1] == EventType.COMMAND_SUCCEEDED
 
 
+def test_a_requester_that_is_its_own_executor_hears_what_it_could_not_do(ledger, ledger_path):
+    host = _fleet(ledger, Faults(), ("alpha",))
+    warnings: list[str] = []
+
+    def observer(event):
+        if event.type == EventType.STEP_COMPLETED:
+            raise LedgerLocked("database is locked (in the observer)")
+
+    (command,) = see_through(host.executor.projections, ExecutorLock(ledger_path), lambda: host.host,
+                             lambda: [append_command(ledger, ALICE, "alpha", "start")[0]], observer=observer,
+                             warn=warnings.append)
+    assert command.outcome == "succeeded"
+    assert warnings and all("passing it on failed" in warning for warning in warnings)
+
+
 def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_they_end(ledger):
     host = _fleet(ledger, Faults(), ("alpha", "bravo", "charlie"))
     services, company, seen = host.host.services, host.host.company, []

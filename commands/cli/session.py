@@ -117,7 +117,7 @@ class Session:
 
         with _queued_on_failure(recorded), self._waiting():
             commands = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
-                                   announce=announce, observer=self.batch.observe)
+                                   announce=announce, observer=self.batch.observe, warn=_warning)
         self.batch.finished(commands)
         return worst_exit_code(command.outcome for command in commands)
 
@@ -158,7 +158,8 @@ class Session:
 
         with _queued_on_failure(recorded), self._waiting():
             (command,) = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
-                                     announce=announce, observer=self.printer.observe, on_line=self.printer.on_line)
+                                     announce=announce, observer=self.printer.observe, on_line=self.printer.on_line,
+                                     warn=_warning)
         self.printer.finished(command)
         return command
 
@@ -202,6 +203,12 @@ class Session:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""
         return known_command(self.projections, command_id)
 
+
+
+def _warning(message: str) -> None:
+    """What this process, as the executor, waited out or could not do: one line on stderr as it happens, so a
+    wait is never silent (the command goes on)."""
+    hint(f"warning: {message}")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from .command_ids import new_command_id
 from .executor_lock import ExecutorLock
 
 if TYPE_CHECKING:  # the executor (its decisions, the spec models) loads only for a caller that waits
-    from .executor import Executor, LineSink, Observer
+    from .executor import Executor, LineSink, Observer, Warn
 
 FOLLOW_POLL = 0.05
 ACTOR_MAX = 64
@@ -98,6 +98,7 @@ def see_through(
     announce: Callable[[Sequence[str]], None] = lambda command_ids: None,
     observer: Observer = lambda event: None,
     on_line: LineSink = lambda command, step, line: None,
+    warn: Warn = lambda message: None,
 ) -> list[CommandView]:
     """Record what `request` appends (it returns the ids of the commands it is about), `announce` those ids once
     that is committed, and wait until every one of the commands ends, driving the queue whenever no executor
@@ -108,18 +109,19 @@ def see_through(
     the decisions it can take on them at once (one sync before the host is
     touched: `Executor.take_up_requested`), then runs every requested command
     in seq order up to and including the last of these, none requested after
-    them (their events reach `observer` as they are recorded). Otherwise the
-    requests are committed on their own, and it follows the ledger, handing
-    `observer` these commands' events as another executor records them.
+    them (their events reach `observer` as they are recorded, what it waits
+    out or could not do reaches `warn`). Otherwise the requests are committed
+    on their own, and it follows the ledger, handing `observer` these
+    commands' events as another executor records them.
     """
     if not projections.ledger.readonly and lock.try_acquire():  # a read-only ledger refuses the request below
         try:
-            executor = _executor(projections, lock, host, observer, on_line)
+            executor = _executor(projections, lock, host, observer, on_line, warn)
             command_ids = executor.take_up_requested(request, announce)
             _run_until_finished(executor, command_ids)
         finally:
             lock.release()
-        return _follow(projections, lock, host, command_ids, projections.ledger.head()[0], observer, on_line)
+        return _follow(projections, lock, host, command_ids, projections.ledger.head()[0], observer, on_line, warn)
     with projections.ledger.transaction():  # the projections take the requests in the same commit
         command_ids = list(request())
         projections.sync()
@@ -129,16 +131,16 @@ def see_through(
         seen = min((command.requested_seq for command in commands if not command.finished),
                    default=projections.ledger.head()[0])
     announce(command_ids)
-    return _follow(projections, lock, host, command_ids, seen, observer, on_line)
+    return _follow(projections, lock, host, command_ids, seen, observer, on_line, warn)
 
 
 def _executor(projections: Projections, lock: ExecutorLock, host: Callable[[], Host], observer: Observer,
-              on_line: LineSink) -> Executor:
+              on_line: LineSink, warn: Warn) -> Executor:
     """This process as the executor, once it holds the lock: crashed commands are marked interrupted first."""
     from .executor import Executor
 
     executor = Executor(projections.ledger, host(), projections=projections, observer=observer, on_line=on_line,
-                        lock_held=lock.still_ours)
+                        warn=warn, lock_held=lock.still_ours)
     executor.recover()
     return executor
 
@@ -151,7 +153,7 @@ def _run_until_finished(executor: Executor, command_ids: Sequence[str]) -> None:
 
 
 def _follow(projections: Projections, lock: ExecutorLock, host: Callable[[], Host], command_ids: Sequence[str],
-            seen: int, observer: Observer, on_line: LineSink) -> list[CommandView]:
+            seen: int, observer: Observer, on_line: LineSink, warn: Warn) -> list[CommandView]:
     """Wait until every command in `command_ids` ends, handing `observer` their events recorded after `seen`
     by another executor, and becoming the executor whenever the lock is free."""
     wanted = set(command_ids)
@@ -168,7 +170,7 @@ def _follow(projections: Projections, lock: ExecutorLock, host: Callable[[], Hos
         if lock.try_acquire():
             try:
                 catch_up()
-                _run_until_finished(_executor(projections, lock, host, observer, on_line), command_ids)
+                _run_until_finished(_executor(projections, lock, host, observer, on_line, warn), command_ids)
             finally:
                 lock.release()
             seen = projections.ledger.head()[0]
