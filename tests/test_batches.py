@@ -46,6 +46,21 @@ def _ask_all(batcher: Batcher, names: list[str]) -> tuple[dict[str, object], lis
     return got, threads
 
 
+def _ask_a_moment_apart(batcher: Batcher, names: list[str]) -> dict[str, object]:
+    """Each name asked from a thread of its own, 20 ms after the one before (as workers reach a step one after
+    another); what each got, once all are done."""
+    got: dict[str, object] = {}
+    threads: list[threading.Thread] = []
+    for name in names:
+        more, started = _ask_all(batcher, [name])
+        got.update(more)
+        threads += started
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(10)
+    return got
+
+
 def _while_the_first_call_runs(batch: RecordingBatch, batcher: Batcher, others: list[str]):
     first, first_threads = _ask_all(batcher, ["first"])
     while not batch.calls:
@@ -96,15 +111,7 @@ def test_a_call_runs_once_every_worker_at_work_has_asked():
 def test_a_company_no_executor_counted_into_is_not_trusted_and_calls_still_gather():
     batch = RecordingBatch()
     batch.release.set()
-    batcher = Batcher(batch, limit=64, quiet=0.3, most=5, company=Company())
-    got, threads = {}, []
-    for name in ["a", "b"]:
-        more, started = _ask_all(batcher, [name])
-        got.update(more)
-        threads += started
-        time.sleep(0.02)
-    for thread in threads:
-        thread.join(10)
+    _ask_a_moment_apart(Batcher(batch, limit=64, quiet=0.3, most=5, company=Company()), ["a", "b"])
     assert [sorted(names) for names in batch.calls] == [["a", "b"]]
 
 
@@ -123,15 +130,7 @@ def test_a_worker_that_leaves_the_company_is_not_waited_for_past_the_quiet_momen
 def test_names_asked_a_moment_apart_share_one_call_rather_than_the_first_going_alone():
     batch = RecordingBatch()
     batch.release.set()
-    batcher = Batcher(batch, limit=64, quiet=0.5, most=5)
-    got, threads = {}, []
-    for name in ["a", "b", "c", "d"]:  # as an executor decides a fleet's commands, one after another
-        more, started = _ask_all(batcher, [name])
-        got.update(more)
-        threads += started
-        time.sleep(0.02)
-    for thread in threads:
-        thread.join(10)
+    got = _ask_a_moment_apart(Batcher(batch, limit=64, quiet=0.5, most=5), ["a", "b", "c", "d"])
     assert [sorted(names) for names in batch.calls] == [["a", "b", "c", "d"]]
     assert all(isinstance(result, NameResult) for result in got.values())
 
