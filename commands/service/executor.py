@@ -1,8 +1,10 @@
 """The executor: decides requested commands in seq order, runs their steps, records what happened.
 
 Exactly one runs per ledger (the caller holds `ExecutorLock`). Decisions are
-taken one at a time, in seq order, by the thread that owns the ledger; the
-steps of each started command run in a worker thread of their own, so
+taken one at a time, in seq order, by the thread that owns the ledger, in
+rounds: the starts a round decides share one durable commit, and only then
+does the host see them. The steps of each started command run in a worker
+thread of their own, so
 commands of different instances overlap (at most `jobs` at once). A command
 is decided only once nothing it depends on is still running: its instance's
 earlier command, and for a decision that reads other instances (an init's
@@ -233,11 +235,10 @@ class Executor:
         self.watch(force=True)
         requested: list[str] = []
 
-        def append() -> int:
+        def append(untold: list[EventRecord]) -> int:
             """Append the requests; the last seq to take up (the newest of them: others may have waited)."""
             requested.extend(request())
-            assert self._untold is not None  # inside `_take_up_ready`'s recording
-            self._untold.extend(self.projections.sync())
+            untold.extend(self.projections.sync())
             self._covered.update(requested)
             return max((self.projections.recorded_command(command_id).requested_seq for command_id in requested),
                        default=0)
@@ -246,12 +247,13 @@ class Executor:
         return requested
 
     def _take_up_ready(self, until: Callable[[], bool], upto_seq: int | None, *,
-                       request: Callable[[], int] | None = None, announce: Callable[[], None] = lambda: None) -> int:
+                       request: Callable[[list[EventRecord]], int] | None = None,
+                       announce: Callable[[], None] = lambda: None) -> int:
         """Decide, in seq order, every command that may be decided now, and record each one's start (or why it
-        does not start) in one durable commit, after what `request` appends (it returns the last seq to take
-        up); once that is committed, hand the started commands to workers, `announce` and tell the observer
-        (what fails there is warned about: it undoes nothing that was committed, and abandons no worker).
-        Returns how many commands were taken up.
+        does not start) in one durable commit, after what `request` appends (it adds the events to the list it
+        is given, and returns the last seq to take up); once that is committed, hand the started commands to
+        workers, `announce` and tell the observer (what fails there is warned about: it undoes nothing that was
+        committed, and abandons no worker). Returns how many commands were taken up.
 
         The journal is caught up with first when the next command was
         requested after the last look, and a command requested after the look
@@ -271,7 +273,7 @@ class Executor:
         try:
             with self._recording(tell=False) as untold:
                 if request is not None:
-                    upto_seq = request()
+                    upto_seq = request(untold)
                 command = self._next_command(until, upto_seq)
                 while command is not None and self._is_covered(command) and self._may_decide(command):
                     started = self._take_up(command)
