@@ -26,6 +26,7 @@ from .stdout import Stdout
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..service.executor import LineSink, Observer
     from .progress import BatchPrinter, CommandPrinter
 
 
@@ -109,15 +110,8 @@ class Session:
             self.stdout.queued(commands, as_json=self.as_json, as_list=True)
             return EXIT_OK
         self.app.host()
-        recorded: list[str] = []
-
-        def announce(command_ids: Sequence[str]) -> None:
-            recorded.extend(command_ids)
-            self.batch.requested(command, [self.projections.recorded_command(command_id) for command_id in command_ids])
-
-        with _queued_on_failure(recorded), self._waiting():
-            commands = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
-                                   announce=announce, observer=self.batch.observe, warn=_warning)
+        commands = self._through(append, lambda command_ids: self.batch.requested(command, [
+            self.projections.recorded_command(command_id) for command_id in command_ids]), self.batch.observe)
         self.batch.finished(commands)
         return worst_exit_code(command.outcome for command in commands)
 
@@ -149,19 +143,27 @@ class Session:
             (command,) = self._queued(append)
             self.stdout.queued([command], as_json=self.as_json, as_list=False)
             return command
+        def show(command_ids: Sequence[str]) -> None:
+            (command_id,) = command_ids
+            self.printer.requested(self.projections.recorded_command(command_id), command_id not in self._again)
+
+        (command,) = self._through(append, show, self.printer.observe, self.printer.on_line)
+        self.printer.finished(command)
+        return command
+
+    def _through(self, append: Callable[[], list[str]], show: Callable[[Sequence[str]], None], observer: Observer,
+                 on_line: LineSink = lambda command, step, line: None) -> list[CommandView]:
+        """Record what `append` appends and see its commands through (`requests.see_through`), `show`ing them
+        once they are recorded; a ledger failure after that also says they stay queued."""
         recorded: list[str] = []
 
         def announce(command_ids: Sequence[str]) -> None:
             recorded.extend(command_ids)
-            (command_id,) = command_ids
-            self.printer.requested(self.projections.recorded_command(command_id), command_id not in self._again)
+            show(command_ids)
 
         with _queued_on_failure(recorded), self._waiting():
-            (command,) = see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
-                                     announce=announce, observer=self.printer.observe, on_line=self.printer.on_line,
-                                     warn=_warning)
-        self.printer.finished(command)
-        return command
+            return see_through(self.projections, ExecutorLock(self.settings.db), self.app.host, append,
+                               announce=announce, observer=observer, on_line=on_line, warn=_warning)
 
     def _queued(self, append: Callable[[], list[str]]) -> list[CommandView]:
         """With --no-wait: record what `append` appends, in one durable commit with the projections' fold of it,
@@ -202,7 +204,6 @@ class Session:
     def known_command(self, command_id: str) -> CommandView:
         """The recorded command with this id (`InvalidInput` if malformed, `Rejected` if absent)."""
         return known_command(self.projections, command_id)
-
 
 
 def _warning(message: str) -> None:
