@@ -246,18 +246,26 @@ def test_a_ledger_locked_while_commands_run_is_waited_out_not_given_up(ledger_pa
         assert any("is locked" in warning for warning in warnings)
 
 
-@pytest.mark.parametrize("failing", [EventType.STEP_COMPLETED, EventType.COMMAND_SUCCEEDED])
+def _failing_on(kind: str):
+    """An observer that fails (as a read finding the ledger locked would) whenever it is told of a `kind` event."""
+    def observer(event):
+        if event.type == kind:
+            raise LedgerLocked("database is locked (in the observer)")
+
+    return observer
+
+
+@pytest.mark.parametrize("failing", [EventType.COMMAND_STARTED, EventType.STEP_COMPLETED,
+                                     EventType.COMMAND_SUCCEEDED])
 def test_an_observer_that_fails_after_a_commit_is_warned_about_and_nothing_is_recorded_twice(ledger, failing):
     host = _fleet(ledger, Faults())
     (started,) = _request(host, ("alpha", "start", None))
     warnings: list[str] = []
-
-    def observer(event):
-        if event.type == failing:
-            raise LedgerLocked("database is locked (in the observer)")
-
-    host.executor.observer, host.executor.warn = observer, warnings.append
-    host.executor.run_pending()
+    host.executor.observer, host.executor.warn = _failing_on(failing), warnings.append
+    running = threading.Thread(target=host.executor.run_pending, daemon=True)
+    running.start()
+    running.join(10)
+    assert not running.is_alive(), "the executor saw its command through: each started command has its worker"
     assert _outcomes(host, [started]) == ["succeeded"]
     types = [event.type for event in ledger.read(command_id=started)]
     assert [types.count(kind) for kind in (EventType.COMMAND_REQUESTED, EventType.COMMAND_STARTED,
@@ -289,14 +297,9 @@ def test_a_follower_shows_the_steps_of_its_command_though_another_executor_ended
 def test_a_requester_that_is_its_own_executor_hears_what_it_could_not_do(ledger, ledger_path):
     host = _fleet(ledger, Faults(), ("alpha",))
     warnings: list[str] = []
-
-    def observer(event):
-        if event.type == EventType.STEP_COMPLETED:
-            raise LedgerLocked("database is locked (in the observer)")
-
     (command,) = see_through(host.executor.projections, ExecutorLock(ledger_path), lambda: host.host,
-                             lambda: [append_command(ledger, ALICE, "alpha", "start")[0]], observer=observer,
-                             warn=warnings.append)
+                             lambda: [append_command(ledger, ALICE, "alpha", "start")[0]],
+                             observer=_failing_on(EventType.STEP_COMPLETED), warn=warnings.append)
     assert command.outcome == "succeeded"
     assert warnings and all("passing it on failed" in warning for warning in warnings)
 
@@ -316,25 +319,6 @@ def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_
     assert _outcomes(host, started) == ["succeeded"] * 3
     assert seen[0] == 3, "the first to ask knew of all three"
     assert company.size == 0
-
-
-def test_a_started_command_gets_its_worker_even_when_telling_the_observer_fails(ledger):
-    host = _fleet(ledger, Faults())
-    (started,) = _request(host, ("alpha", "start", None))
-    told = []
-
-    def observer(event):
-        if event.type == EventType.COMMAND_STARTED and not told:
-            told.append(event)
-            raise LedgerLocked("database is locked (in the observer)")
-
-    host.executor.observer = observer
-    host.executor.warn = lambda message: None
-    running = threading.Thread(target=host.executor.run_pending, daemon=True)
-    running.start()
-    running.join(10)
-    assert not running.is_alive(), "the executor saw its command through"
-    assert _outcomes(host, [started]) == ["succeeded"]
 
 
 def test_a_cli_executor_takes_up_nothing_requested_after_its_own_commands(ledger):
