@@ -97,13 +97,16 @@ class CommandCancelled(EventPayload):
 
 @dataclass(frozen=True, kw_only=True)
 class CommandInterrupted(EventPayload):
-    """An executor found the command unfinished after a crash; it last acted at `last_event_at`.
+    """The command will not finish: an executor found it unfinished after a crash (it last acted at
+    `last_event_at`), or could not carry it out at all and says why in `reason` (None after a crash).
 
-    Version 2: version 1 events may lack `last_event_at` (see `payloads.UPCASTERS`).
+    Version 3: version 1 events may lack `last_event_at`, and versions 1 and 2 `reason` (see
+    `payloads.UPCASTERS`).
     """
 
     last_step: str | None = None
     last_event_at: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,10 +84,11 @@ class CommandCancelledData(TypedDict):
 
 
 class CommandInterruptedData(TypedDict):
-    """The command was found unfinished after a crash."""
+    """The command will not finish: found unfinished after a crash, or never carried out (`reason`)."""
 
     last_step: str | None
     last_event_at: str | None
+    reason: str | None
 
 
 class CancelRequestedData(TypedDict):
@@ -122,7 +123,7 @@ PAYLOADS: dict[str, type] = {
 """Every event type and the shape of its payload."""
 
 VERSIONS: dict[str, int] = {name: 1 for name in PAYLOADS} | {
-    E.COMMAND_STARTED: 2, E.COMMAND_FAILED: 2, E.COMMAND_INTERRUPTED: 2}
+    E.COMMAND_STARTED: 2, E.COMMAND_FAILED: 2, E.COMMAND_INTERRUPTED: 3}
 """The current payload version of each event type."""
 
 
@@ -138,6 +139,8 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     (E.COMMAND_FAILED, 1): _with_defaults(output=[]),
     # Version 1 interruptions may predate `last_event_at` (unknown).
     (E.COMMAND_INTERRUPTED, 1): _with_defaults(last_event_at=None),
+    # Versions 1 and 2 interruptions were all found after a crash.
+    (E.COMMAND_INTERRUPTED, 2): _with_defaults(reason=None),
 }
 """(event type, version) -> the function that lifts such a payload to the next version."""
 

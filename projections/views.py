@@ -310,9 +310,9 @@ def _error_of(outcome: Outcome, event: EventRecord, command: CommandView) -> str
             where = f" at step {step!r}" if step else ""
             return f"cancelled by {command.cancel_requested_by or 'request'}{where}"
         case Outcome.INTERRUPTED:
-            last_step = cast(CommandInterruptedData, payload)["last_step"]
-            after = f" after step {last_step!r}" if last_step else ""
-            return f"executor stopped unexpectedly{after}"
+            interrupted = cast(CommandInterruptedData, payload)
+            after = f" after step {interrupted['last_step']!r}" if interrupted["last_step"] else ""
+            return interrupted["reason"] or f"executor stopped unexpectedly{after}"
         case Outcome.SUCCEEDED:
             return None
         case _:

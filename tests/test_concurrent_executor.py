@@ -321,6 +321,35 @@ def test_a_rounds_workers_join_the_company_before_any_of_them_asks_and_leave_as_
     assert company.size == 0
 
 
+class OneThreadTooMany(threading.Thread):
+    """A thread that cannot be started the first time one is asked for, as in a process at its thread limit."""
+
+    refused: list[str] = []
+
+    def start(self) -> None:
+        if not OneThreadTooMany.refused:
+            OneThreadTooMany.refused.append(self.name)
+            raise RuntimeError("can't start new thread")
+        super().start()
+
+
+def test_a_command_whose_worker_cannot_be_started_ends_interrupted_at_once_and_the_others_run(ledger,
+                                                                                             monkeypatch):
+    host = _fleet(ledger, Faults())
+    monkeypatch.setattr(OneThreadTooMany, "refused", [])
+    monkeypatch.setattr("commands.service.executor.threading.Thread", OneThreadTooMany)
+    started = _request(host, ("alpha", "start", None), ("bravo", "start", None), ("charlie", "start", None))
+    host.executor.run_pending()
+    assert _outcomes(host, started) == ["interrupted", "succeeded", "succeeded"]
+    interrupted = host.executor.projections.command(started[0])
+    assert interrupted.error == "the executor could not start a worker for it (can't start new thread); nothing " \
+                                "was done"
+    assert host.executor.projections.steps(started[0]) == [], "nothing was done on the host for it"
+    assert host.executor.projections.instance("alpha").state == "initialized", "its recorded state is unchanged"
+    assert host.host.company.size == 0
+    assert verify_ledger(ledger).ok
+
+
 def test_a_cli_executor_takes_up_nothing_requested_after_its_own_commands(ledger):
     host = _fleet(ledger, Faults())
     mine, later = _request(host, ("alpha", "start", None), ("bravo", "start", None))

@@ -88,7 +88,12 @@ def test_every_version_below_the_current_one_has_an_upcaster(event_type):
 
 def test_an_interruption_from_before_last_event_at_reads_as_unknown():
     assert decode("CommandInterrupted", '{"last_step":"stop unit"}', seq=7) == {
-        "last_step": "stop unit", "last_event_at": None}
+        "last_step": "stop unit", "last_event_at": None, "reason": None}
+
+
+def test_an_interruption_from_before_reason_reads_as_found_after_a_crash():
+    stored = json.dumps({VERSION_KEY: 2, "last_step": None, "last_event_at": "2026-11-29T09:00:00.000000Z"})
+    assert decode("CommandInterrupted", stored, seq=7)["reason"] is None
 
 
 def test_a_version_one_interruption_keeps_the_last_event_at_it_carries():
@@ -101,7 +106,7 @@ def test_a_new_interruption_is_stored_with_its_version_and_read_back_without_it(
                                           payload=CommandInterrupted(last_step=None, last_event_at=None))])
     (row,) = ledger.rows(types=("CommandInterrupted",))
     assert json.loads(row["payload"])[VERSION_KEY] == VERSIONS["CommandInterrupted"] > 1
-    assert next(ledger.records()).payload == {"last_step": None, "last_event_at": None}
+    assert next(ledger.records()).payload == {"last_step": None, "last_event_at": None, "reason": None}
     assert next(ledger.read()).payload == recorded.payload
 
 
@@ -111,8 +116,9 @@ def test_a_version_one_payload_is_stored_without_a_marker(ledger):
 
 
 def test_a_payload_version_newer_than_this_l4d2ctl_is_refused():
-    with pytest.raises(LedgerError, match=r"seq 9 .*version 3.*upgrade l4d2ctl"):
-        decode("CommandInterrupted", json.dumps({VERSION_KEY: 3, "last_step": None}), seq=9)
+    newer = VERSIONS["CommandInterrupted"] + 1
+    with pytest.raises(LedgerError, match=rf"seq 9 .*version {newer}.*upgrade l4d2ctl"):
+        decode("CommandInterrupted", json.dumps({VERSION_KEY: newer, "last_step": None}), seq=9)
 
 
 def test_an_event_type_this_l4d2ctl_does_not_know_is_refused():
@@ -145,7 +151,7 @@ EXAMPLES = [
     CommandFailed(step="host.services.enable_now", error="boom", output=["a"], stderr_tail=["b"]),
     CommandRejected(reason="no"),
     CommandCancelled(step=None),
-    CommandInterrupted(last_step="x", last_event_at="2026-11-29T00:00:00.000000Z"),
+    CommandInterrupted(last_step="x", last_event_at="2026-11-29T00:00:00.000000Z", reason="no thread"),
     CancelRequested(),
     Observed(kind=Observation.CRASHED, detail="d", observed_at="2026-11-29T00:00:00.000000Z", source="journal"),
 ]

@@ -287,8 +287,13 @@ class Executor:
             raise
         self.host.company.join(len(ready))  # all of them, before the first can ask a batcher whom to wait for
         for flight, plan in ready:  # committed: each started command gets its worker, whatever follows
-            threading.Thread(target=self._carry_out, args=(flight, plan),
-                             name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
+            try:
+                threading.Thread(target=self._carry_out, args=(flight, plan),
+                                 name=f"l4d2ctl {flight.command.command_id}", daemon=True).start()
+            except RuntimeError as error:  # no thread to be had (a process at its limit): nothing was done yet
+                self.host.company.leave()
+                self._reports.put(StepResult(flight, CommandInterrupted(
+                    reason=f"the executor could not start a worker for it ({error}); nothing was done"), None))
         try:
             announce()  # before anything the workers report: only this thread passes their reports on
         except Exception as error:
