@@ -145,6 +145,47 @@ def test_cancel_of_a_command_a_dead_executor_left_started_records_no_cancel_afte
         assert [event.type for event in ledger.read(command_id=queued["command_id"])][-1] == "CommandInterrupted"
 
 
+@pytest.mark.skipif(systemd_is_running(), reason="systemd is running here, so --host systemd is allowed")
+def test_a_cancel_with_settings_that_cannot_work_here_is_refused_before_it_is_recorded(l4d2ctl, root, spec_file):
+    from commands.service.executor_lock import ExecutorLock
+
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    queued = _json(l4d2ctl("start", "alpha", "--no-wait", "--json"))
+    holder = ExecutorLock(root / "ledger.db")  # an executor service, which stops soon after
+    assert holder.try_acquire()
+    releaser = threading.Timer(0.5, holder.release)
+    releaser.start()
+    try:
+        result = l4d2ctl("--host", "systemd", "cancel", queued["command_id"])
+    finally:
+        releaser.join()
+    assert result.exit_code == 2 and "systemd is not running" in result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert "CancelRequested" not in [event.type for event in ledger.read(command_id=queued["command_id"])]
+
+
+def test_a_cancel_that_must_run_the_queue_with_a_broken_helper_says_it_was_recorded(l4d2ctl, root, spec_file,
+                                                                                      monkeypatch):
+    from commands.service.executor_lock import ExecutorLock
+
+    l4d2ctl("init", "alpha", "--spec", str(spec_file))
+    queued = _json(l4d2ctl("start", "alpha", "--no-wait", "--json"))
+    monkeypatch.setattr("host_adapters.systemd.systemd_is_running", lambda: True)
+    monkeypatch.setattr("host_adapters.factory.systemd_is_running", lambda: True)
+    holder = ExecutorLock(root / "ledger.db")  # an executor service, which stops while the cancel follows it
+    assert holder.try_acquire()
+    releaser = threading.Timer(0.5, holder.release)
+    releaser.start()
+    try:
+        result = l4d2ctl("--host", "systemd", "--helper", "/bin/false", "cancel", queued["command_id"])
+    finally:
+        releaser.join()
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"recorded as command {queued['command_id']}, which the next executor takes up" in result.stderr
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert [event.type for event in ledger.read(command_id=queued["command_id"])][-1] == "CancelRequested"
+
+
 def test_a_second_executor_is_refused_while_one_holds_the_lock(l4d2ctl, root):
     from commands.service.executor_lock import ExecutorLock
 

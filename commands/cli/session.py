@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from host_adapters.errors import HostError
 from host_adapters.protocols import HostKind
 from ledger import LedgerError
 from ledger.lifecycle import Command, Outcome
@@ -120,6 +121,8 @@ class Session:
 
         Exit 0 once it ended cancelled (or, with `no_wait`, once the request is
         recorded); 3 when it had already finished, or finished otherwise first.
+        The host is built only if this process has to run the queue: a broken
+        helper never blocks cancelling what an executor service runs.
         """
         self._unfinished(command_id)  # refused before anything is built or recorded
 
@@ -214,12 +217,12 @@ def _warning(message: str) -> None:
 
 @contextmanager
 def _queued_on_failure(command_ids: Sequence[str]) -> Iterator[None]:
-    """A ledger failure once the commands were recorded (`command_ids` filled): the one error line also says that
-    they are recorded and that the next executor takes them up, and how to find them, so that nothing runs later
-    unseen."""
+    """A ledger or host failure once the commands were recorded (`command_ids` filled; a host built only then, to
+    run the queue when the executor that ran it stopped): the one error line also says that they are recorded
+    and that the next executor takes them up, and how to find them, so that nothing runs later unseen."""
     try:
         yield
-    except LedgerError as error:
+    except (LedgerError, HostError) as error:
         if not command_ids:  # nothing was recorded
             raise
         first, more = command_ids[0], len(command_ids) - 1
