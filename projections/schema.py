@@ -38,20 +38,25 @@ TABLES = ("commands", "instances", "projection_checkpoint")
 COMMAND_REQUIRED = {"instance", "command", "args", "actor", "os_user", "requested_at", "requested_seq", "outcome"}
 
 
-def schema_statements(db: sqlite_utils.Database, schema: str) -> list[str]:
-    """Statements that drop and create, in `schema` (main or temp), the tables, indexes and audit view."""
+def schema_statements(db: sqlite_utils.Database, schema: str) -> tuple[list[str], list[str]]:
+    """Statements that drop and create, in `schema` (main or temp), the tables and audit view; and those that
+    create the indexes, to run once the tables are filled (sorting a full table once is faster than growing
+    seven indexes row by row)."""
     create = "CREATE TEMP TABLE" if schema == "temp" else "CREATE TABLE"
-    return [
+    tables = [
         f"DROP VIEW IF EXISTS {schema}.audit",
         *(f"DROP TABLE IF EXISTS {schema}.{table}" for table in TABLES),
         db.create_table_sql("commands", COMMAND_COLUMNS, pk="command_id", not_null=COMMAND_REQUIRED)
         .replace("CREATE TABLE", create, 1),
-        *(f"CREATE INDEX {schema}.{name} ON commands ({', '.join(columns)})"
-          for name, columns in COMMAND_INDEXES.items()),
         # For people reading the file with sqlite-utils or sqlite3.
         f"CREATE VIEW {schema}.audit AS SELECT {', '.join(SUMMARY_FIELDS)} FROM commands ORDER BY requested_seq",
         db.create_table_sql("instances", INSTANCE_COLUMNS, pk="name").replace("CREATE TABLE", create, 1),
-        f"CREATE INDEX {schema}.instances_by_port ON instances (port)",
         f"{create} projection_checkpoint (version INTEGER, seq INTEGER)",
         f"INSERT INTO {schema}.projection_checkpoint (version, seq) VALUES ({PROJECTION_VERSION}, 0)",
     ]
+    indexes = [
+        *(f"CREATE INDEX {schema}.{name} ON commands ({', '.join(columns)})"
+          for name, columns in COMMAND_INDEXES.items()),
+        f"CREATE INDEX {schema}.instances_by_port ON instances (port)",
+    ]
+    return tables, indexes

@@ -336,13 +336,16 @@ class Projections:
 
     def _rebuild(self, temp: bool = False) -> int:
         """Create the tables afresh (temporary ones when `temp`) and fold the whole ledger into them."""
+        tables, indexes = schema_statements(self.ledger.db, "temp" if temp else "main")
         with self.ledger.translated_errors():
-            for statement in schema_statements(self.ledger.db, "temp" if temp else "main"):
+            for statement in tables:
                 self.conn.execute(statement)
             commands, instances = self._fold_chain()
             seq = self.ledger.head()[0]
             for table, views in (("commands", commands.values()), ("instances", instances.values())):
                 self._write(table, [view.as_row() for view in views], [])
+            for statement in indexes:
+                self.conn.execute(statement)
             self._set_checkpoint(seq)
         return seq
 
