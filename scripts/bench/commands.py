@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from commands.service.executor import Executor
 from commands.service.requests import Requester, append_command
@@ -50,7 +51,10 @@ INSTANCES = 20
 TARGETS = {0: 1.0, 500: 10.0}  # prior commands per instance: l4d2ctl / eventsourcing at least
 LIMIT_SHARE = 0.5  # l4d2ctl / the two-durable-commits limit at least
 BENCH = Requester("bench", "root")
-WRITES = {"BEGIN", "INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT"}  # what a replay of the writes keeps
+WRITES = {"BEGIN", "INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT", "ROLLBACK"}  # what a replay keeps
+STORED = ("SELECT count(*), max(seq), (SELECT hash FROM events ORDER BY seq DESC LIMIT 1) FROM events",
+          "SELECT * FROM commands ORDER BY command_id", "SELECT * FROM instances ORDER BY name",
+          "SELECT * FROM projection_checkpoint")  # what a faithful replay leaves as l4d2ctl left it
 
 
 def _name(number: int) -> str:
@@ -92,24 +96,52 @@ def l4d2ctl_rate(path: Path, commands: int, history: int) -> float:
         return commands / (time.perf_counter() - started)
 
 
+class _Recording:
+    """A connection that keeps every statement run through `execute` or `executemany`, with its parameters, in
+    order (and runs it): every write l4d2ctl makes goes through one of them."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.calls: list[tuple[str, Any, bool]] = []  # (sql, parameters, whether executemany)
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        self.calls.append((sql, parameters, False))
+        return self.conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
+        rows = list(parameters)
+        self.calls.append((sql, rows, True))
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def _is_write(sql: str) -> bool:
+    """Whether a replay of the writes keeps `sql`: what changes the file, and how durably each commit syncs."""
+    words = sql.split(None, 2)
+    return words[0].upper() in WRITES or [word.upper() for word in words[:2]] == ["PRAGMA", "SYNCHRONOUS"]
+
+
 def writes_alone_rate(path: Path, commands: int, history: int, indexed: bool = True) -> float:
     """Commands per second of the writes alone: what the same commands store, replayed through plain sqlite3.
 
-    The inserts, updates and commits l4d2ctl issued are captured as SQL and replayed on a copy of the ledger
-    taken before they ran, same pragmas, with nothing in between: no reads, no hashing, no deciding, no host.
-    No implementation that stores these rows in two durable commits per command can run faster, so this is
-    the ceiling on the ratios above. Without `indexed`, the copy's secondary indexes are dropped first (what
-    audit, history and the executor's reads stand on): the ceiling if storing the rows were all there was.
+    The inserts, updates and commits l4d2ctl issued are captured, each statement with its parameters, and
+    replayed in order on a copy of the ledger taken before they ran (same pragmas, the same statements, so
+    SQLite reuses their compiled forms as l4d2ctl's connection does), with nothing in between: no reads, no
+    hashing, no deciding, no host. No implementation that stores these rows in the same commits can run
+    faster, so this is the ceiling on the ratios above. Without `indexed`, the copy's secondary indexes are
+    dropped first (what audit, history and the executor's reads stand on).
     """
     replayed = path.with_name(f"{path.stem}-replayed.db")
-    statements: list[str] = []
     with _executor_over(path, history) as (ledger, executor):
         ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copyfile(path, replayed)
-        ledger.conn.set_trace_callback(statements.append)  # each statement with its values bound
+        recording = _Recording(ledger.conn)
+        ledger.conn = executor.projections.conn = cast(sqlite3.Connection, recording)  # all that writes the file
         _run(ledger, executor, commands)
-        ledger.conn.set_trace_callback(None)
-    writes = [statement for statement in statements if statement.split(None, 1)[0].upper() in WRITES]
+        ledger.conn = executor.projections.conn = recording.conn
+    writes = [call for call in recording.calls if _is_write(call[0])]
     conn = sqlite3.connect(replayed, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -118,12 +150,14 @@ def writes_alone_rate(path: Path, commands: int, history: int, indexed: bool = T
                                      ).fetchall():
             conn.execute(f'DROP INDEX "{index}"')
     started = time.perf_counter()
-    for statement in writes:
-        conn.execute(statement)
+    for sql, parameters, many in writes:
+        (conn.executemany if many else conn.execute)(sql, parameters)
     rate = commands / (time.perf_counter() - started)
-    last = "SELECT count(*), max(seq), (SELECT hash FROM events ORDER BY seq DESC LIMIT 1) FROM events"
-    if conn.execute(last).fetchone() != sqlite3.connect(path).execute(last).fetchone():
-        raise RuntimeError(f"the replay of {path} did not store what l4d2ctl stored")
+    stored = sqlite3.connect(path)
+    for query in STORED:
+        if conn.execute(query).fetchall() != stored.execute(query).fetchall():
+            raise RuntimeError(f"the replay of {path} did not store what l4d2ctl stored ({query})")
+    stored.close()
     conn.close()
     return rate
 
