@@ -227,5 +227,5 @@ def _queued_on_failure(command_ids: Sequence[str]) -> Iterator[None]:
             raise
         first, more = command_ids[0], len(command_ids) - 1
         recorded = f"command {first}" if not more else f"commands {first} and {more} more"
-        raise type(error)(f"{error} — recorded as {recorded}, which the next executor takes up "
-                          f"(`l4d2ctl show {first}`)") from error
+        error.args = (f"{error} — recorded as {recorded}, which the next executor takes up (`l4d2ctl show {first}`)",)
+        raise  # the same error, all it carries kept (a host error's stderr tail), with the longer line
