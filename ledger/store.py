@@ -482,6 +482,25 @@ class Ledger:
                 if not durable and not self._in_transaction():  # the level cannot change inside one
                     self.conn.execute("PRAGMA synchronous = FULL")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read the file as one moment of it for the whole block: what other connections commit meanwhile is not
+        seen (and, in WAL, not held up either). For reads that must agree with each other, such as the events
+        and the projections built from them; nothing may be written in the block. Inside an open transaction
+        it adds nothing."""
+        if self._in_transaction():
+            yield
+            return
+        with self.translated_errors():
+            self.conn.execute("BEGIN DEFERRED")
+            self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # the moment: a first read takes it
+        self._transactions += 1  # the cache is checked anew at its next use, then trusted for the block
+        try:
+            yield
+        finally:
+            if self._in_transaction():
+                self.conn.rollback()  # nothing was written: this only lets the moment go
+
     def _tend_wal(self) -> None:
         """Pace a WAL that a reader holds back (see `wal_room`), under the write lock just taken."""
         if self._wal_shape is None:

@@ -126,36 +126,37 @@ class Projections:
         them. Not on a read-only ledger, whose projections may be stale.
         """
         self.sync()
-        head, checkpoint = self.ledger.head()[0], self._checkpoint()
-        if checkpoint != head:
-            return [f"projection_checkpoint says seq {checkpoint}, the chain ends at {head}"]
-        terminal = ", ".join("?" * len(TERMINAL_TYPES))
-        found = [f"command {command_id} has {count} outcomes" for command_id, count in self.conn.execute(
-            f"SELECT command_id, count(*) FROM events WHERE type IN ({terminal}) GROUP BY command_id "
-            f"HAVING count(*) > 1 ORDER BY min(seq)", list(TERMINAL_TYPES))]
-        commands, instances = self._fold_chain()
-        tables: tuple[tuple[str, str, Callable[[dict[str, Any]], Any], dict[str, Any]], ...] = (
-            ("commands", "command_id", CommandView.from_row, commands),
-            ("instances", "name", InstanceView.from_row, instances))
-        for table, key, from_row, expected in tables:
-            stored: dict[str, Any] = {}
-            for row in self._raw(f"SELECT * FROM main.{table}", []):
-                try:
-                    stored[row[key]] = from_row(row)
-                except (ValueError, TypeError, KeyError):
-                    stored[row[key]] = None
-            for name in sorted(expected.keys() | stored.keys()):
-                if name in stored and stored[name] is None:
-                    found.append(f"{table} row {name} cannot be read")
-                elif name not in stored:
-                    found.append(f"{table} lacks {name}")
-                elif name not in expected:
-                    found.append(f"{table} holds {name}, which no event made")
-                elif stored[name] != expected[name]:
-                    edited = [field for field, value in vars(expected[name]).items()
-                              if getattr(stored[name], field) != value]
-                    found.append(f"{table} row {name}: {', '.join(edited)} not as the events say")
-        return found[:limit]
+        with self.ledger.snapshot():  # the events, the checkpoint and the tables as of one moment
+            head, checkpoint = self.ledger.head()[0], self._checkpoint()
+            if checkpoint != head:
+                return [f"projection_checkpoint says seq {checkpoint}, the chain ends at {head}"]
+            terminal = ", ".join("?" * len(TERMINAL_TYPES))
+            found = [f"command {command_id} has {count} outcomes" for command_id, count in self.conn.execute(
+                f"SELECT command_id, count(*) FROM events WHERE type IN ({terminal}) GROUP BY command_id "
+                f"HAVING count(*) > 1 ORDER BY min(seq)", list(TERMINAL_TYPES))]
+            commands, instances = self._fold_chain(checkpoint)
+            tables: tuple[tuple[str, str, Callable[[dict[str, Any]], Any], dict[str, Any]], ...] = (
+                ("commands", "command_id", CommandView.from_row, commands),
+                ("instances", "name", InstanceView.from_row, instances))
+            for table, key, from_row, expected in tables:
+                stored: dict[str, Any] = {}
+                for row in self._raw(f"SELECT * FROM main.{table}", []):
+                    try:
+                        stored[row[key]] = from_row(row)
+                    except (ValueError, TypeError, KeyError):
+                        stored[row[key]] = None
+                for name in sorted(expected.keys() | stored.keys()):
+                    if name in stored and stored[name] is None:
+                        found.append(f"{table} row {name} cannot be read")
+                    elif name not in stored:
+                        found.append(f"{table} lacks {name}")
+                    elif name not in expected:
+                        found.append(f"{table} holds {name}, which no event made")
+                    elif stored[name] != expected[name]:
+                        edited = [field for field, value in vars(expected[name]).items()
+                                  if getattr(stored[name], field) != value]
+                        found.append(f"{table} row {name}: {', '.join(edited)} not as the events say")
+            return found[:limit]
 
     def rebuild(self) -> int:
         """Drop the projections and fold the whole ledger again; return how many events were folded."""
@@ -340,8 +341,9 @@ class Projections:
         with self.ledger.translated_errors():
             for statement in tables:
                 self.conn.execute(statement)
-            commands, instances = self._fold_chain()
+            # Up to the head as it is now: without the write lock (read-only), a writer may append during the fold.
             seq = self.ledger.head()[0]
+            commands, instances = self._fold_chain(seq)
             for table, views in (("commands", commands.values()), ("instances", instances.values())):
                 self._write(table, [view.as_row() for view in views], [])
             for statement in indexes:
@@ -349,12 +351,12 @@ class Projections:
             self._set_checkpoint(seq)
         return seq
 
-    def _fold_chain(self) -> tuple[dict[str, CommandView], dict[str, InstanceView]]:
-        """Every command and instance as a fold of the whole chain makes them."""
+    def _fold_chain(self, upto_seq: int) -> tuple[dict[str, CommandView], dict[str, InstanceView]]:
+        """Every command and instance as a fold of the chain up to `upto_seq` makes them."""
         commands: dict[str, CommandView] = {}
         instances: dict[str, InstanceView] = {}
         fold = Fold(commands, instances)
-        for event in self.ledger.records(types=FOLDED_TYPES):
+        for event in self.ledger.records(types=FOLDED_TYPES, upto_seq=upto_seq):
             fold.apply(event)
         return commands, instances
 

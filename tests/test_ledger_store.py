@@ -192,6 +192,15 @@ def test_a_writer_blocked_past_the_timeout_gets_ledger_locked(ledger_path):
         holder.close()
 
 
+def test_a_snapshot_reads_one_moment_while_another_connection_appends(ledger_path):
+    with Ledger.open(ledger_path) as reader, Ledger.open(ledger_path) as writer:
+        writer.append([an_event()])
+        with reader.snapshot():
+            writer.append([an_event()])  # not held up: WAL readers do not block writers
+            assert reader.head()[0] == 1 and [event.seq for event in reader.read()] == [1]
+        assert reader.head()[0] == 2 and [event.seq for event in reader.read()] == [1, 2]
+
+
 def test_a_failed_append_writes_nothing(ledger):
     ledger.append([an_event()])
     bad = dataclasses.replace(an_event(), instance=None)
