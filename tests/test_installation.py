@@ -195,6 +195,14 @@ def test_update_on_the_command_line_streams_steamcmd_and_is_found_in_audit(root,
     assert '"instance": "(installation)"' in audit.output
 
 
+@pytest.mark.parametrize("verb", ["install", "update"])
+def test_a_steamcmd_not_given_by_absolute_path_is_refused_before_anything_is_recorded(root, verb):
+    result = invoke(root, verb, env={"L4D2CTL_STEAMCMD": "relative/steamcmd"})
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "--steamcmd 'relative/steamcmd': give it by absolute path; nothing was recorded" in result.stderr
+    assert not (root / "ledger.db").exists()
+
+
 def test_a_steamcmd_that_is_not_there_is_said_before_anything_is_stopped(fleet):
     fleet.host.installer.installer.program = "/nonexistent/steamcmd"
     done = fleet.run(INSTALLATION, "update")

@@ -161,6 +161,7 @@ def adopt(app: App, name: str, no_wait: bool, as_json: bool, request_id: str | N
 def install(app: App, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Fill the shared installation with SteamCMD (app 222860, anonymous; --steamcmd); refused while instances run
     on it (`update` stops and starts them)."""
+    _check_steamcmd(app, no_wait)
     return _session(app, as_json).request(INSTALLATION, Command.INSTALL, request_id=request_id, no_wait=no_wait)
 
 
@@ -170,7 +171,15 @@ def install(app: App, no_wait: bool, as_json: bool, request_id: str | None) -> i
 def update(app: App, no_wait: bool, as_json: bool, request_id: str | None) -> int:
     """Update the shared installation with SteamCMD: stop the instances recorded running, update, start again
     exactly those (each stop and start a command of its instance, linked to the update)."""
+    _check_steamcmd(app, no_wait)
     return _session(app, as_json).request(INSTALLATION, Command.UPDATE, request_id=request_id, no_wait=no_wait)
+
+
+def _check_steamcmd(app: App, no_wait: bool) -> None:
+    """Refuse, before anything is recorded, a SteamCMD this process would run that is not given by absolute path
+    (with `no_wait`, the executor that runs the command uses its own)."""
+    if not no_wait and not os.path.isabs(app.settings.steamcmd):
+        raise InvalidInput(f"--steamcmd {shown(app.settings.steamcmd)}: give it by absolute path; nothing was recorded")
 
 
 @cli.command()

@@ -41,8 +41,8 @@ class Session:
         app.check_host()
         if not (self.settings.root / "installation").is_dir():
             raise InvalidInput(f"--root {shown(str(self.settings.root))} has no installation/ (the shared game): is "
-                               f"it the host root you meant? Put the game there first (see the README, 'Filling the "
-                               f"host'); nothing was recorded")
+                               f"it the host root you meant? The host's install script creates it, then `l4d2ctl "
+                               f"install` fills it (see the README, 'Filling the host'); nothing was recorded")
         self.as_json = as_json
         self.stdout = Stdout()
         self.ledger = app.ledger(create=True)
