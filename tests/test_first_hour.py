@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -85,6 +86,20 @@ def test_tables_never_cut_an_id_or_a_state_even_at_80_columns_or_in_a_pipe(run, 
         text = run(*reading, columns=columns).stdout
         assert command_id in text and "…" not in text
     assert "initialized" in run("status").stdout
+
+
+@pytest.mark.parametrize("columns", [80, 100, 60])
+def test_a_folded_detail_loses_no_character_and_no_line_passes_the_edge(run, columns):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    assert run("init", "alpha-two", "--spec", run.spec).returncode == 3  # its port is alpha's
+    error = json.loads(run("audit", "--outcome", "rejected", "--json").stdout)[0]["error"]
+    lines = run("audit", columns=columns).stdout.splitlines()
+    assert max(map(len, lines)) <= columns
+    first = next(number for number, line in enumerate(lines) if "✗ rejected" in line)
+    start = lines[first].index("✗ rejected") + len("✗ rejected")  # the detail is the last column, after it
+    rest = itertools.takewhile(lambda line: not line[1:5].isdigit(), lines[first + 1:])  # until a row's date
+    shown = "".join(line[start:] for line in [lines[first], *rest])
+    assert "".join(shown.split()) == "".join(error.split()), f"the detail as folded at {columns} columns"
 
 
 def test_a_host_that_cannot_be_built_records_nothing(run, tmp_path):

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.table import Table
 
@@ -22,11 +22,68 @@ from .progress import OUTCOME_STYLE
 WHOLE = {"state": max(map(len, State)), "id": 12, "outcome": 2 + max(map(len, OUTCOME_STYLE))}
 # Columns that may fold, but not below this: a port, a date (its time folds below it).
 NARROWEST = {"port": 5, "requested (UTC)": 10, "updated (UTC)": 10, "set (UTC)": 10}
+# Columns kept whole before any other that may fold: what a row is about.
+NAMES = {"name", "instance"}
+
+
+class FittedTable(Table):
+    """A table that fits the console's width by a rule of its own: ids, states and outcomes whole; every other
+    column whole too when it is among the narrow ones, while the widest share what is left, each not below its
+    narrowest width (a date as a date) unless even that does not fit. Rich's own shrinking evens out the
+    columns that fold, which can take one below its narrowest; rich then widens it again past the edge, and
+    the console cuts off the last column's characters (an id in a detail, a letter of every line)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        self._fit(console, options)
+        yield from super().__rich_console__(console, options)
+
+    def _fit(self, console: Console, options: ConsoleOptions) -> None:
+        """Give each column its width for `options.max_width`, trying floors in turn: names whole and every
+        other column at its narrowest; every column at its narrowest; dates and ports whole and the others
+        folding further; when even the whole columns do not fit, the table is as narrow as it can be and the
+        console cuts its right edge."""
+        room = options.max_width - self._extra_width - sum(map(self._get_padding_width, range(len(self.columns))))
+        # A header folds at its spaces for free: only its longest word counts.
+        natural = [max(max(map(len, str(column.header).split()), default=1),
+                       *(console.measure(cell, options=options).maximum for cell in column.cells))
+                   for column in self.columns]
+        narrowest = [column.min_width or 1 for column in self.columns]
+        floors = ([width if column.header in NAMES else floor
+                   for column, width, floor in zip(self.columns, natural, narrowest, strict=True)],
+                  narrowest,
+                  [floor if column.header in NARROWEST else 1 for column, floor in zip(self.columns, narrowest,
+                                                                                      strict=True)],
+                  [1] * len(self.columns))
+        for floor in floors:
+            least = [width if column.no_wrap else min(width, floor)
+                     for column, width, floor in zip(self.columns, natural, floor, strict=True)]
+            if sum(least) <= room:
+                break
+        for column, width in zip(self.columns, _shared(least, natural, max(room, sum(least))), strict=True):
+            column.width = width
+
+
+def _shared(least: list[int], natural: list[int], room: int) -> list[int]:
+    """Widths within `room` (which holds `least`): each column its natural width up to a level as high as fits,
+    never below its least; what is left of the room goes a character each to the widest columns still cut."""
+    def at(level: int) -> list[int]:
+        return [max(floor, min(width, level)) for floor, width in zip(least, natural, strict=True)]
+
+    level = 0
+    while level < max(natural) and sum(at(level + 1)) <= room:
+        level += 1
+    widths = at(level)
+    cut = sorted((index for index, width in enumerate(widths) if width < natural[index]),
+                 key=lambda index: -natural[index])
+    for index in cut[:room - sum(widths)]:
+        widths[index] += 1
+    return widths
 
 
 def _table(title: str, columns: list[str]) -> Table:
     """A table that stays readable at 80 columns: light borders; ids, states and outcomes never cut, the rest folds."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = FittedTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                        collapse_padding=True)
     for column in columns:
         narrowest = WHOLE.get(column, NARROWEST.get(column, min(len(column), 8)))
         table.add_column(column, no_wrap=column in WHOLE, min_width=narrowest, overflow="fold")
