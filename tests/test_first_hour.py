@@ -88,6 +88,13 @@ def test_tables_never_cut_an_id_or_a_state_even_at_80_columns_or_in_a_pipe(run, 
     assert "initialized" in run("status").stdout
 
 
+@pytest.mark.parametrize("reading", [("status",), ("audit",)])
+def test_a_read_with_nothing_recorded_prints_an_empty_table(run, reading):
+    result = run(*reading)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "id" in result.stdout.split() and "no ledger" in result.stderr
+
+
 @pytest.mark.parametrize("columns", [80, 100, 60])
 def test_a_folded_detail_loses_no_character_and_no_line_passes_the_edge(run, columns):
     assert run("init", "alpha", "--spec", run.spec).returncode == 0

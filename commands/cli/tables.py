@@ -44,8 +44,8 @@ class FittedTable(Table):
         console cuts its right edge."""
         room = options.max_width - self._extra_width - sum(map(self._get_padding_width, range(len(self.columns))))
         # A header folds at its spaces for free: only its longest word counts.
-        natural = [max(max(map(len, str(column.header).split()), default=1),
-                       *(console.measure(cell, options=options).maximum for cell in column.cells))
+        natural = [max([max(map(len, str(column.header).split()), default=1),
+                        *(console.measure(cell, options=options).maximum for cell in column.cells)])
                    for column in self.columns]
         narrowest = [column.min_width or 1 for column in self.columns]
         floors = ([width if column.header in NAMES else floor
