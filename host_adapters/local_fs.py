@@ -93,9 +93,10 @@ class LocalFilesystem:
                 descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
         except FileNotFoundError as error:
             raise HostError(f"{path}: no such file") from error
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a directory its own way
+            os.close(descriptor)
+            raise HostError(f"{path}: not a regular file")
         with os.fdopen(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise HostError(f"{path}: not a regular file")
             yield file
 
     def exists(self, path: str) -> bool:

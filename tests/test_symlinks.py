@@ -95,6 +95,14 @@ def test_a_fifo_as_an_overlays_server_cfg_fails_the_start_instead_of_blocking_it
     assert started.outcome == "failed" and "not a regular file" in started.error
 
 
+def test_a_directory_where_an_instance_file_belongs_fails_the_start_naming_it(root):
+    run(root, "alpha", "init", {"spec": {"port": 27015}})
+    (root / "instances/alpha/server.cfg").unlink()
+    (root / "instances/alpha/server.cfg").mkdir()
+    started = run(root, "alpha", "start")
+    assert started.outcome == "failed" and "instances/alpha/server.cfg: not a regular file" in started.error
+
+
 def test_an_executor_lock_that_is_not_a_regular_file_is_refused(tmp_path):
     ledger = tmp_path / "ledger.db"
     os.mkfifo(f"{ledger}.executor.lock")
