@@ -8,6 +8,7 @@ classes over in-memory stores, and inject failures through `CallCheck`.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import hmac
@@ -129,12 +130,13 @@ def _read_state(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise HostError(f"simulated host state {path} cannot be read: {error.strerror} (a symlink is not "
-                        f"followed)") from error
+        why = "it is a symlink, which is not followed" if error.errno == errno.ELOOP else error.strerror
+        raise HostError(f"simulated host state {path} cannot be read: {why}") from error
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a directory its own way
+        os.close(descriptor)
+        raise HostError(f"simulated host state {path} is not a regular file")
     try:
         with os.fdopen(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise HostError(f"simulated host state {path} is not a regular file")
             state = json.loads(file.read())
     except (OSError, ValueError) as error:
         raise HostError(f"simulated host state {path} cannot be read: {error}") from error

@@ -165,5 +165,5 @@ def test_the_simulated_hosts_state_is_never_read_through_a_symlink(root, outside
         state.unlink()
     state.symlink_to(secret)
     result = invoke(root, "start", "alpha")
-    assert result.exit_code == 1 and "a symlink is not followed" in result.stderr
+    assert result.exit_code == 1 and "it is a symlink, which is not followed" in result.stderr
     assert secret.read_text() == '{"units": {}}'
