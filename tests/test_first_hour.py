@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,12 @@ def run(tmp_path):
     spec = write_spec(tmp_path / "friday.yaml")
 
     def run(*args: str, columns: int = 80, stdin: str | None = None) -> subprocess.CompletedProcess:
-        environment = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated",
-                       "COLUMNS": str(columns), "L4D2CTL_ACTOR": "newcomer"}
+        environment = {**run.environment, "COLUMNS": str(columns), "L4D2CTL_ACTOR": "newcomer"}
         return subprocess.run([L4D2CTL, *args], capture_output=True, text=True, env=environment, input=stdin,
                               timeout=60)
 
     run.spec = str(spec)
+    run.environment = {**os.environ, "LEFT4ME_ROOT": str(root), "L4D2CTL_HOST": "simulated"}
     return run
 
 
@@ -86,6 +87,34 @@ def test_tables_never_cut_an_id_or_a_state_even_at_80_columns_or_in_a_pipe(run, 
         text = run(*reading, columns=columns).stdout
         assert command_id in text and "…" not in text
     assert "initialized" in run("status").stdout
+
+
+READINGS = [("status",), ("audit",), ("history", "alpha"), ("show", "FIRST"), ("show", "FIRST", "--json"),
+            ("audit", "--json")]
+
+
+def _reading(run, reading: tuple[str, ...]) -> list[str]:
+    """`reading` with FIRST standing for the first recorded command's id."""
+    return [_ids(run)[0] if part == "FIRST" else part for part in reading]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_read_whose_reader_goes_away_ends_quietly_with_exit_0(run, reading):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    shell = f"{shlex.join([L4D2CTL, *_reading(run, reading)])} | head -c5 >/dev/null; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["/bin/bash", "-c", shell], capture_output=True, text=True, timeout=60,
+                            env=run.environment)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_read_that_cannot_write_its_answer_says_so_in_one_line_and_exits_1(run, reading):
+    assert run("init", "alpha", "--spec", run.spec).returncode == 0
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([L4D2CTL, *_reading(run, reading)], stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=60, env=run.environment)
+    assert result.returncode == 1
+    assert result.stderr == "l4d2ctl: the answer could not all be written to stdout: No space left on device\n"
 
 
 @pytest.mark.parametrize("reading", [("status",), ("audit",)])

@@ -12,7 +12,7 @@ from host_adapters import HostError
 from ledger import LedgerError
 from ledger.lifecycle import Outcome
 
-from ..domain.errors import InvalidInput, Rejected
+from ..domain.errors import InvalidInput, OutputLost, Rejected
 from ..domain.text_rules import printable
 
 EXIT_OK = 0
@@ -38,6 +38,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (Rejected, EXIT_REJECTED),
     (LedgerError, EXIT_LEDGER),
     (HostError, EXIT_FAILED),
+    (OutputLost, EXIT_FAILED),
 )
 
 

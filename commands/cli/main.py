@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
@@ -373,14 +373,20 @@ def _read_secret_value() -> str:
 
 
 def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value))
+    """A reading command's answer as JSON on stdout (see `ReadingOutput`)."""
+    from .stdout import ReadingOutput
+
+    click.echo(json.dumps(value), file=cast(TextIO, ReadingOutput(sys.stdout)))
 
 
 def _console() -> Console:
-    """A console for people's output (rich loads only when something is shown)."""
+    """A console for a reading command's answer to people (rich loads only when something is shown; see
+    `ReadingOutput`)."""
     from rich.console import Console
 
-    return Console()
+    from .stdout import ReadingOutput
+
+    return Console(file=cast(TextIO, ReadingOutput(sys.stdout)))
 
 
 @cli.command()

@@ -8,11 +8,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from projections import CommandView
+
+from ..domain.errors import OutputLost
+
+T = TypeVar("T")
 
 
 def silence(stream: TextIO | None) -> None:
@@ -26,6 +30,40 @@ def silence(stream: TextIO | None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, descriptor)
         os.close(devnull)
+
+
+class ReadingOutput:
+    """stdout for a reading command's answer: a reader that went away (`| head`) ends it quietly (what it wanted
+    it had); any other failure to write it, a full disk, is `OutputLost`, so an answer cut short never passes
+    for a whole one."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        """Write `text` unless the reader went away."""
+        return self._quietly(lambda: self.stream.write(text), len(text))
+
+    def flush(self) -> None:
+        """Flush unless the reader went away."""
+        self._quietly(self.stream.flush, None)
+
+    def _quietly(self, act: Callable[[], T], instead: T) -> T:
+        if self.reader_gone:
+            return instead
+        try:
+            return act()
+        except BrokenPipeError:
+            self.reader_gone = True
+            silence(self.stream)
+            return instead
+        except OSError as error:
+            silence(self.stream)
+            raise OutputLost(f"the answer could not all be written to stdout: {error.strerror}") from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)  # isatty, fileno, encoding: what a console asks of its file
 
 
 class Stdout:

@@ -15,3 +15,8 @@ class InvalidSpec(InvalidInput):
 
 class Rejected(Exception):
     """The recorded state does not allow the command."""
+
+
+class OutputLost(Exception):
+    """A reading command's answer could not all be written to stdout (a full disk): a script must not take what
+    was written for the whole answer."""
