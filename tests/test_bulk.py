@@ -46,6 +46,14 @@ def test_a_bulk_call_with_json_prints_a_list_of_command_objects(fleet):
     objects = json.loads(result.stdout)
     assert [(o["instance"], o["command"], o["outcome"]) for o in objects] == [
         ("alpha", "stop", "succeeded"), ("bravo", "stop", "succeeded")]
+    assert result.stderr == ""
+
+
+def test_a_bulk_call_with_json_gives_each_reason_on_stderr(fleet):
+    result = fleet("start", "alpha", "ghost", "--json")
+    assert [o["outcome"] for o in json.loads(result.stdout)] == ["succeeded", "rejected"]
+    assert result.stderr.splitlines() == ["[simulated] l4d2ctl: start ghost rejected: instance 'ghost' is not known: "
+                                          "init it first"]
 
 
 def test_all_means_every_instance_whose_state_allows_the_command(fleet):

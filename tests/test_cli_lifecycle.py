@@ -55,6 +55,11 @@ def test_a_rejected_command_exits_three(l4d2ctl):
     assert (result.exit_code, _json(result)["outcome"]) == (3, "rejected")
 
 
+def test_with_json_the_reason_a_command_did_not_succeed_is_still_one_line_on_stderr(l4d2ctl):
+    result = l4d2ctl("start", "ghost", "--json")
+    assert result.stderr == "[simulated] l4d2ctl: start ghost rejected: instance 'ghost' is not known: init it first\n"
+
+
 def test_a_failed_command_exits_one(l4d2ctl, spec_file, root):
     l4d2ctl("init", "alpha", "--spec", str(spec_file))
     (root / "instances/alpha/server.cfg").unlink()

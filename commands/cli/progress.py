@@ -88,9 +88,10 @@ class CommandPrinter:
                 self.line(f"  [red]✗[/red] {escape(failed['step'])} [dim](failed; anything undone is above)[/dim]")
 
     def finished(self, command: CommandView) -> None:
-        """The outcome, as a line for people or the history object as JSON."""
+        """The outcome, as a line for people or the history object as JSON; and why, if it did not succeed."""
         if self.as_json:
             self.stdout.queued([command], as_json=True, as_list=False)
+            self.reason(command)
             return
         mark, colour = OUTCOME_STYLE[Outcome(command.outcome)]
         self.line(f"[{colour}]{mark} {command.command} {escape(command.instance)} {command.outcome}[/{colour}]")
@@ -142,9 +143,12 @@ class BatchPrinter:
                          f"{command.outcome}{why}")
 
     def finished(self, commands: Sequence[CommandView]) -> None:
-        """The summary: how many ended how (the list of command objects, with --json)."""
+        """The summary: how many ended how (the list of command objects, with --json); and why each that did not
+        succeed did not."""
         if self.as_json:
             self.single.stdout.queued(commands, as_json=True, as_list=True)
+            for command in commands:
+                self.single.reason(command)
             return
         for command in commands:  # those that had ended before this call (the same request id again)
             self._ended(command)
