@@ -129,6 +129,17 @@ def test_cancel_of_a_queued_command_exits_zero_once_it_ended_cancelled(l4d2ctl, 
     assert (result.exit_code, _json(result)["outcome"]) == (0, "cancelled")
 
 
+def test_cancel_of_a_command_already_cancelled_exits_zero_and_records_nothing_more(l4d2ctl, root, spec_file):
+    queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
+    assert l4d2ctl("cancel", queued["command_id"]).exit_code == 0
+    with Ledger.open(root / "ledger.db") as ledger:
+        before = ledger.head()
+    again = l4d2ctl("cancel", queued["command_id"], "--json")
+    assert (again.exit_code, _json(again)["outcome"]) == (0, "cancelled")
+    with Ledger.open(root / "ledger.db") as ledger:
+        assert ledger.head() == before
+
+
 def test_cancel_of_a_queued_command_shows_who_asked(l4d2ctl, spec_file):
     queued = _json(l4d2ctl("init", "alpha", "--spec", str(spec_file), "--no-wait", "--json"))
     result = l4d2ctl("cancel", queued["command_id"], env={"L4D2CTL_ACTOR": "bob"})

@@ -120,10 +120,15 @@ class Session:
         """Record a cancel request for a command that has not ended, and follow that command.
 
         Exit 0 once it ended cancelled (or, with `no_wait`, once the request is
-        recorded); 3 when it had already finished, or finished otherwise first.
+        recorded), also when it had been cancelled before (nothing is recorded
+        then); 3 when it had finished otherwise, or finishes otherwise first.
         The host is built only if this process has to run the queue: a broken
         helper never blocks cancelling what an executor service runs.
         """
+        target = self.known_command(command_id)
+        if target.outcome == Outcome.CANCELLED:  # asked again: it already is what is asked for
+            self.printer.finished(target)
+            return EXIT_OK
         self._unfinished(command_id)  # refused before anything is built or recorded
 
         def append() -> list[str]:
