@@ -98,6 +98,14 @@ def _reading(run, reading: tuple[str, ...]) -> list[str]:
     return [_ids(run)[0] if part == "FIRST" else part for part in reading]
 
 
+@pytest.mark.parametrize("reading", [("verify",), ("status",), ("audit", "--json")])
+def test_a_read_of_a_root_that_does_not_exist_is_exit_2_not_an_empty_answer(run, reading, tmp_path):
+    result = subprocess.run([L4D2CTL, "--root", str(tmp_path / "typo"), *reading], capture_output=True, text=True,
+                            timeout=60, env=run.environment)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "and no such directory: is --root/--db right?" in result.stderr
+
+
 @pytest.mark.parametrize("reading", READINGS)
 def test_a_read_whose_reader_goes_away_ends_quietly_with_exit_0(run, reading):
     assert run("init", "alpha", "--spec", run.spec).returncode == 0
@@ -155,7 +163,8 @@ def test_init_into_a_root_without_an_installation_is_exit_2_and_creates_nothing(
 
 
 def test_reading_a_root_with_no_ledger_says_so_on_stderr(run, tmp_path):
-    result = run("--root", str(tmp_path / "typo"), "status", "--json")
+    (tmp_path / "fresh").mkdir()
+    result = run("--root", str(tmp_path / "fresh"), "status", "--json")
     assert (result.returncode, json.loads(result.stdout)) == (0, [])
     assert "no ledger at" in result.stderr
 

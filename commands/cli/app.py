@@ -74,10 +74,15 @@ class App:
         return self.projections()
 
     def ledger_missing(self) -> bool:
-        """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report)."""
+        """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report).
+        A path whose directory does not exist either is refused (`InvalidInput`): that is a mistyped --root or
+        --db, which a read, or a `verify` run by cron, must not pass over as an empty ledger."""
         try:
             os.stat(self.settings.db)
         except FileNotFoundError:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(self.settings.db))):
+                raise InvalidInput(f"no ledger at {shown(str(self.settings.db))}, and no such directory: is "
+                                   f"--root/--db right?") from None
             return True
         except OSError:
             return False
