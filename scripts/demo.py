@@ -48,8 +48,11 @@ def make_host(root: Path) -> Path:
 def main() -> int:
     """Run the walk-through; stop at the first unexpected exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="host root to use (default: a new temporary directory)")
+    parser.add_argument("--root", type=Path, help="an empty or new directory for the host root (default: a new "
+                                                  "temporary directory)")
     options = parser.parse_args()
+    if options.root is not None and options.root.exists() and any(options.root.iterdir()):
+        parser.error(f"--root {options.root}: not empty (the demo builds a host of its own; give a new directory)")
     root = options.root or Path(tempfile.mkdtemp(prefix="l4d2ctl-demo-"))
     spec = make_host(root)
     l4d2ctl = shutil.which("l4d2ctl", path=str(Path(sys.executable).parent)) or "l4d2ctl"

@@ -144,6 +144,15 @@ def test_a_restore_says_when_the_instance_files_differ_from_the_backups(host):
     assert (host.fs.root / "instances/alpha/server.cfg").read_text() == 'hostname "Changed"\n'
 
 
+def test_a_restore_after_a_reset_says_the_instance_files_are_not_there_rather_than_that_they_differ(host):
+    backup = host.run("alpha", "backup")
+    host.run("alpha", "reset")
+    restore = host.run("alpha", "restore", {"backup": backup.command_id})
+    said = [line for step in host.steps(restore) for line in step["output"]]
+    assert any(line.startswith("instances/alpha/server.cfg is not there now") for line in said)
+    assert not any("differs from the backup's" in line for line in said)
+
+
 def test_a_restore_after_a_reset_brings_the_upper_layer_back_for_the_next_start(host):
     backup = host.run("alpha", "backup")
     host.run("alpha", "reset")

@@ -427,7 +427,10 @@ def restore_plan(name: str, backup_id: str) -> Plan:
         for file in INSTANCE_FILES:
             path = f"{instance_dir(name)}/{file}"
             now = host.fs.read_bytes(path).decode(errors="replace") if host.fs.exists(path) else None
-            if file in backed_up and backed_up[file] != now:
+            if file in backed_up and now is None:
+                io.say(f"{path} is not there now; left so, as the recorded blueprint has it (after a reset, the "
+                       f"next start writes it; the backup's copy is in backups/{name}/{backup_id}.json)")
+            elif file in backed_up and backed_up[file] != now:
                 io.say(f"{path} differs from the backup's; kept as the recorded blueprint makes it (the backup's "
                        f"copy is in backups/{name}/{backup_id}.json)")
         io.say(f"the instance files of {name} are compared")
