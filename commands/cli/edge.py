@@ -84,11 +84,16 @@ class L4d2ctlGroup(click.Group):
             click.echo(error.ctx.get_help())
             sys.exit(EXIT_INVALID)
         except click.UsageError as error:
-            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            message, hint = error.format_message(), f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
             if isinstance(error, click.NoSuchOption) and error.option_name in self._global_options():
                 hint = f" ({error.option_name} is a global option: put it before the subcommand, " \
                        f"e.g. 'l4d2ctl {error.option_name} ... {error.ctx.info_name if error.ctx else 'status'}')"
-            fail(f"{error.format_message()}{hint}", EXIT_INVALID)
+            elif (isinstance(error, click.NoSuchOption) and error.ctx is not None and error.ctx.command is self
+                  and (takers := self._takers(error.option_name))):
+                example = "status" if "status" in takers else takers[0]
+                message = f"No such option '{error.option_name}' before the subcommand."
+                hint = f" (it is a subcommand's option: put it after one, e.g. 'l4d2ctl {example} {error.option_name}')"
+            fail(f"{message}{hint}", EXIT_INVALID)
         except click.ClickException as error:
             fail(error.format_message(), error.exit_code)
         except click.Abort:
@@ -100,3 +105,8 @@ class L4d2ctlGroup(click.Group):
     def _global_options(self) -> set[str]:
         """The option names the group itself takes (they go before the subcommand)."""
         return {name for param in self.params for name in getattr(param, "opts", [])}
+
+    def _takers(self, option: str) -> list[str]:
+        """The subcommands that take `option` (given before any subcommand, it belongs after one)."""
+        return sorted(name for name, command in self.commands.items()
+                      if any(option in getattr(param, "opts", []) for param in command.params))
