@@ -493,9 +493,10 @@ class Ledger:
             return
         with self.translated_errors():
             self.conn.execute("BEGIN DEFERRED")
-            self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # the moment: a first read takes it
-        self._transactions += 1  # the cache is checked anew at its next use, then trusted for the block
         try:
+            with self.translated_errors():
+                self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # the moment: a first read
+            self._transactions += 1  # the cache is checked anew at its next use, then trusted for the block
             yield
         finally:
             if self._in_transaction():

@@ -136,6 +136,8 @@ def test_cancel_of_a_command_already_cancelled_exits_zero_and_records_nothing_mo
         before = ledger.head()
     again = l4d2ctl("cancel", queued["command_id"], "--json")
     assert (again.exit_code, _json(again)["outcome"]) == (0, "cancelled")
+    queued_again = l4d2ctl("cancel", queued["command_id"], "--no-wait")
+    assert (queued_again.exit_code, queued_again.stdout) == (0, f"{queued['command_id']}\n"), "--no-wait prints the id"
     with Ledger.open(root / "ledger.db") as ledger:
         assert ledger.head() == before
 

@@ -3,6 +3,7 @@ under a mounted overlay; an update's stops and starts are commands of their inst
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -201,6 +202,17 @@ def test_a_steamcmd_not_given_by_absolute_path_is_refused_before_anything_is_rec
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "--steamcmd 'relative/steamcmd': give it by absolute path; nothing was recorded" in result.stderr
     assert not (root / "ledger.db").exists()
+
+
+@pytest.mark.parametrize("verb", ["retry", "replay"])
+def test_a_retried_install_with_a_steamcmd_not_given_by_absolute_path_is_refused_before_recording(root, verb):
+    from .fakes import STANDIN_STEAMCMD
+
+    failed = invoke(root, "install", "--json", env={"L4D2CTL_STEAMCMD": "/nonexistent/steamcmd"})
+    command_id = json.loads(failed.stdout)["command_id"]
+    result = invoke(root, verb, command_id, env={"L4D2CTL_STEAMCMD": "relative/steamcmd"})
+    assert result.exit_code == 2 and "give it by absolute path; nothing was recorded" in result.stderr
+    assert invoke(root, verb, command_id, env={"L4D2CTL_STEAMCMD": str(STANDIN_STEAMCMD)}).exit_code == 0
 
 
 def test_a_steamcmd_that_is_not_there_is_said_before_anything_is_stopped(fleet):

@@ -225,6 +225,9 @@ def test_replicate_never_makes_a_ledger_nor_replaces_a_replica_it_does_not_exten
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 4 and "replicate never makes one" in missing.stderr
     assert not (empty / "ledger.db").exists()
+    typo = subprocess.run([str(L4D2CTL), "--root", str(tmp_path / "typo"), "replicate", "--replica", url],
+                          capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 4 and "replicate never makes one" in typo.stderr
     assert invoke(empty, "init", "other", "--spec", str(write_spec(tmp_path / "other.yaml"))).exit_code == 0
     other = subprocess.run([str(L4D2CTL), "--root", str(empty), "replicate", "--replica", url],
                            capture_output=True, text=True, timeout=60)

@@ -68,25 +68,30 @@ class App:
 
     def read(self) -> Projections:
         """The projections for a reading command; a missing ledger reads as empty, with a hint on stderr."""
-        if self.ledger_missing():
+        if self.ledger_to_read_missing():
             hint(f"no ledger at {self.settings.db} yet: nothing is recorded there (a first command, e.g. "
                  f"`l4d2ctl init NAME --spec FILE`, creates it; is --root/--db right?)")
         return self.projections()
 
     def ledger_missing(self) -> bool:
-        """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report).
-        A path whose directory does not exist either is refused (`InvalidInput`): that is a mistyped --root or
-        --db, which a read, or a `verify` run by cron, must not pass over as an empty ledger."""
+        """Whether nothing is at the ledger's path (one this user may not look at is the ledger's to report)."""
         try:
             os.stat(self.settings.db)
         except FileNotFoundError:
-            if not os.path.isdir(os.path.dirname(os.path.abspath(self.settings.db))):
-                raise InvalidInput(f"no ledger at {shown(str(self.settings.db))}, and no such directory: is "
-                                   f"--root/--db right?") from None
             return True
         except OSError:
             return False
         return False
+
+    def ledger_to_read_missing(self) -> bool:
+        """`ledger_missing` for a read or a `verify`, which take a ledger not there yet as empty; but not one
+        whose directory is not there either (`InvalidInput`): that is a mistyped --root or --db, which a
+        read, or a `verify` run by cron, must not pass over as an empty ledger."""
+        missing = self.ledger_missing()
+        if missing and not os.path.isdir(os.path.dirname(os.path.abspath(self.settings.db))):
+            raise InvalidInput(f"no ledger at {shown(str(self.settings.db))}, and no such directory: is --root/--db "
+                               f"right?")
+        return missing
 
     def check_host(self) -> None:
         """Refuse, before anything is written, a root unsafe for the unit's environment, or systemd where none

@@ -18,7 +18,7 @@ import click
 
 from host_adapters.protocols import HostKind
 from ledger.errors import LedgerError
-from ledger.lifecycle import INSTALLATION, ROW_KINDS, Command, Outcome, State, refusal
+from ledger.lifecycle import INSTALLATION, ON_INSTALLATION, ROW_KINDS, Command, Outcome, State, refusal
 
 from ..domain.errors import InvalidInput, Rejected
 from ..domain.names import KEEP_MAX
@@ -286,6 +286,8 @@ def _rerun(command: str, link: str, summary: str) -> None:
         if original.outcome == Outcome.OBSERVED:
             raise Rejected(f"{command_id} is an observation ({original.command}), a fact about the host: "
                            f"it cannot be re-run")
+        if original.command in ON_INSTALLATION:
+            _check_steamcmd(app, no_wait)
         return session.request(original.instance, original.command, original.args, request_id=request_id,
                                no_wait=no_wait, **{link: original.command_id})
 
@@ -377,6 +379,15 @@ def _emit_json(value: Any) -> None:
     from .stdout import ReadingOutput
 
     click.echo(json.dumps(value), file=cast(TextIO, ReadingOutput(sys.stdout)))
+
+
+def _done(markup: str, **options: Any) -> None:
+    """A line about something done (not an answer): a stdout that cannot take it is silenced, and the exit code
+    stays the deed's."""
+    from .progress import OutputConsole
+    from .stdout import Stdout
+
+    Stdout().write(lambda: OutputConsole().print(markup, **options))
 
 
 def _console() -> Console:
@@ -570,7 +581,7 @@ def verify(app: App, replica: str | None, litestream: str | None, sftp_key: str 
     from ledger import verify_ledger
 
     settings = app.settings
-    missing = app.ledger_missing()
+    missing = app.ledger_to_read_missing()
     compared: dict[str, Any] | None = None
     try:
         ledger = app.ledger()
@@ -657,9 +668,9 @@ def restore_ledger(app: App, replica: str, litestream: str | None, sftp_key: str
 
     url = validate_replica_url(replica)
     restored = restore(_litestream(litestream, sftp_key, sftp_host_key), app.settings.db, url)
-    _console().print(f"[green]✓[/green] restored {restored.events} events (chain intact) from {url} into "
-                     f"{app.settings.db}; projections rebuilt. The executor's first start records how the units "
-                     f"on this host differ from the ledger, as observations.", soft_wrap=True, highlight=False)
+    _done(f"[green]✓[/green] restored {restored.events} events (chain intact) from {url} into {app.settings.db}; "
+          f"projections rebuilt. The executor's first start records how the units on this host differ from the "
+          f"ledger, as observations.", soft_wrap=True, highlight=False)
     return EXIT_OK
 
 
@@ -700,8 +711,7 @@ def rebuild(app: App, as_json: bool) -> int:
     if as_json:
         _emit_json({"events": events, "seconds": round(seconds, 3)})
     else:
-        _console().print(f"[green]✓[/green] rebuilt projections from {events} events in {seconds:.2f}s",
-                         highlight=False)
+        _done(f"[green]✓[/green] rebuilt projections from {events} events in {seconds:.2f}s", highlight=False)
     return EXIT_OK
 
 

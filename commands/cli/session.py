@@ -127,7 +127,10 @@ class Session:
         """
         target = self.known_command(command_id)
         if target.outcome == Outcome.CANCELLED:  # asked again: it already is what is asked for
-            self.printer.finished(target)
+            if no_wait:
+                self.stdout.queued([target], as_json=self.as_json, as_list=False)
+            else:
+                self.printer.finished(target)
             return EXIT_OK
         self._unfinished(command_id)  # refused before anything is built or recorded
 

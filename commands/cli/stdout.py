@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 
@@ -35,19 +35,19 @@ def silence(stream: TextIO | None) -> None:
 class ReadingOutput:
     """stdout for a reading command's answer: a reader that went away (`| head`) ends it quietly (what it wanted
     it had); any other failure to write it, a full disk, is `OutputLost`, so an answer cut short never passes
-    for a whole one."""
+    for a whole one. A stdout closed from the start (`>&-`, None) had no reader at all."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO | None):
         self.stream = stream
-        self.reader_gone = False
+        self.reader_gone = stream is None
 
     def write(self, text: str) -> int:
         """Write `text` unless the reader went away."""
-        return self._quietly(lambda: self.stream.write(text), len(text))
+        return self._quietly(lambda: cast(TextIO, self.stream).write(text), len(text))
 
     def flush(self) -> None:
         """Flush unless the reader went away."""
-        self._quietly(self.stream.flush, None)
+        self._quietly(lambda: cast(TextIO, self.stream).flush(), None)
 
     def _quietly(self, act: Callable[[], T], instead: T) -> T:
         if self.reader_gone:

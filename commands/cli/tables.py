@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from ledger.lifecycle import UNDO_PREFIX, Outcome, State
 from ledger.payloads import CommandFailedData
@@ -22,14 +23,17 @@ from .progress import OUTCOME_STYLE
 WHOLE = {"state": max(map(len, State)), "id": 12, "outcome": 2 + max(map(len, OUTCOME_STYLE))}
 # Columns that may fold, but not below this: a port, a date (its time folds below it).
 NARROWEST = {"port": 5, "requested (UTC)": 10, "updated (UTC)": 10, "set (UTC)": 10}
-# Columns kept whole before any other that may fold: what a row is about.
+# Columns kept whole before any other that may fold, up to this width: what a row is about.
 NAMES = {"name", "instance"}
+NAME_WHOLE_UP_TO = 24
+# No column that folds gets narrower: a wide character (CJK, an emoji) takes two cells.
+FOLD_FLOOR = 2
 
 
 class FittedTable(Table):
     """A table that fits the console's width by a rule of its own: ids, states and outcomes whole; every other
     column whole too when it is among the narrow ones, while the widest share what is left, each not below its
-    narrowest width (a date as a date) unless even that does not fit. Rich's own shrinking evens out the
+    floor (a name whole, a date as a date) unless even that does not fit. Rich's own shrinking evens out the
     columns that fold, which can take one below its narrowest; rich then widens it again past the edge, and
     the console cuts off the last column's characters (an id in a detail, a letter of every line)."""
 
@@ -38,29 +42,45 @@ class FittedTable(Table):
         yield from super().__rich_console__(console, options)
 
     def _fit(self, console: Console, options: ConsoleOptions) -> None:
-        """Give each column its width for `options.max_width`, trying floors in turn: names whole and every
-        other column at its narrowest; every column at its narrowest; dates and ports whole and the others
-        folding further; when even the whole columns do not fit, the table is as narrow as it can be and the
-        console cuts its right edge."""
-        room = options.max_width - self._extra_width - sum(map(self._get_padding_width, range(len(self.columns))))
-        # A header folds at its spaces for free: only its longest word counts.
-        natural = [max([max(map(len, str(column.header).split()), default=1),
-                        *(console.measure(cell, options=options).maximum for cell in column.cells)])
-                   for column in self.columns]
-        narrowest = [column.min_width or 1 for column in self.columns]
-        floors = ([width if column.header in NAMES else floor
-                   for column, width, floor in zip(self.columns, natural, narrowest, strict=True)],
-                  narrowest,
-                  [floor if column.header in NARROWEST else 1 for column, floor in zip(self.columns, narrowest,
-                                                                                      strict=True)],
-                  [1] * len(self.columns))
-        for floor in floors:
-            least = [width if column.no_wrap else min(width, floor)
-                     for column, width, floor in zip(self.columns, natural, floor, strict=True)]
+        """Give each column its width for `options.max_width`, trying floors in turn, from names whole and every
+        other column at its narrowest to every column that folds at FOLD_FLOOR; when even the columns never cut
+        do not fit, the table keeps its width and the console cuts its right edge."""
+        overhead = self._extra_width + sum(map(self._get_padding_width, range(len(self.columns))))
+        room = options.max_width - overhead
+        cells = [max((console.measure(cell, options=options).maximum for cell in column.cells), default=0)
+                 for column in self.columns]
+        # A header folds at its spaces at no cost; it is shown whole only with room to spare.
+        natural = [max(width, *map(cell_len, str(column.header).split() or [""]))
+                   for column, width in zip(self.columns, cells, strict=True)]
+        least: list[int] = []
+        for floor in _floors(self.columns, natural):
+            least = [width if column.no_wrap else min(width, narrowest)
+                     for column, width, narrowest in zip(self.columns, natural, floor, strict=True)]
             if sum(least) <= room:
                 break
-        for column, width in zip(self.columns, _shared(least, natural, max(room, sum(least))), strict=True):
+        widths = _shared(least, natural, max(room, sum(least)))
+        for index, column in enumerate(self.columns):
+            spare = room - sum(widths)
+            if spare > 0:
+                widths[index] = max(widths[index], min(widths[index] + spare, cell_len(str(column.header))))
+        for column, width in zip(self.columns, widths, strict=True):
             column.width = width
+        self.width = sum(widths) + overhead if sum(least) > room else None  # rich would shrink it its own way
+
+
+def _floors(columns: list[Column], natural: list[int]) -> list[list[int]]:
+    """The narrowest widths to try, in turn, for the columns that fold (given their natural widths): names whole
+    and the rest at their narrowest; names whole, dates and ports at theirs, the rest at FOLD_FLOOR; every
+    column at its narrowest; dates and ports at theirs, the rest at FOLD_FLOOR; everything at FOLD_FLOOR. A name
+    folds before a date or a port is cut to pieces."""
+    narrowest = [max(column.min_width or FOLD_FLOOR, FOLD_FLOOR) for column in columns]
+    named = [max(min(width, NAME_WHOLE_UP_TO), floor) if column.header in NAMES else floor
+             for column, width, floor in zip(columns, natural, narrowest, strict=True)]
+    dated = [floor if column.header in NARROWEST else FOLD_FLOOR for column, floor in zip(columns, narrowest,
+                                                                                           strict=True)]
+    named_and_dated = [name if column.header in NAMES else date
+                       for column, name, date in zip(columns, named, dated, strict=True)]
+    return [named, named_and_dated, narrowest, dated, [FOLD_FLOOR] * len(columns)]
 
 
 def _shared(least: list[int], natural: list[int], room: int) -> list[int]:
