@@ -28,6 +28,8 @@ NAMES = {"name", "instance"}
 NAME_WHOLE_UP_TO = 24
 # No column that folds gets narrower: a wide character (CJK, an emoji) takes two cells.
 FOLD_FLOOR = 2
+# How narrow the widest columns fold, one after another, before the others are cut too.
+COMFORT = 16
 
 
 class FittedTable(Table):
@@ -84,18 +86,29 @@ def _floors(columns: list[Column], natural: list[int]) -> list[list[int]]:
 
 
 def _shared(least: list[int], natural: list[int], room: int) -> list[int]:
-    """Widths within `room` (which holds `least`): each column its natural width up to a level as high as fits,
-    never below its least; what is left of the room goes a character each to the widest columns still cut."""
+    """Widths within `room` (which holds `least`). First the widest columns fold, one after another, each down
+    to a comfortable width (COMFORT, or less when it never was wider): most rows stay whole and a long detail
+    takes the folding. If that is not enough, the columns still widest share the cut, each not below its
+    least, and what is left of the room goes a character each to the widest of them."""
+    comfortable = [max(floor, min(width, COMFORT)) for floor, width in zip(least, natural, strict=True)]
+    widths, excess = list(natural), sum(natural) - room
+    for index in sorted(range(len(widths)), key=lambda index: -natural[index]):
+        cut = min(max(excess, 0), widths[index] - comfortable[index])
+        widths[index] -= cut
+        excess -= cut
+    if excess <= 0:
+        return widths
+
     def at(level: int) -> list[int]:
-        return [max(floor, min(width, level)) for floor, width in zip(least, natural, strict=True)]
+        return [max(floor, min(width, level)) for floor, width in zip(least, comfortable, strict=True)]
 
     level = 0
-    while level < max(natural) and sum(at(level + 1)) <= room:
+    while level < max(comfortable) and sum(at(level + 1)) <= room:
         level += 1
     widths = at(level)
-    cut = sorted((index for index, width in enumerate(widths) if width < natural[index]),
-                 key=lambda index: -natural[index])
-    for index in cut[:room - sum(widths)]:
+    cut_short = sorted((index for index, width in enumerate(widths) if width < comfortable[index]),
+                       key=lambda index: -comfortable[index])
+    for index in cut_short[:room - sum(widths)]:
         widths[index] += 1
     return widths
 
