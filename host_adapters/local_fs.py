@@ -93,10 +93,7 @@ class LocalFilesystem:
                 descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
         except FileNotFoundError as error:
             raise HostError(f"{path}: no such file") from error
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a directory its own way
-            os.close(descriptor)
-            raise HostError(f"{path}: not a regular file")
-        with os.fdopen(descriptor, "rb") as file:
+        with regular_file(descriptor, f"{path}: not a regular file") as file:
             yield file
 
     def exists(self, path: str) -> bool:
@@ -183,6 +180,15 @@ class LocalFilesystem:
             if error.errno == errno.ELOOP:
                 raise HostError(f"{path}: is a symlink; refusing to follow it") from error
             raise HostError(f"{path}: {error.strerror}") from error
+
+
+def regular_file(descriptor: int, refusal: str) -> BinaryIO:
+    """The file open at `descriptor`, for reading, if it is a regular one; else it is closed and `refusal` raised
+    as a `HostError` (checked before fdopen, which would refuse a directory its own way, naming the descriptor)."""
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise HostError(refusal)
+    return os.fdopen(descriptor, "rb")
 
 
 def _parts(path: str) -> list[str]:

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import tarfile
 import threading
 from contextlib import AbstractContextManager
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO, Protocol
 
 from .backups import BackupFiles
 from .errors import HostError
+from .local_fs import regular_file
 from .protocols import (
     CFG_DIR,
     Filesystem,
@@ -132,11 +132,8 @@ def _read_state(path: Path) -> dict[str, Any]:
     except OSError as error:
         why = "it is a symlink, which is not followed" if error.errno == errno.ELOOP else error.strerror
         raise HostError(f"simulated host state {path} cannot be read: {why}") from error
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # before fdopen, which refuses a directory its own way
-        os.close(descriptor)
-        raise HostError(f"simulated host state {path} is not a regular file")
     try:
-        with os.fdopen(descriptor, "rb") as file:
+        with regular_file(descriptor, f"simulated host state {path} is not a regular file") as file:
             state = json.loads(file.read())
     except (OSError, ValueError) as error:
         raise HostError(f"simulated host state {path} cannot be read: {error}") from error
